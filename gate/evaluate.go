@@ -1,0 +1,218 @@
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/memgate/memgate/gate/stats"
+)
+
+// Observation is everything a run measured that the criteria judge.
+type Observation struct {
+	Samples     []Sample
+	MeasureFrom float64 // offset (s) where the measured window starts
+	MeasureTo   float64 // offset (s) where it ends
+	Load        Load    // load during the measured window
+	Settle      Settle
+}
+
+// Decision is the outcome of Evaluate.
+type Decision struct {
+	Verdict    Verdict
+	Criteria   []Criterion
+	SteadyFrom float64 // offset (s) from which growth and fluctuation were judged
+}
+
+// Evaluate judges an observation against the thresholds. It is pure: the
+// same numbers always give the same decision.
+func Evaluate(obs Observation, th Thresholds) Decision {
+	steadyFrom := obs.MeasureTo - th.SteadyFraction*(obs.MeasureTo-obs.MeasureFrom)
+	heapT, heapY := postGCSeries(obs.Samples, steadyFrom, obs.MeasureTo)
+	gorT, gorY := goroutineSeries(obs.Samples, steadyFrom, obs.MeasureTo)
+	rate := obs.Load.AchievedRate
+	if rate <= 0 {
+		rate = obs.Load.RequestedRate
+	}
+	crit := []Criterion{
+		heapFluctuation(heapY, th),
+		heapGrowth(heapT, heapY, rate, th),
+		goroutineGrowth(gorT, gorY, rate, th),
+		goroutineSettle(obs.Settle, th),
+		loadSuccess(obs.Load, th),
+		loadRate(obs.Load, th),
+	}
+	return Decision{Verdict: verdictOf(crit), Criteria: crit, SteadyFrom: steadyFrom}
+}
+
+// verdictOf: an invalid load makes the run inconclusive whatever else it
+// shows (an overloaded service piles up goroutines without leaking them);
+// then any failed criterion fails it; then too little data is inconclusive.
+func verdictOf(crit []Criterion) Verdict {
+	for _, c := range crit {
+		if isLoadCriterion(c.Name) && c.Status != StatusPass {
+			return Inconclusive
+		}
+	}
+	v := Pass
+	for _, c := range crit {
+		switch c.Status {
+		case StatusFail:
+			return Fail
+		case StatusInconclusive:
+			v = Inconclusive
+		}
+	}
+	return v
+}
+
+func isLoadCriterion(name string) bool {
+	return name == CritLoadSuccess || name == CritLoadRate
+}
+
+func postGCSeries(samples []Sample, from, to float64) (t, y []float64) {
+	for _, s := range samples {
+		if s.PostGCHeap > 0 && s.Offset >= from && s.Offset <= to {
+			t = append(t, s.Offset)
+			y = append(y, float64(s.PostGCHeap))
+		}
+	}
+	return t, y
+}
+
+func goroutineSeries(samples []Sample, from, to float64) (t, y []float64) {
+	for _, s := range samples {
+		if s.Phase == PhaseMeasure && s.Offset >= from && s.Offset <= to {
+			t = append(t, s.Offset)
+			y = append(y, float64(s.Goroutines))
+		}
+	}
+	return t, y
+}
+
+func heapFluctuation(y []float64, th Thresholds) Criterion {
+	c := Criterion{Name: CritHeapFluctuation, Limit: th.HeapFluctuation, Unit: "ratio", Comparison: "<="}
+	if len(y) < 3 {
+		c.Status = StatusInconclusive
+		c.Detail = fmt.Sprintf("only %d post-GC heap checkpoints in the steady window; need 3", len(y))
+		return c
+	}
+	sp := stats.Describe(y)
+	denom := math.Max(sp.Median, float64(th.HeapFloorBytes))
+	c.Value = sp.Robust(denom)
+	c.Status = statusIf(c.Value <= c.Limit)
+	floorNote := ""
+	if denom > sp.Median {
+		floorNote = fmt.Sprintf(", taken over the %s floor", FormatBytes(float64(th.HeapFloorBytes)))
+	}
+	c.Detail = fmt.Sprintf("post-GC heap p5 %s, median %s, p95 %s over %d checkpoints%s; (max-min)/mean %.1f%%",
+		FormatBytes(sp.P5), FormatBytes(sp.Median), FormatBytes(sp.P95), len(y), floorNote, 100*sp.Range())
+	return c
+}
+
+// trend is a significance test paired with a minimum effect: Mann-Kendall
+// alone flags healthy series whose Theil-Sen slope is exactly zero.
+type trend struct {
+	mk    stats.MannKendall
+	ts    stats.TheilSen
+	span  float64 // seconds covered
+	total float64 // slope * span
+}
+
+func fitTrend(t, y []float64, minPoints int) (trend, error) {
+	if len(y) < minPoints {
+		return trend{}, fmt.Errorf("only %d points in the steady window; need %d (lengthen --duration)", len(y), minPoints)
+	}
+	mk, err := stats.MannKendallTest(y)
+	if err != nil {
+		return trend{}, err
+	}
+	ts, err := stats.TheilSenSlope(t, y, 0.95)
+	if err != nil {
+		return trend{}, err
+	}
+	span := t[len(t)-1] - t[0]
+	if span <= 0 {
+		return trend{}, errors.New("steady window has no length")
+	}
+	return trend{mk: mk, ts: ts, span: span, total: ts.Slope * span}, nil
+}
+
+func heapGrowth(t, y []float64, rate float64, th Thresholds) Criterion {
+	c := Criterion{Name: CritHeapGrowth, Limit: th.HeapGrowthBytesPerRequest, Unit: "bytes/request", Comparison: "<="}
+	tr, err := fitTrend(t, y, th.MinPoints)
+	if err != nil {
+		c.Status = StatusInconclusive
+		c.Detail = "post-GC heap: " + err.Error()
+		return c
+	}
+	c.Value = tr.ts.Slope / rate
+	significant := tr.mk.PUpper < th.Alpha
+	bigPerRequest := c.Value >= th.HeapGrowthBytesPerRequest
+	bigTotal := tr.total >= float64(th.HeapGrowthTotalBytes)
+	c.Status = statusIf(!(significant && bigPerRequest && bigTotal))
+	c.Detail = fmt.Sprintf("post-GC heap %s/s (95%% CI %s to %s), %s over %.0f s; Mann-Kendall Z=%.2f p=%.2g (alpha %g); fails only if significant, >= %s/request and >= %s in total",
+		signedBytes(tr.ts.Slope), signedBytes(tr.ts.Lower), signedBytes(tr.ts.Upper), signedBytes(tr.total), tr.span,
+		tr.mk.Z, tr.mk.PUpper, th.Alpha, FormatBytes(th.HeapGrowthBytesPerRequest), FormatBytes(float64(th.HeapGrowthTotalBytes)))
+	return c
+}
+
+func goroutineGrowth(t, y []float64, rate float64, th Thresholds) Criterion {
+	c := Criterion{Name: CritGoroutineGrowth, Limit: th.GoroutineGrowthPer1kRequests, Unit: "goroutines/1k requests", Comparison: "<="}
+	tr, err := fitTrend(t, y, th.MinPoints)
+	if err != nil {
+		c.Status = StatusInconclusive
+		c.Detail = "goroutines: " + err.Error()
+		return c
+	}
+	c.Value = 1000 * tr.ts.Slope / rate
+	significant := tr.mk.PUpper < th.Alpha
+	bigPerRequest := c.Value >= th.GoroutineGrowthPer1kRequests
+	bigTotal := tr.total >= th.GoroutineGrowthTotal
+	c.Status = statusIf(!(significant && bigPerRequest && bigTotal))
+	c.Detail = fmt.Sprintf("goroutines %+.2f/s (95%% CI %+.2f to %+.2f), %+.0f over %.0f s; Mann-Kendall Z=%.2f p=%.2g (alpha %g); fails only if significant, >= %g per 1k requests and >= %g in total",
+		tr.ts.Slope, tr.ts.Lower, tr.ts.Upper, tr.total, tr.span, tr.mk.Z, tr.mk.PUpper, th.Alpha,
+		th.GoroutineGrowthPer1kRequests, th.GoroutineGrowthTotal)
+	return c
+}
+
+func goroutineSettle(s Settle, th Thresholds) Criterion {
+	c := Criterion{Name: CritGoroutineSettle, Limit: float64(th.GoroutineSettleTolerance), Unit: "goroutines", Comparison: "<="}
+	c.Value = float64(s.Final - s.WindowStart)
+	c.Status = statusIf(c.Value <= c.Limit)
+	if c.Status == StatusPass {
+		c.Detail = fmt.Sprintf("back to %d (window start %d, peak %d) %.1f s after the load stopped",
+			s.Final, s.WindowStart, s.Peak, s.Took.Std().Seconds())
+	} else {
+		c.Detail = fmt.Sprintf("still %d goroutines %.1f s after the load stopped and idle connections closed; %d at the start of the measured window, peak %d",
+			s.Final, s.Took.Std().Seconds(), s.WindowStart, s.Peak)
+	}
+	return c
+}
+
+func loadSuccess(l Load, th Thresholds) Criterion {
+	c := Criterion{Name: CritLoadSuccess, Value: l.SuccessRatio, Limit: th.MinSuccessRatio, Unit: "ratio", Comparison: ">="}
+	c.Status = statusIf(l.Requests > 0 && c.Value >= c.Limit)
+	c.Detail = fmt.Sprintf("%.1f%% of %d requests succeeded", 100*l.SuccessRatio, l.Requests)
+	if len(l.Errors) > 0 {
+		c.Detail += "; errors: " + l.Errors[0]
+	}
+	return c
+}
+
+func loadRate(l Load, th Thresholds) Criterion {
+	c := Criterion{Name: CritLoadRate, Limit: th.MinRateRatio, Unit: "ratio", Comparison: ">="}
+	if l.RequestedRate > 0 {
+		c.Value = l.AchievedRate / l.RequestedRate
+	}
+	c.Status = statusIf(c.Value >= c.Limit)
+	c.Detail = fmt.Sprintf("%.1f of %.0f requests/s achieved", l.AchievedRate, l.RequestedRate)
+	return c
+}
+
+func statusIf(ok bool) Status {
+	if ok {
+		return StatusPass
+	}
+	return StatusFail
+}

@@ -1,0 +1,60 @@
+package gate
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// FormatBytes renders a byte count in binary units (e.g. "3.2 MiB").
+func FormatBytes(b float64) string {
+	neg := b < 0
+	b = math.Abs(b)
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	s := fmt.Sprintf("%.1f %s", b, units[i])
+	if i == 0 {
+		s = fmt.Sprintf("%.0f B", b)
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+func signedBytes(b float64) string {
+	if b >= 0 {
+		return "+" + FormatBytes(b)
+	}
+	return FormatBytes(b)
+}
+
+// FormatCount renders an integer with thousands separators ("35,012").
+func FormatCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func signedCount(n int64) string {
+	if n >= 0 {
+		return "+" + FormatCount(n)
+	}
+	return FormatCount(n)
+}

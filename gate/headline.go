@@ -1,0 +1,74 @@
+package gate
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Headline is the one-line reason for a report's verdict, written to be read
+// in a check run title: it states the finding and, when it can, where to look.
+func Headline(r *Report) string {
+	failed := func(name string) (Criterion, bool) {
+		c, ok := r.Criterion(name)
+		return c, ok && c.Status == StatusFail
+	}
+	switch r.Verdict {
+	case Error:
+		return r.Reason
+	case Inconclusive:
+		if c, ok := r.Criterion(CritLoadSuccess); ok && c.Status != StatusPass {
+			return fmt.Sprintf("load not valid: %.1f%% of requests succeeded (need %.0f%%)", 100*c.Value, 100*c.Limit)
+		}
+		if c, ok := r.Criterion(CritLoadRate); ok && c.Status != StatusPass {
+			return fmt.Sprintf("load not valid: %.0f of %.0f requests/s achieved", r.Load.AchievedRate, r.Load.RequestedRate)
+		}
+		for _, c := range r.Criteria {
+			if c.Status == StatusInconclusive {
+				return "too little data: " + c.Detail
+			}
+		}
+		return "inconclusive"
+	case Fail:
+		var parts []string
+		if c, ok := failed(CritHeapGrowth); ok {
+			window := r.Baseline.MeasureTo - r.Baseline.SteadyFrom
+			part := fmt.Sprintf("heap +%s/request (+%s over %.0f s)", FormatBytes(c.Value),
+				FormatBytes(c.Value*r.Load.AchievedRate*window), window)
+			if len(r.Attribution.Heap) > 0 {
+				part += ", held by " + r.Attribution.Heap[0].Where()
+			}
+			parts = append(parts, part)
+		} else if c, ok := failed(CritHeapFluctuation); ok {
+			parts = append(parts, fmt.Sprintf("post-GC heap fluctuates %.0f%% (limit %.0f%%)", 100*c.Value, 100*c.Limit))
+		}
+		_, grew := failed(CritGoroutineGrowth)
+		_, stuck := failed(CritGoroutineSettle)
+		if grew || stuck {
+			delta := r.Settle.Final - r.Settle.WindowStart
+			part := fmt.Sprintf("goroutines %s over %.0f s", signedCount(int64(delta)), r.Baseline.MeasureTo-r.Baseline.MeasureFrom)
+			if !stuck {
+				c, _ := r.Criterion(CritGoroutineGrowth)
+				part = fmt.Sprintf("goroutines grow %.1f per 1k requests", c.Value)
+			}
+			if len(r.Attribution.Goroutines) > 0 {
+				part += ", stuck in " + r.Attribution.Goroutines[0].Top
+			}
+			parts = append(parts, part)
+		}
+		if len(parts) == 0 {
+			return "gate failed"
+		}
+		return strings.Join(parts, "; ")
+	}
+	fl, _ := r.Criterion(CritHeapFluctuation)
+	return fmt.Sprintf("no leak: post-GC heap steady (fluctuation %.1f%%, no growth), goroutines steady and settled", 100*fl.Value)
+}
+
+// Where names the function to look at: the first frame of the service's
+// own code when there is one, else the allocating function.
+func (h HeapSite) Where() string {
+	if h.Origin != "" {
+		return h.Origin
+	}
+	return h.Function
+}

@@ -1,0 +1,226 @@
+// Package gate is memgate's domain: what a gate run observes (samples, load,
+// profiles), the criteria it is judged by, and the report it ends with. The
+// evaluation here is pure: it reads numbers and returns a verdict, so it can
+// be tested without building or running anything.
+package gate
+
+import "time"
+
+// Verdict is the outcome of a gate run.
+type Verdict string
+
+// The verdicts, with the exit status `memgate check` gives each.
+const (
+	Pass         Verdict = "pass"         // exit 0
+	Fail         Verdict = "fail"         // exit 1
+	Error        Verdict = "error"        // exit 2: memgate could not run the gate
+	Inconclusive Verdict = "inconclusive" // exit 3: the load was not valid, or too little data
+)
+
+// ExitCode maps a verdict to the process exit status of `memgate check`.
+func (v Verdict) ExitCode() int {
+	switch v {
+	case Pass:
+		return 0
+	case Fail:
+		return 1
+	case Inconclusive:
+		return 3
+	}
+	return 2
+}
+
+// Status is the outcome of one criterion.
+type Status string
+
+// Criterion statuses. Inconclusive means the data could not support a
+// decision either way (too few points).
+const (
+	StatusPass         Status = "pass"
+	StatusFail         Status = "fail"
+	StatusInconclusive Status = "inconclusive"
+)
+
+// Phase is the part of a run a sample was taken in.
+type Phase string
+
+// The phases of a run, in order.
+const (
+	PhaseIdle    Phase = "idle"    // started, before any load
+	PhaseWarmup  Phase = "warmup"  // load running, not judged
+	PhaseMeasure Phase = "measure" // the measured window
+	PhaseSettle  Phase = "settle"  // load stopped, waiting for goroutines to go
+)
+
+// Sample is one reading of the service. PostGCHeap is the in-use heap right
+// after a forced GC and is only known on checkpoint samples (0 otherwise).
+type Sample struct {
+	Time        time.Time `json:"time"`
+	Offset      float64   `json:"t"` // seconds since the load started
+	Phase       Phase     `json:"phase"`
+	HeapInuse   uint64    `json:"heap_inuse_bytes"`
+	PostGCHeap  uint64    `json:"post_gc_heap_bytes,omitempty"`
+	HeapLive    uint64    `json:"heap_live_bytes,omitempty"` // marked by the last GC (runtime/metrics only)
+	Goroutines  int       `json:"goroutines"`
+	GCCycles    uint64    `json:"gc_cycles"`
+	Requests    uint64    `json:"requests"`     // requests completed so far
+	AchievedRPS float64   `json:"achieved_rps"` // over the second before the sample
+}
+
+// Criterion is one rule the run is judged by, with the numbers behind it.
+type Criterion struct {
+	Name   string  `json:"name"`
+	Status Status  `json:"status"`
+	Value  float64 `json:"value"`
+	Limit  float64 `json:"limit"`
+	Unit   string  `json:"unit"`
+	// Comparison says how Value is held against Limit: "<=" or ">=".
+	Comparison string `json:"comparison"`
+	Detail     string `json:"detail"`
+}
+
+// Criterion names, stable across versions: tools match on them.
+const (
+	CritHeapFluctuation = "heap_fluctuation"
+	CritHeapGrowth      = "heap_growth"
+	CritGoroutineGrowth = "goroutine_growth"
+	CritGoroutineSettle = "goroutine_settle"
+	CritLoadSuccess     = "load_success"
+	CritLoadRate        = "load_rate"
+)
+
+// Load summarises the HTTP load of one phase.
+type Load struct {
+	RequestedRate float64        `json:"requested_rate"`
+	AchievedRate  float64        `json:"achieved_rate"`
+	Requests      uint64         `json:"requests"`
+	SuccessRatio  float64        `json:"success_ratio"`
+	Duration      Duration       `json:"duration"`
+	Latency       Latency        `json:"latency"`
+	StatusCodes   map[string]int `json:"status_codes"`
+	Errors        []string       `json:"errors,omitempty"` // distinct errors, at most a few
+}
+
+// Latency percentiles of a load phase.
+type Latency struct {
+	P50  Duration `json:"p50"`
+	P95  Duration `json:"p95"`
+	P99  Duration `json:"p99"`
+	Max  Duration `json:"max"`
+	Mean Duration `json:"mean"`
+}
+
+// Settle is what happened to the goroutine count after the load stopped and
+// the load generator closed its idle connections.
+type Settle struct {
+	WindowStart int      `json:"window_start_goroutines"` // at the start of the measured window
+	Peak        int      `json:"peak_goroutines"`         // highest count seen under load
+	Final       int      `json:"final_goroutines"`        // last count read while settling
+	Settled     bool     `json:"settled"`                 // back within tolerance before the deadline
+	Took        Duration `json:"took"`                    // time to settle, or the deadline
+}
+
+// Baseline holds the reference points the criteria compare against.
+type Baseline struct {
+	IdleGoroutines        int     `json:"idle_goroutines"`         // before any load
+	IdleHeap              uint64  `json:"idle_post_gc_heap_bytes"` // before any load, after a GC
+	WindowStartGoroutines int     `json:"window_start_goroutines"` // end of warm-up
+	WindowStartHeap       uint64  `json:"window_start_heap_bytes"` // end of warm-up, after a GC
+	EndHeap               uint64  `json:"end_post_gc_heap_bytes"`  // end of the window, after a GC
+	SettledGoroutines     int     `json:"settled_goroutines"`      // after load and settle
+	SteadyFrom            float64 `json:"steady_from"`             // offset (s) where judging starts
+	MeasureFrom           float64 `json:"measure_from"`            // offset (s) of the measured window
+	MeasureTo             float64 `json:"measure_to"`
+}
+
+// HeapSite is one function whose in-use heap grew between the two heap
+// profiles.
+type HeapSite struct {
+	Function   string   `json:"function"`         // the allocating function (leaf frame)
+	Origin     string   `json:"origin,omitempty"` // first frame outside the runtime and standard library
+	DeltaBytes int64    `json:"delta_bytes"`      // growth in inuse_space
+	DeltaObjs  int64    `json:"delta_objects"`    // growth in inuse_objects
+	Stack      []string `json:"stack"`            // a representative stack, leaf first
+}
+
+// GoroutineStack is one goroutine stack whose count grew between the two
+// goroutine profiles.
+type GoroutineStack struct {
+	Top   string   `json:"top"`   // the first frame outside the runtime: where they wait
+	Delta int64    `json:"delta"` // change in count
+	Count int64    `json:"count"` // count in the later profile
+	Stack []string `json:"stack"` // leaf first
+}
+
+// Attribution says where to look when a gate fails.
+type Attribution struct {
+	Heap       []HeapSite       `json:"heap"`
+	Goroutines []GoroutineStack `json:"goroutines"`
+	// DiffCommand is the pprof command that reproduces the heap diff from
+	// the profiles written with --profiles.
+	DiffCommand string `json:"diff_command,omitempty"`
+	Note        string `json:"note,omitempty"` // why attribution is missing, when it is
+}
+
+// Environment records what the numbers were measured under.
+type Environment struct {
+	GoVersion      string `json:"go_version"` // the service's toolchain
+	GOMAXPROCS     int    `json:"gomaxprocs"` // the service's
+	GOGC           string `json:"gogc"`       // the service's, "100" by default
+	MemgateVersion string `json:"memgate_version"`
+	Source         string `json:"source"` // how the numbers were read
+	CPUs           int    `json:"cpus"`
+	OS             string `json:"os"`
+}
+
+// Timings of a run's phases.
+type Timings struct {
+	Build Duration `json:"build"`
+	Start Duration `json:"start"`
+	Load  Duration `json:"load"`
+	Total Duration `json:"total"`
+}
+
+// Settings records the run's effective load settings, so a report can be
+// read without its config.
+type Settings struct {
+	Rate        float64  `json:"rate"`
+	Warmup      Duration `json:"warmup"`
+	Duration    Duration `json:"duration"`
+	Cooldown    Duration `json:"cooldown"`
+	Connections int      `json:"connections"`
+	Targets     []string `json:"targets"`
+}
+
+// Report is the full result of one gate run: what `memgate check --json`
+// writes and what the server stores.
+type Report struct {
+	Verdict       Verdict     `json:"verdict"`
+	Reason        string      `json:"reason"`
+	Criteria      []Criterion `json:"criteria"`
+	Load          Load        `json:"load"`
+	WarmupLoad    Load        `json:"warmup_load"`
+	Samples       []Sample    `json:"samples"`
+	Baseline      Baseline    `json:"baseline"`
+	Settle        Settle      `json:"settle"`
+	Attribution   Attribution `json:"attribution"`
+	Environment   Environment `json:"environment"`
+	Timings       Timings     `json:"timings"`
+	Settings      Settings    `json:"settings"`
+	Thresholds    Thresholds  `json:"thresholds"`
+	Profiles      []string    `json:"profiles,omitempty"`       // files written with --profiles
+	BuildOutput   string      `json:"build_output,omitempty"`   // tail
+	ServiceOutput string      `json:"service_output,omitempty"` // tail
+	StartedAt     time.Time   `json:"started_at"`
+	FinishedAt    time.Time   `json:"finished_at"`
+}
+
+// Criterion returns the named criterion and whether the report has it.
+func (r *Report) Criterion(name string) (Criterion, bool) {
+	for _, c := range r.Criteria {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Criterion{}, false
+}
