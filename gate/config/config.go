@@ -1,0 +1,361 @@
+// Package config reads a service's .memgate.yml: how to build it, run it,
+// know it is ready, read its heap and goroutines, load it, and judge it.
+// Every key has a default (see Default) and the README documents each.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// FileName is the config file memgate looks for in a service's directory.
+const FileName = ".memgate.yml"
+
+// MaxSize bounds a config file: it is read from repositories memgate does
+// not control.
+const MaxSize = 1 << 20
+
+// Config is a parsed .memgate.yml.
+type Config struct {
+	Build      Build           `yaml:"build"`
+	Run        Run             `yaml:"run"`
+	Readiness  Readiness       `yaml:"readiness"`
+	Pprof      Pprof           `yaml:"pprof"`
+	Load       Load            `yaml:"load"`
+	Sampling   Sampling        `yaml:"sampling"`
+	Thresholds gate.Thresholds `yaml:"thresholds"`
+}
+
+// Build says how the service is compiled.
+type Build struct {
+	// Package is the Go package of the service's main, relative to the
+	// service directory. Ignored when Command is set.
+	Package string `yaml:"package"`
+	// Command replaces `go build`; it runs under sh -c in the service
+	// directory and must write the binary to {{output}}.
+	Command string            `yaml:"command"`
+	Flags   []string          `yaml:"flags"` // extra go build flags, e.g. -tags=prod
+	Env     map[string]string `yaml:"env"`
+	Timeout time.Duration     `yaml:"timeout"`
+}
+
+// Run says how the built service is started. {{port}} in Args and Env is the
+// loopback port memgate chose.
+type Run struct {
+	Args []string          `yaml:"args"`
+	Env  map[string]string `yaml:"env"`
+	// Port fixes the port instead of letting memgate pick a free one.
+	Port int `yaml:"port"`
+	// StopTimeout is how long the service gets after SIGTERM before SIGKILL.
+	StopTimeout time.Duration `yaml:"stop_timeout"`
+}
+
+// Readiness says when the started service can take load.
+type Readiness struct {
+	Path    string        `yaml:"path"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Pprof says where heap and goroutine numbers are read.
+type Pprof struct {
+	// Mode: "auto" uses the service's own net/http/pprof when it is really
+	// there and otherwise the reader memgate adds to the build; "service"
+	// requires the service's pprof; "reader" always uses the added reader.
+	Mode string `yaml:"mode"`
+	// Address is host:port of the service's pprof when it is not on the
+	// service port (may use {{port}}); empty means the service port.
+	Address string `yaml:"address"`
+	Path    string `yaml:"path"`
+}
+
+// Load describes the HTTP load.
+type Load struct {
+	Rate        float64       `yaml:"rate"`
+	Warmup      time.Duration `yaml:"warmup"`
+	Duration    time.Duration `yaml:"duration"`
+	Cooldown    time.Duration `yaml:"cooldown"`
+	Timeout     time.Duration `yaml:"timeout"`
+	Connections int           `yaml:"connections"`
+	Targets     []Target      `yaml:"targets"`
+	// TargetsFile is a vegeta "http" format targets file, relative to the
+	// service directory. URLs may be paths ("GET /orders").
+	TargetsFile string `yaml:"targets_file"`
+}
+
+// Target is one request in the load's rotation.
+type Target struct {
+	Method  string            `yaml:"method"`
+	Path    string            `yaml:"path"`
+	Headers map[string]string `yaml:"headers"`
+	Body    string            `yaml:"body"`
+}
+
+// Sampling says how often the service is read.
+type Sampling struct {
+	// Interval between goroutine and heap readings.
+	Interval time.Duration `yaml:"interval"`
+	// CheckpointInterval between forced-GC readings of the post-GC heap.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// Default is the zero-config gate. Rate, warm-up and duration give a verdict
+// in about a minute on a 2-core CI machine: 200 requests/s leaves a core for
+// the service while the load generator and sampler share the other; 10 s of
+// warm-up covers connection ramp-up, pools and the first GCs; a 40 s window
+// gives 20 checkpoints in its judged second half, enough for Mann-Kendall at
+// alpha 0.01 with room, and 8,000 requests, so 128 bytes/request is 1 MiB of
+// growth, well above the noise of a post-GC heap.
+func Default() Config {
+	return Config{
+		Build:     Build{Package: ".", Timeout: 5 * time.Minute},
+		Run:       Run{StopTimeout: 5 * time.Second},
+		Readiness: Readiness{Path: "/", Timeout: 30 * time.Second},
+		Pprof:     Pprof{Mode: "auto", Path: "/debug/pprof/"},
+		Load: Load{
+			Rate:        200,
+			Warmup:      10 * time.Second,
+			Duration:    40 * time.Second,
+			Cooldown:    10 * time.Second,
+			Timeout:     5 * time.Second,
+			Connections: 10,
+			Targets:     []Target{{Method: http.MethodGet, Path: "/"}},
+		},
+		Sampling:   Sampling{Interval: time.Second, CheckpointInterval: 2 * time.Second},
+		Thresholds: gate.DefaultThresholds(),
+	}
+}
+
+// Load reads the config file at path over the defaults.
+func LoadFile(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(data) > MaxSize {
+		return Config{}, fmt.Errorf("config %s: larger than %d bytes", path, MaxSize)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse reads config YAML over the defaults. Errors name the key and line.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return Config{}, cleanYAMLError(err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cfg, nil
+	}
+	// Targets given in the file replace the default, not extend it.
+	if keyNode(&root, "load", "targets") != nil {
+		cfg.Load.Targets = nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, explainTypeError(&root, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		var ke *KeyError
+		if errors.As(err, &ke) {
+			if n := keyNode(&root, ke.Path...); n != nil {
+				ke.Line = n.Line
+			}
+		}
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// KeyError is a config value that cannot be used.
+type KeyError struct {
+	Path []string
+	Line int // 0 when the key is not in the file (a default, or a flag)
+	Msg  string
+}
+
+func (e *KeyError) Error() string {
+	key := strings.Join(e.Path, ".")
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", key, e.Msg)
+}
+
+func keyErr(msg string, path ...string) error { return &KeyError{Path: path, Msg: msg} }
+
+var methodRe = regexp.MustCompile(`^[A-Z]+$`)
+
+// Validate checks values the YAML types cannot.
+func (c Config) Validate() error {
+	switch {
+	case c.Build.Command == "" && c.Build.Package == "":
+		return keyErr("set a package or a command", "build", "package")
+	case c.Build.Command != "" && !strings.Contains(c.Build.Command, "{{output}}"):
+		return keyErr("the command must write the binary to {{output}}", "build", "command")
+	case c.Build.Timeout <= 0:
+		return keyErr("must be > 0", "build", "timeout")
+	case c.Run.Port < 0 || c.Run.Port > 65535:
+		return keyErr("must be a port number, or 0 to pick a free one", "run", "port")
+	case c.Run.StopTimeout <= 0:
+		return keyErr("must be > 0", "run", "stop_timeout")
+	case !strings.HasPrefix(c.Readiness.Path, "/"):
+		return keyErr("must start with /", "readiness", "path")
+	case c.Readiness.Timeout <= 0:
+		return keyErr("must be > 0", "readiness", "timeout")
+	case c.Pprof.Mode != "auto" && c.Pprof.Mode != "service" && c.Pprof.Mode != "reader":
+		return keyErr(fmt.Sprintf("must be auto, service or reader, not %q", c.Pprof.Mode), "pprof", "mode")
+	case !strings.HasPrefix(c.Pprof.Path, "/"):
+		return keyErr("must start with /", "pprof", "path")
+	case c.Load.Rate <= 0:
+		return keyErr("must be > 0 requests/s", "load", "rate")
+	case c.Load.Rate > 50000:
+		return keyErr("above 50000 requests/s the load generator, not the service, is measured", "load", "rate")
+	case c.Load.Warmup < 0:
+		return keyErr("must be >= 0", "load", "warmup")
+	case c.Load.Duration < 5*time.Second:
+		return keyErr("must be at least 5s to judge a trend", "load", "duration")
+	case c.Load.Duration > 2*time.Hour:
+		return keyErr("must be at most 2h", "load", "duration")
+	case c.Load.Cooldown < 0:
+		return keyErr("must be >= 0", "load", "cooldown")
+	case c.Load.Timeout <= 0:
+		return keyErr("must be > 0", "load", "timeout")
+	case c.Load.Connections < 1 || c.Load.Connections > 1000:
+		return keyErr("must be between 1 and 1000", "load", "connections")
+	case len(c.Load.Targets) == 0 && c.Load.TargetsFile == "":
+		return keyErr("give at least one target or a targets_file", "load", "targets")
+	case c.Sampling.Interval < 50*time.Millisecond:
+		return keyErr("must be at least 50ms", "sampling", "interval")
+	case c.Sampling.CheckpointInterval < c.Sampling.Interval:
+		return keyErr("must be at least sampling.interval", "sampling", "checkpoint_interval")
+	}
+	for i, t := range c.Load.Targets {
+		if !methodRe.MatchString(t.Method) {
+			return keyErr(fmt.Sprintf("method %q is not an HTTP method", t.Method), "load", "targets", strconv.Itoa(i), "method")
+		}
+		if !strings.HasPrefix(t.Path, "/") {
+			return keyErr(fmt.Sprintf("path %q must start with /", t.Path), "load", "targets", strconv.Itoa(i), "path")
+		}
+	}
+	if err := c.Thresholds.Validate(); err != nil {
+		key, _, _ := strings.Cut(err.Error(), " ")
+		return &KeyError{Path: []string{"thresholds", key}, Msg: err.Error()}
+	}
+	return nil
+}
+
+// keyNode finds the value node at a path of mapping keys (and sequence
+// indexes) under a document node.
+func keyNode(root *yaml.Node, path ...string) *yaml.Node {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		switch n.Kind {
+		case yaml.MappingNode:
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+				}
+			}
+			if next == nil {
+				return nil
+			}
+			n = next
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[i]
+		default:
+			return nil
+		}
+	}
+	return n
+}
+
+// keyAtLine returns the dotted key whose value starts on a line.
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			name := k.Value
+			if prefix != "" {
+				name = prefix + "." + k.Value
+			}
+			if deeper := keyAtLine(v, line, name); deeper != "" {
+				return deeper
+			}
+			if k.Line == line || v.Line == line {
+				return name
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if k := keyAtLine(c, line, fmt.Sprintf("%s.%d", prefix, i)); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+var lineRe = regexp.MustCompile(`line (\d+): `)
+
+// explainTypeError rewrites yaml.v3's "line N: cannot unmarshal ..." so it
+// names the key as well as the line.
+func explainTypeError(root *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return cleanYAMLError(err)
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		if sm := lineRe.FindStringSubmatch(m); sm != nil {
+			line, _ := strconv.Atoi(sm[1])
+			if key := keyAtLine(root, line, ""); key != "" && !strings.Contains(m, "not found in type") {
+				m = strings.Replace(m, sm[0], sm[0]+key+": ", 1)
+			}
+		}
+		m = strings.ReplaceAll(m, "not found in type config.", "is not a known key in ")
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func cleanYAMLError(err error) error {
+	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+}
