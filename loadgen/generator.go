@@ -1,0 +1,181 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"syscall"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// Options shape the load.
+type Options struct {
+	Rate        float64       // requests per second
+	Connections int           // fixed: goroutines on the server follow it
+	Timeout     time.Duration // per request
+}
+
+// Tick is the load's progress, reported once a second.
+type Tick struct {
+	Elapsed  time.Duration
+	Requests uint64  // completed so far in this attack
+	Rate     float64 // completed over the last second
+	Errors   uint64  // failed so far in this attack
+}
+
+// Generator sends load to one service. Its connections persist across
+// attacks (warm-up, then the measured window) until CloseIdleConnections.
+type Generator struct {
+	targets   []vegeta.Target
+	opts      Options
+	transport *http.Transport
+	client    *http.Client
+}
+
+// New prepares a generator for targets resolved against base (e.g.
+// "http://127.0.0.1:8123"). Only loopback targets are accepted, and the
+// dialer refuses any other address whatever the name resolves to.
+func New(base string, targets []Target, opts Options) (*Generator, error) {
+	if opts.Rate <= 0 || opts.Connections <= 0 || opts.Timeout <= 0 {
+		return nil, fmt.Errorf("loadgen: rate, connections and timeout must be > 0: %+v", opts)
+	}
+	vt, err := resolve(base, targets)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{
+		Timeout:   opts.Timeout,
+		KeepAlive: 30 * time.Second,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				return fmt.Errorf("loadgen: refusing to connect to %s: not loopback", address)
+			}
+			return nil
+		},
+	}
+	tr := &http.Transport{
+		DialContext:         dialer.DialContext,
+		MaxIdleConnsPerHost: opts.Connections,
+		MaxConnsPerHost:     opts.Connections,
+		IdleConnTimeout:     0, // keep them until CloseIdleConnections
+		DisableCompression:  true,
+	}
+	return &Generator{
+		targets:   vt,
+		opts:      opts,
+		transport: tr,
+		client:    &http.Client{Transport: tr, Timeout: opts.Timeout},
+	}, nil
+}
+
+// Attack sends load for d, or until ctx ends, and summarises it. tick, when
+// not nil, is called once a second from the attack's goroutine.
+func (g *Generator) Attack(ctx context.Context, d time.Duration, tick func(Tick)) (gate.Load, error) {
+	// vegeta closes an attacker for good when its attack ends, so each
+	// attack gets a new one; the shared client keeps the connections.
+	atk := vegeta.NewAttacker(
+		vegeta.Client(g.client),
+		vegeta.Workers(uint64(g.opts.Connections)),
+		vegeta.MaxWorkers(uint64(g.opts.Connections)),
+		vegeta.MaxBody(0),
+		vegeta.Redirects(vegeta.NoFollow),
+	)
+	pacer := vegeta.ConstantPacer{Freq: int(g.opts.Rate + 0.5), Per: time.Second}
+	if g.opts.Rate < 1 {
+		pacer = vegeta.ConstantPacer{Freq: 1, Per: time.Duration(float64(time.Second) / g.opts.Rate)}
+	}
+	results := atk.Attack(vegeta.NewStaticTargeter(g.targets...), pacer, d, "memgate")
+
+	stop := context.AfterFunc(ctx, func() { atk.Stop() })
+	defer stop()
+
+	var (
+		m          vegeta.Metrics
+		errs       = map[string]int{}
+		start      = time.Now()
+		ticker     = time.NewTicker(time.Second)
+		total      uint64
+		failed     uint64
+		lastSecond uint64
+	)
+	defer ticker.Stop()
+loop:
+	for {
+		select {
+		case r, ok := <-results:
+			if !ok {
+				break loop
+			}
+			m.Add(r)
+			total++
+			lastSecond++
+			if r.Error != "" {
+				failed++
+				if len(errs) < 20 {
+					errs[r.Error]++
+				}
+			}
+		case <-ticker.C:
+			if tick != nil {
+				tick(Tick{Elapsed: time.Since(start), Requests: total, Rate: float64(lastSecond), Errors: failed})
+			}
+			lastSecond = 0
+		}
+	}
+	m.Close()
+	load := summarise(&m, g.opts.Rate, errs)
+	if err := ctx.Err(); err != nil {
+		return load, fmt.Errorf("loadgen: attack stopped: %w", err)
+	}
+	return load, nil
+}
+
+// CloseIdleConnections closes the generator's keep-alive connections, so a
+// service's per-connection goroutines can go before the settle check.
+func (g *Generator) CloseIdleConnections() { g.transport.CloseIdleConnections() }
+
+func summarise(m *vegeta.Metrics, requested float64, errs map[string]int) gate.Load {
+	codes := make(map[string]int, len(m.StatusCodes))
+	for k, v := range m.StatusCodes {
+		codes[k] = v
+	}
+	l := gate.Load{
+		RequestedRate: requested,
+		AchievedRate:  m.Rate,
+		Requests:      m.Requests,
+		SuccessRatio:  m.Success,
+		Duration:      gate.Duration(m.Duration),
+		StatusCodes:   codes,
+		Latency: gate.Latency{
+			P50: gate.Duration(m.Latencies.P50), P95: gate.Duration(m.Latencies.P95),
+			P99: gate.Duration(m.Latencies.P99), Max: gate.Duration(m.Latencies.Max),
+			Mean: gate.Duration(m.Latencies.Mean),
+		},
+	}
+	type kv struct {
+		msg string
+		n   int
+	}
+	var list []kv
+	for k, v := range errs {
+		list = append(list, kv{k, v})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].n > list[j].n || (list[i].n == list[j].n && list[i].msg < list[j].msg) })
+	for i, e := range list {
+		if i == 5 {
+			break
+		}
+		l.Errors = append(l.Errors, fmt.Sprintf("%s (%d)", e.msg, e.n))
+	}
+	return l
+}
