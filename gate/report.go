@@ -224,3 +224,14 @@ func (r *Report) Criterion(name string) (Criterion, bool) {
 	}
 	return Criterion{}, false
 }
+
+// Reading is one read of a service's runtime numbers.
+type Reading struct {
+	HeapInuse  uint64 // in-use heap spans, HeapInuse in runtime.MemStats terms
+	HeapLive   uint64 // heap marked live by the last GC, where the source knows it
+	Goroutines int
+	GCCycles   uint64
+	GOGC       string // where the source knows it
+	GOMAXPROCS int    // where the source knows it
+	GoVersion  string // where the source knows it
+}

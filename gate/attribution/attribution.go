@@ -1,0 +1,201 @@
+// Package attribution says where a failing gate should look: it diffs two
+// heap profiles, as `pprof -diff_base` does, and two goroutine profiles, and
+// ranks the functions and stacks that grew.
+package attribution
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/pprof/profile"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// maxStack bounds the frames kept per entry: reports stay readable and
+// small whatever the service's stacks look like.
+const maxStack = 32
+
+// HeapGrowth ranks the functions whose in-use heap grew from base to cur,
+// both heap profiles taken after a forced GC.
+func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
+	diff, err := diffProfiles(base, cur)
+	if err != nil {
+		return nil, fmt.Errorf("heap diff: %w", err)
+	}
+	space, objs := sampleIndex(diff, "inuse_space"), sampleIndex(diff, "inuse_objects")
+	if space < 0 {
+		return nil, fmt.Errorf("heap diff: no inuse_space in profile (is it a heap profile?)")
+	}
+	type acc struct {
+		site      gate.HeapSite
+		bestDelta int64
+	}
+	byFn := map[string]*acc{}
+	for _, s := range diff.Sample {
+		stack := frames(s)
+		if len(stack) == 0 {
+			continue
+		}
+		a := byFn[stack[0]]
+		if a == nil {
+			a = &acc{site: gate.HeapSite{Function: stack[0]}}
+			byFn[stack[0]] = a
+		}
+		d := s.Value[space]
+		a.site.DeltaBytes += d
+		if objs >= 0 {
+			a.site.DeltaObjs += s.Value[objs]
+		}
+		if a.site.Stack == nil || d > a.bestDelta {
+			a.bestDelta = d
+			a.site.Stack = clip(stack)
+			a.site.Origin = origin(stack)
+		}
+	}
+	var out []gate.HeapSite
+	for _, a := range byFn {
+		if a.site.DeltaBytes > 0 {
+			out = append(out, a.site)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DeltaBytes != out[j].DeltaBytes {
+			return out[i].DeltaBytes > out[j].DeltaBytes
+		}
+		return out[i].Function < out[j].Function
+	})
+	return head(out, top), nil
+}
+
+// GoroutineGrowth ranks the goroutine stacks whose count grew from base to
+// cur.
+func GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
+	b, err := profile.ParseData(base)
+	if err != nil {
+		return nil, fmt.Errorf("goroutine profile (base): %w", err)
+	}
+	c, err := profile.ParseData(cur)
+	if err != nil {
+		return nil, fmt.Errorf("goroutine profile: %w", err)
+	}
+	counts := func(p *profile.Profile) map[string]int64 {
+		m := map[string]int64{}
+		for _, s := range p.Sample {
+			m[strings.Join(frames(s), "\n")] += s.Value[0]
+		}
+		return m
+	}
+	before, after := counts(b), counts(c)
+	var out []gate.GoroutineStack
+	for key, n := range after {
+		if d := n - before[key]; d > 0 {
+			stack := strings.Split(key, "\n")
+			out = append(out, gate.GoroutineStack{Top: waitsIn(stack), Delta: d, Count: n, Stack: clip(stack)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Delta != out[j].Delta {
+			return out[i].Delta > out[j].Delta
+		}
+		return strings.Join(out[i].Stack, "\n") < strings.Join(out[j].Stack, "\n")
+	})
+	return head(out, top), nil
+}
+
+// diffProfiles is cur - base, the way pprof -diff_base computes it.
+func diffProfiles(base, cur []byte) (*profile.Profile, error) {
+	b, err := profile.Parse(bytes.NewReader(base))
+	if err != nil {
+		return nil, fmt.Errorf("base profile: %w", err)
+	}
+	c, err := profile.Parse(bytes.NewReader(cur))
+	if err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	b.Scale(-1)
+	return profile.Merge([]*profile.Profile{c, b})
+}
+
+func sampleIndex(p *profile.Profile, name string) int {
+	for i, st := range p.SampleType {
+		if st.Type == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// frames lists a sample's function names, leaf first, inlined calls
+// included.
+func frames(s *profile.Sample) []string {
+	var out []string
+	for _, loc := range s.Location {
+		for _, l := range loc.Line {
+			if l.Function != nil {
+				out = append(out, l.Function.Name)
+			}
+		}
+	}
+	return out
+}
+
+func clip(stack []string) []string {
+	if len(stack) > maxStack {
+		stack = append(append([]string(nil), stack[:maxStack-1]...), fmt.Sprintf("... %d more frames", len(stack)-maxStack+1))
+	}
+	return stack
+}
+
+func head[T any](s []T, n int) []T {
+	if n > 0 && len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// origin is the first frame of the service's own code (or a third-party
+// module): the function a reviewer can change.
+func origin(stack []string) string {
+	for _, f := range stack {
+		if !IsStd(f) {
+			return f
+		}
+	}
+	return ""
+}
+
+// waitsIn names where goroutines are parked: the first frame of the
+// service's own code, else the first frame outside the runtime.
+func waitsIn(stack []string) string {
+	if o := origin(stack); o != "" {
+		return o
+	}
+	for _, f := range stack {
+		if !strings.HasPrefix(f, "runtime.") && !strings.HasPrefix(f, "internal/") {
+			return f
+		}
+	}
+	if len(stack) > 0 {
+		return stack[0]
+	}
+	return ""
+}
+
+// IsStd reports whether a function belongs to the Go runtime or standard
+// library: its package path has no dot in its first element and is not
+// "main".
+func IsStd(fn string) bool {
+	path := fn
+	slash := strings.LastIndexByte(path, '/')
+	if dot := strings.IndexByte(path[slash+1:], '.'); dot >= 0 {
+		path = path[:slash+1+dot]
+	}
+	if path == "main" {
+		return false
+	}
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}

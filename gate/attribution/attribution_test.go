@@ -1,0 +1,124 @@
+package attribution
+
+import (
+	"bytes"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"testing"
+)
+
+func heapProfile(t *testing.T) []byte {
+	t.Helper()
+	runtime.GC()
+	var b bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&b, 0); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func goroutineProfile(t *testing.T) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 0); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+var retained [][]byte
+
+//go:noinline
+func leakyRemember(n int) {
+	for i := 0; i < n; i++ {
+		retained = append(retained, make([]byte, 4096))
+	}
+}
+
+func TestHeapGrowthNamesTheAllocatingFunction(t *testing.T) {
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	defer func() { runtime.MemProfileRate = old }()
+
+	base := heapProfile(t)
+	leakyRemember(2000)
+	// The profile is "as of the last completed GC": two cycles publish it.
+	runtime.GC()
+	cur := heapProfile(t)
+
+	sites, err := HeapGrowth(base, cur, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sites) == 0 {
+		t.Fatal("no growth found")
+	}
+	top := sites[0]
+	if !strings.HasSuffix(top.Function, "attribution.leakyRemember") {
+		t.Fatalf("top site %q, want leakyRemember; all: %+v", top.Function, sites)
+	}
+	if top.DeltaBytes < 2000*4096 {
+		t.Errorf("delta %d bytes, want >= %d", top.DeltaBytes, 2000*4096)
+	}
+	if top.Where() != top.Function || top.Origin == "" {
+		t.Errorf("origin %q", top.Origin)
+	}
+	retained = nil
+}
+
+func TestGoroutineGrowthNamesTheStack(t *testing.T) {
+	base := goroutineProfile(t)
+	block := make(chan struct{})
+	for i := 0; i < 40; i++ {
+		go parkedForever(block)
+	}
+	defer close(block)
+	runtime.Gosched()
+	for i := 0; i < 100 && runtime.NumGoroutine() < 40; i++ {
+		runtime.Gosched()
+	}
+	cur := goroutineProfile(t)
+	stacks, err := GoroutineGrowth(base, cur, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stacks) == 0 || !strings.HasSuffix(stacks[0].Top, "attribution.parkedForever") || stacks[0].Delta != 40 {
+		t.Fatalf("stacks %+v", stacks)
+	}
+	if stacks[0].Stack[0] != "runtime.gopark" {
+		t.Errorf("stack starts %q, want the runtime's park", stacks[0].Stack[0])
+	}
+}
+
+//go:noinline
+func parkedForever(c chan struct{}) { <-c }
+
+func TestBadProfiles(t *testing.T) {
+	if _, err := HeapGrowth([]byte("nope"), []byte("nope"), 3); err == nil {
+		t.Error("garbage heap profiles accepted")
+	}
+	g := goroutineProfile(t)
+	if _, err := HeapGrowth(g, g, 3); err == nil {
+		t.Error("goroutine profiles accepted as heap profiles")
+	}
+	if _, err := GoroutineGrowth([]byte{}, g, 3); err == nil {
+		t.Error("empty goroutine profile accepted")
+	}
+}
+
+func TestIsStd(t *testing.T) {
+	for fn, want := range map[string]bool{
+		"runtime.gopark":                          true,
+		"encoding/json.(*Decoder).Decode":         true,
+		"net/http.(*conn).serve":                  true,
+		"main.handleOrder.func1":                  false,
+		"main.(*store).add":                       false,
+		"github.com/acme/api/orders.(*Repo).Save": false,
+		"example.com/svc.handler":                 false,
+	} {
+		if got := IsStd(fn); got != want {
+			t.Errorf("IsStd(%q) = %v, want %v", fn, got, want)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+// Package service builds a Go service and runs it as a contained process:
+// an explicit environment, its own process group, bounded output, and
+// nothing left running afterwards.
+package service
+
+import (
+	"context"
+	"debug/buildinfo"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+//go:embed reader.go.txt
+var readerSource []byte
+
+// ReaderFile is the name the reader takes in the service's main package.
+const ReaderFile = "zz_memgate_reader.go"
+
+// ReaderAddrEnv is the variable that tells an injected reader where to listen.
+const ReaderAddrEnv = "MEMGATE_READER_ADDR"
+
+// ErrBuild is wrapped by every build failure caused by the service's code or
+// config (not by memgate).
+var ErrBuild = errors.New("build failed")
+
+// BuildSpec says what to build and how.
+type BuildSpec struct {
+	Dir     string // the service's module directory
+	Package string // relative to Dir, when Command is empty
+	Command string // sh -c command writing {{output}}, replacing go build
+	Flags   []string
+	Env     map[string]string // added to the toolchain environment
+	Timeout time.Duration
+	Output  string // where the binary goes
+	Inject  bool   // add the runtime reader to package main
+	WorkDir string // scratch space for the overlay
+	// ToolEnv is the toolchain environment (PATH, HOME, Go caches, proxy);
+	// see ToolchainEnv. memgate's own environment never reaches a build.
+	ToolEnv []string
+}
+
+// Built is a finished build.
+type Built struct {
+	Binary    string
+	Injected  bool   // the reader is in the binary
+	Note      string // why the reader is not, when injection was asked for
+	GoVersion string
+	Output    string // tail of the compiler's output
+	Took      time.Duration
+}
+
+// toolVars are the only variables of memgate's environment a build sees.
+var toolVars = []string{
+	"PATH", "HOME", "TMPDIR", "USER", "LANG",
+	"GOPATH", "GOCACHE", "GOMODCACHE", "GOROOT",
+	"GOPROXY", "GONOPROXY", "GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GOSUMDB", "GOINSECURE", "GOVCS",
+	"CGO_ENABLED", "CC", "CXX", "XDG_CACHE_HOME",
+}
+
+// ToolchainEnv picks, from an environment reader such as os.Getenv, the
+// variables a Go build needs, and pins GOTOOLCHAIN=local so a go.mod cannot
+// make the build download another toolchain.
+func ToolchainEnv(getenv func(string) string) []string {
+	var env []string
+	for _, k := range toolVars {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, "GOTOOLCHAIN=local")
+}
+
+// Build compiles the service. With Inject it first tries with the reader
+// and, if only that makes the build fail, builds again without it.
+func Build(ctx context.Context, spec BuildSpec) (Built, error) {
+	start := time.Now()
+	if spec.Command == "" {
+		if _, err := os.Stat(filepath.Join(spec.Dir, "go.mod")); err != nil {
+			return Built{}, fmt.Errorf("%w: %s is not a Go module (no go.mod)", ErrBuild, spec.Dir)
+		}
+	}
+	res := Built{Binary: spec.Output}
+	var overlay string
+	if spec.Inject {
+		var err error
+		overlay, err = writeOverlay(spec)
+		if err != nil {
+			res.Note = "reader not added: " + err.Error()
+		}
+	}
+	out, err := runBuild(ctx, spec, overlay)
+	if err != nil && overlay != "" && strings.Contains(out, ReaderFile) {
+		res.Note = "reader not added: it did not compile with this package: " + firstLineWith(out, ReaderFile)
+		overlay = ""
+		out, err = runBuild(ctx, spec, "")
+	}
+	res.Output = out
+	res.Injected = err == nil && overlay != ""
+	res.Took = time.Since(start)
+	if err != nil {
+		return res, err
+	}
+	if _, err := os.Stat(spec.Output); err != nil {
+		return res, fmt.Errorf("%w: the build wrote no binary at %s", ErrBuild, spec.Output)
+	}
+	if bi, err := buildinfo.ReadFile(spec.Output); err == nil {
+		res.GoVersion = bi.GoVersion
+	}
+	return res, nil
+}
+
+// writeOverlay writes the reader and a go build -overlay file adding it to
+// the main package's directory.
+func writeOverlay(spec BuildSpec) (string, error) {
+	pkgDir := filepath.Join(spec.Dir, spec.Package)
+	if spec.Package == "" || !strings.HasPrefix(spec.Package, ".") {
+		return "", fmt.Errorf("build.package %q is not a directory path", spec.Package)
+	}
+	if _, err := os.Stat(filepath.Join(pkgDir, ReaderFile)); err == nil {
+		return "", fmt.Errorf("%s already exists in %s", ReaderFile, pkgDir)
+	}
+	src := filepath.Join(spec.WorkDir, ReaderFile)
+	if err := os.WriteFile(src, readerSource, 0o644); err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(filepath.Join(pkgDir, ReaderFile))
+	if err != nil {
+		return "", err
+	}
+	data, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: src}})
+	path := filepath.Join(spec.WorkDir, "overlay.json")
+	return path, os.WriteFile(path, data, 0o644)
+}
+
+func runBuild(ctx context.Context, spec BuildSpec, overlay string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
+	defer cancel()
+	env := append([]string(nil), spec.ToolEnv...)
+	env = append(env, sortedEnv(spec.Env)...)
+	var cmd *exec.Cmd
+	if spec.Command != "" {
+		command := strings.ReplaceAll(spec.Command, "{{output}}", shellQuote(spec.Output))
+		cmd = exec.CommandContext(ctx, "sh", "-c", command)
+		if overlay != "" {
+			env = append(env, "GOFLAGS=-overlay="+overlay)
+		}
+	} else {
+		args := []string{"build", "-o", spec.Output}
+		if overlay != "" {
+			args = append(args, "-overlay", overlay)
+		}
+		args = append(args, spec.Flags...)
+		args = append(args, spec.Package)
+		cmd = exec.CommandContext(ctx, "go", args...)
+	}
+	cmd.Dir = spec.Dir
+	cmd.Env = env
+	out := NewTail(64 << 10)
+	cmd.Stdout, cmd.Stderr = out, out
+	// The go command starts compilers and linkers: stop them all.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return out.String(), fmt.Errorf("%w: timed out after %s", ErrBuild, spec.Timeout)
+		}
+		if ctxErr := context.Cause(ctx); ctxErr != nil {
+			return out.String(), ctxErr
+		}
+		return out.String(), fmt.Errorf("%w: %v", ErrBuild, err)
+	}
+	return out.String(), nil
+}
+
+func sortedEnv(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func firstLineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}

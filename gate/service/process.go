@@ -1,0 +1,146 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrService is wrapped by failures of the service itself: it exited,
+// panicked or never became ready.
+var ErrService = errors.New("service failed")
+
+// RunSpec says how to start a built service.
+type RunSpec struct {
+	Binary string
+	Dir    string
+	Args   []string
+	Env    []string // the complete environment: nothing else is inherited
+}
+
+// Process is a running service in its own process group.
+type Process struct {
+	cmd      *exec.Cmd
+	out      *Tail
+	done     chan struct{}
+	waitErr  error
+	stopOnce sync.Once
+}
+
+// Start starts the service. Its output is kept in a bounded tail.
+func Start(spec RunSpec) (*Process, error) {
+	cmd := exec.Command(spec.Binary, spec.Args...)
+	cmd.Dir = spec.Dir
+	cmd.Env = spec.Env
+	out := NewTail(256 << 10)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: start %s: %v", ErrService, spec.Binary, err)
+	}
+	p := &Process{cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Pid is the service's process id, which is also its process group id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when the service has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitError says how the service ended; call it after Done.
+func (p *Process) ExitError() error {
+	<-p.done
+	if p.waitErr == nil {
+		return errors.New("exited with status 0")
+	}
+	return p.waitErr
+}
+
+// Output is the tail of what the service wrote.
+func (p *Process) Output() *Tail { return p.out }
+
+// Stop sends SIGTERM to the service's whole process group, waits up to
+// grace, then SIGKILLs the group. It is safe to call more than once.
+func (p *Process) Stop(grace time.Duration) {
+	p.stopOnce.Do(func() {
+		pgid := p.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(grace):
+		}
+		// Children may outlive the leader: kill the group regardless.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	})
+}
+
+// WaitReady polls url until it answers with a status below 500, the
+// service exits, or timeout passes.
+func (p *Process) WaitReady(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+			last = "answered " + resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%w: exited before becoming ready (%v)", ErrService, p.ExitError())
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w: not ready after %s: GET %s: %s", ErrService, timeout, url, last)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ErrPortTaken is returned by CheckPortFree for a port in use.
+var ErrPortTaken = errors.New("port taken")
+
+// CheckPortFree fails when something already listens on the loopback port.
+func CheckPortFree(port int) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("%w: 127.0.0.1:%d: %v", ErrPortTaken, port, err)
+	}
+	return ln.Close()
+}

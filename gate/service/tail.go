@@ -1,0 +1,55 @@
+package service
+
+import (
+	"strings"
+	"sync"
+)
+
+// Tail keeps the last bytes written to it: a service's or a build's output,
+// bounded however much is written.
+type Tail struct {
+	mu    sync.Mutex
+	limit int
+	buf   []byte
+	total int64
+}
+
+// NewTail keeps the last limit bytes.
+func NewTail(limit int) *Tail { return &Tail{limit: limit} }
+
+// Write keeps the end of p and never fails.
+func (t *Tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.total += int64(len(p))
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.limit; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the kept output, starting at a line boundary when bytes
+// were dropped.
+func (t *Tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := string(t.buf)
+	if t.total > int64(len(t.buf)) {
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[i+1:]
+		}
+		s = "[... earlier output dropped]\n" + s
+	}
+	return s
+}
+
+// LastLines returns at most n trailing lines of the kept output.
+func (t *Tail) LastLines(n int) string {
+	s := strings.TrimRight(t.String(), "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
