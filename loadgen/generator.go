@@ -170,7 +170,9 @@ func summarise(m *vegeta.Metrics, requested float64, errs map[string]int) gate.L
 	for k, v := range errs {
 		list = append(list, kv{k, v})
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].n > list[j].n || (list[i].n == list[j].n && list[i].msg < list[j].msg) })
+	sort.Slice(list, func(i, j int) bool {
+		return list[i].n > list[j].n || (list[i].n == list[j].n && list[i].msg < list[j].msg)
+	})
 	for i, e := range list {
 		if i == 5 {
 			break

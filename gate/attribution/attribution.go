@@ -39,10 +39,11 @@ func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
 		if len(stack) == 0 {
 			continue
 		}
-		a := byFn[stack[0]]
+		fn := allocatingFunction(stack)
+		a := byFn[fn]
 		if a == nil {
-			a = &acc{site: gate.HeapSite{Function: stack[0]}}
-			byFn[stack[0]] = a
+			a = &acc{site: gate.HeapSite{Function: fn}}
+			byFn[fn] = a
 		}
 		d := s.Value[space]
 		a.site.DeltaBytes += d
@@ -91,7 +92,7 @@ func GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
 	before, after := counts(b), counts(c)
 	var out []gate.GoroutineStack
 	for key, n := range after {
-		if d := n - before[key]; d > 0 {
+		if d := n - before[key]; d > 0 && key != "" {
 			stack := strings.Split(key, "\n")
 			out = append(out, gate.GoroutineStack{Top: waitsIn(stack), Delta: d, Count: n, Stack: clip(stack)})
 		}
@@ -154,6 +155,33 @@ func head[T any](s []T, n int) []T {
 		return s[:n]
 	}
 	return s
+}
+
+// allocatorPrefixes are the runtime's allocation helpers: a heap profile
+// stack may start in them, but they never hold memory on their own account.
+var allocatorPrefixes = []string{
+	"runtime.mallocgc", "runtime.newobject", "runtime.newarray", "runtime.makeslice", "runtime.growslice",
+	"runtime.makemap", "runtime.mapassign", "runtime.makechan", "runtime.rawbyteslice", "runtime.rawstring",
+	"runtime.rawruneslice", "runtime.slicebytetostring", "runtime.concatstring", "runtime.convT",
+	"runtime.stringtoslice", "runtime.hashGrow", "internal/runtime/maps.",
+}
+
+// allocatingFunction is the first frame that is not an allocation helper:
+// the function that asked for the memory.
+func allocatingFunction(stack []string) string {
+	for _, f := range stack {
+		helper := false
+		for _, p := range allocatorPrefixes {
+			if strings.HasPrefix(f, p) {
+				helper = true
+				break
+			}
+		}
+		if !helper {
+			return f
+		}
+	}
+	return stack[0]
 }
 
 // origin is the first frame of the service's own code (or a third-party

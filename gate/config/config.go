@@ -102,12 +102,31 @@ type Target struct {
 	Body    string            `yaml:"body"`
 }
 
-// Sampling says how often the service is read.
+// Sampling says how often the service is read. Zero values mean "auto":
+// ten checkpoints in the judged part of the window, at most one every 2 s
+// and at least one every 250 ms, and a reading at least once a second.
 type Sampling struct {
 	// Interval between goroutine and heap readings.
 	Interval time.Duration `yaml:"interval"`
 	// CheckpointInterval between forced-GC readings of the post-GC heap.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// Effective returns the sampling intervals to use for this load: the
+// configured ones, or the automatic ones for zero values.
+func (c Config) Effective() Sampling {
+	s := c.Sampling
+	if s.CheckpointInterval == 0 {
+		judged := time.Duration(float64(c.Load.Duration) * c.Thresholds.SteadyFraction)
+		s.CheckpointInterval = min(max(judged/10, 250*time.Millisecond), 2*time.Second)
+		if s.Interval > s.CheckpointInterval {
+			s.CheckpointInterval = s.Interval
+		}
+	}
+	if s.Interval == 0 {
+		s.Interval = min(time.Second, s.CheckpointInterval)
+	}
+	return s
 }
 
 // Default is the zero-config gate. Rate, warm-up and duration give a verdict
@@ -132,7 +151,6 @@ func Default() Config {
 			Connections: 10,
 			Targets:     []Target{{Method: http.MethodGet, Path: "/"}},
 		},
-		Sampling:   Sampling{Interval: time.Second, CheckpointInterval: 2 * time.Second},
 		Thresholds: gate.DefaultThresholds(),
 	}
 }
@@ -247,10 +265,10 @@ func (c Config) Validate() error {
 		return keyErr("must be between 1 and 1000", "load", "connections")
 	case len(c.Load.Targets) == 0 && c.Load.TargetsFile == "":
 		return keyErr("give at least one target or a targets_file", "load", "targets")
-	case c.Sampling.Interval < 50*time.Millisecond:
-		return keyErr("must be at least 50ms", "sampling", "interval")
-	case c.Sampling.CheckpointInterval < c.Sampling.Interval:
-		return keyErr("must be at least sampling.interval", "sampling", "checkpoint_interval")
+	case c.Sampling.Interval != 0 && c.Sampling.Interval < 50*time.Millisecond:
+		return keyErr("must be at least 50ms (or 0 for auto)", "sampling", "interval")
+	case c.Sampling.CheckpointInterval != 0 && c.Sampling.CheckpointInterval < c.Effective().Interval:
+		return keyErr("must be at least sampling.interval (or 0 for auto)", "sampling", "checkpoint_interval")
 	}
 	for i, t := range c.Load.Targets {
 		if !methodRe.MatchString(t.Method) {

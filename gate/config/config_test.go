@@ -93,3 +93,18 @@ func TestLoadFileLimits(t *testing.T) {
 		t.Fatal("missing file gave no error")
 	}
 }
+
+func TestAutoSampling(t *testing.T) {
+	cfg := Default()
+	if s := cfg.Effective(); s.Interval != time.Second || s.CheckpointInterval != 2*time.Second {
+		t.Fatalf("default window: %+v", s)
+	}
+	cfg.Load.Duration = 10 * time.Second
+	if s := cfg.Effective(); s.Interval != 500*time.Millisecond || s.CheckpointInterval != 500*time.Millisecond {
+		t.Fatalf("10s window: %+v", s)
+	}
+	cfg.Sampling.Interval = 3 * time.Second
+	if s := cfg.Effective(); s.CheckpointInterval != 3*time.Second {
+		t.Fatalf("checkpoints faster than readings: %+v", s)
+	}
+}

@@ -114,6 +114,11 @@ func (p *Process) WaitReady(ctx context.Context, url string, timeout time.Durati
 		case <-p.done:
 			return fmt.Errorf("%w: exited before becoming ready (%v)", ErrService, p.ExitError())
 		case <-ctx.Done():
+			select {
+			case <-p.done:
+				return fmt.Errorf("%w: exited before becoming ready (%v)", ErrService, p.ExitError())
+			default:
+			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("%w: not ready after %s: GET %s: %s", ErrService, timeout, url, last)
 			}

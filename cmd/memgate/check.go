@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/pipeline"
+	"github.com/memgate/memgate/gate/service"
+)
+
+type checkFlags struct {
+	config   string
+	rate     float64
+	duration time.Duration
+	warmup   time.Duration
+	json     string
+	profiles string
+}
+
+func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("memgate check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f checkFlags
+	fs.StringVar(&f.config, "config", "", "config file (default: DIR/.memgate.yml when present)")
+	fs.Float64Var(&f.rate, "rate", 0, "requests per second (default: the config's load.rate, 200)")
+	fs.DurationVar(&f.duration, "duration", 0, "the measured window (default: load.duration, 40s)")
+	fs.DurationVar(&f.warmup, "warmup", -1, "warm-up before the window (default: load.warmup, 10s)")
+	fs.StringVar(&f.json, "json", "", "write the full report as JSON to FILE (- for stdout)")
+	fs.StringVar(&f.profiles, "profiles", "", "write the raw pprof profiles to DIR")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: memgate check [flags] [DIR]\n\nGate the Go service in DIR (default .).\n\nflags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nexit status: 0 pass, 1 fail, 2 could not run the gate, 3 inconclusive\n")
+	}
+	dir, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+
+	cfg, cfgSource, err := loadConfig(dir, f.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "memgate: %v\n", err)
+		return writeErrorReport(f.json, stdout, stderr, err)
+	}
+	if f.rate != 0 {
+		cfg.Load.Rate = f.rate
+	}
+	if f.duration != 0 {
+		cfg.Load.Duration = f.duration
+	}
+	if f.warmup >= 0 {
+		cfg.Load.Warmup = f.warmup
+	}
+	if err := cfg.Validate(); err != nil {
+		err = fmt.Errorf("flags: %w", err)
+		fmt.Fprintf(stderr, "memgate: %v\n", err)
+		return writeErrorReport(f.json, stdout, stderr, err)
+	}
+
+	progress := newTerminalProgress(stderr, cfg)
+	fmt.Fprintf(stderr, "memgate %s: gating %s (%s)\n", memgateVersion(), dir, cfgSource)
+	res := pipeline.Run(ctx, pipeline.Options{
+		Dir:        dir,
+		Config:     cfg,
+		ToolEnv:    service.ToolchainEnv(getenv),
+		ServiceEnv: serviceBaseEnv(getenv),
+		Version:    memgateVersion(),
+		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Progress:   progress,
+	})
+	rep := res.Report
+
+	if f.profiles != "" && len(res.Profiles) > 0 {
+		paths, err := writeProfiles(f.profiles, res.Profiles)
+		if err != nil {
+			fmt.Fprintf(stderr, "memgate: %v\n", err)
+		}
+		rep.Profiles = paths
+	}
+	tableOut := stdout
+	if f.json == "-" {
+		tableOut = stderr
+	}
+	printReport(tableOut, rep, f.profiles)
+	if f.json != "" {
+		if err := writeJSON(f.json, stdout, rep); err != nil {
+			fmt.Fprintf(stderr, "memgate: %v\n", err)
+			return 2
+		}
+	}
+	return rep.Verdict.ExitCode()
+}
+
+// parseInterspersed lets flags come before or after DIR, as users type them.
+func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch len(positional) {
+	case 0:
+		return ".", nil
+	case 1:
+		return positional[0], nil
+	}
+	fmt.Fprintf(fs.Output(), "memgate check: one DIR at most, got %q\n", positional)
+	return "", errors.New("too many arguments")
+}
+
+func loadConfig(dir, path string) (config.Config, string, error) {
+	if path == "" {
+		candidate := filepath.Join(dir, config.FileName)
+		if _, err := os.Stat(candidate); err != nil {
+			return config.Default(), "default config", nil
+		}
+		path = candidate
+	}
+	cfg, err := config.LoadFile(path)
+	return cfg, path, err
+}
+
+// serviceBaseEnv is all of memgate's environment a service sees; tokens and
+// keys memgate holds stay out.
+func serviceBaseEnv(getenv func(string) string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ"} {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+func writeProfiles(dir string, profiles map[string][]byte) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--profiles: %w", err)
+	}
+	var paths []string
+	for _, name := range []string{pipeline.HeapWarmup, pipeline.HeapEnd, pipeline.GoroutineWarmup, pipeline.GoroutineEnd} {
+		data, ok := profiles[name]
+		if !ok {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return paths, fmt.Errorf("--profiles: %w", err)
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+func writeJSON(dest string, stdout io.Writer, rep *gate.Report) error {
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	data = append(data, '\n')
+	if dest == "-" {
+		_, err = stdout.Write(data)
+		return err
+	}
+	if err := os.WriteFile(dest, data, 0o644); err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	return nil
+}
+
+// writeErrorReport still writes the JSON a caller asked for when the gate
+// could not even start, so tools reading it see the error verdict.
+func writeErrorReport(dest string, stdout, stderr io.Writer, cause error) int {
+	if dest != "" {
+		now := time.Now().UTC()
+		rep := &gate.Report{Verdict: gate.Error, Reason: strings.TrimSpace(cause.Error()), StartedAt: now, FinishedAt: now,
+			Environment: gate.Environment{MemgateVersion: memgateVersion()}}
+		if err := writeJSON(dest, stdout, rep); err != nil {
+			fmt.Fprintf(stderr, "memgate: %v\n", err)
+		}
+	}
+	return gate.Error.ExitCode()
+}

@@ -1,0 +1,3 @@
+module example.com/goroutine-leak
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/healthy-cache
+
+go 1.22

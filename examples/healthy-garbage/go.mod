@@ -1,0 +1,3 @@
+module example.com/healthy-garbage
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/healthy-json
+
+go 1.22

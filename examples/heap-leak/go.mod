@@ -1,0 +1,3 @@
+module example.com/heap-leak
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/no-pprof
+
+go 1.22

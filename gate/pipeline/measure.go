@@ -1,0 +1,271 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/attribution"
+	"github.com/memgate/memgate/loadgen"
+)
+
+// measure runs the load phases on a ready service: idle baseline, warm-up,
+// the measured window, settle; then profiles and the verdict.
+func (r *run) measure(ctx context.Context, src Source, base string, port int) error {
+	cfg := r.opts.Config
+	targets, err := r.targets(port)
+	if err != nil {
+		return err
+	}
+	gen, err := loadgen.New(base, targets, loadgen.Options{
+		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout,
+	})
+	if err != nil {
+		return err
+	}
+	defer gen.CloseIdleConnections()
+
+	idle, err := src.Read(ctx, true)
+	if err != nil {
+		return fmt.Errorf("read the idle service: %w", err)
+	}
+	r.fillEnvironment(idle)
+	bl := &r.report.Baseline
+	bl.IdleGoroutines, bl.IdleHeap = idle.Goroutines, idle.HeapInuse
+
+	loadStart := time.Now()
+	every := cfg.Effective()
+	smp := &sampler{src: src, interval: every.Interval, checkpoint: every.CheckpointInterval,
+		loadStart: loadStart, progress: r.opts.Progress}
+	smp.add(gate.Sample{Time: loadStart, Offset: 0, Phase: gate.PhaseIdle, HeapInuse: idle.HeapInuse,
+		PostGCHeap: idle.HeapInuse, HeapLive: idle.HeapLive, Goroutines: idle.Goroutines, GCCycles: idle.GCCycles})
+	smp.setPhase(gate.PhaseWarmup)
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var sampling sync.WaitGroup
+	sampling.Add(1)
+	go func() { defer sampling.Done(); smp.run(sampleCtx) }()
+	defer func() { stopSampling(); sampling.Wait() }()
+
+	tick := func(t loadgen.Tick) {
+		smp.rate.Store(uint64(math.Round(t.Rate)))
+	}
+	var sentBefore uint64
+	tickWith := func(t loadgen.Tick) {
+		tick(t)
+		smp.requests.Store(sentBefore + t.Requests)
+	}
+
+	// Warm-up: load runs, nothing is judged.
+	if cfg.Load.Warmup > 0 {
+		r.phase("warmup", fmt.Sprintf("%s at %g requests/s", cfg.Load.Warmup, cfg.Load.Rate))
+		r.report.WarmupLoad, err = gen.Attack(ctx, cfg.Load.Warmup, tickWith)
+		if err != nil {
+			return err
+		}
+		sentBefore = r.report.WarmupLoad.Requests
+	}
+
+	// The measured window starts now; the window-start reading and the
+	// warm-up profiles are taken while its load already runs.
+	smp.setPhase(gate.PhaseMeasure)
+	bl.MeasureFrom = time.Since(loadStart).Seconds()
+	r.phase("measure", fmt.Sprintf("%s at %g requests/s", cfg.Load.Duration, cfg.Load.Rate))
+	var (
+		measured   gate.Load
+		measureErr error
+		done       = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		measured, measureErr = gen.Attack(ctx, cfg.Load.Duration, tickWith)
+	}()
+	start, err := src.Read(ctx, true)
+	if err != nil {
+		<-done
+		return fmt.Errorf("read at the start of the window: %w", err)
+	}
+	bl.WindowStartGoroutines, bl.WindowStartHeap = start.Goroutines, start.HeapInuse
+	heapWarm, heapErr := src.Profile(ctx, "heap", true)
+	gorWarm, gorErr := src.Profile(ctx, "goroutine", false)
+	<-done
+	if measureErr != nil {
+		return measureErr
+	}
+	bl.MeasureTo = time.Since(loadStart).Seconds()
+	r.report.Load = measured
+
+	// End of the window, still with the connections open.
+	end, err := src.Read(ctx, true)
+	if err != nil {
+		return fmt.Errorf("read at the end of the window: %w", err)
+	}
+	bl.EndHeap = end.HeapInuse
+	heapEnd, heapEndErr := src.Profile(ctx, "heap", true)
+
+	// Settle: close the load's connections and wait for the goroutines
+	// that came with the window to go.
+	smp.setPhase(gate.PhaseSettle)
+	r.phase("settle", fmt.Sprintf("up to %s for goroutines to return to %d (+%d)",
+		cfg.Load.Cooldown, start.Goroutines, cfg.Thresholds.GoroutineSettleTolerance))
+	gen.CloseIdleConnections()
+	settle, err := r.settle(ctx, src, start.Goroutines)
+	if err != nil {
+		return err
+	}
+	gorEnd, gorEndErr := src.Profile(ctx, "goroutine", false)
+	r.report.Timings.Load = gate.Duration(time.Since(loadStart))
+	stopSampling()
+	sampling.Wait()
+
+	samples, readErrs, lastErr := smp.snapshot()
+	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Time.Before(samples[j].Time) })
+	for _, s := range samples {
+		if (s.Phase == gate.PhaseWarmup || s.Phase == gate.PhaseMeasure) && s.Goroutines > settle.Peak {
+			settle.Peak = s.Goroutines
+		}
+	}
+	r.report.Samples = samples
+	r.report.Settle = settle
+	bl.SettledGoroutines = settle.Final
+	if readErrs > 0 {
+		r.log.Warn("some samples could not be read", "count", readErrs, "last", lastErr)
+	}
+
+	d := gate.Evaluate(gate.Observation{
+		Samples: samples, MeasureFrom: bl.MeasureFrom, MeasureTo: bl.MeasureTo, Load: measured, Settle: settle,
+	}, cfg.Thresholds)
+	r.report.Verdict, r.report.Criteria, bl.SteadyFrom = d.Verdict, d.Criteria, d.SteadyFrom
+
+	r.attribute(heapWarm, heapEnd, gorWarm, gorEnd, firstErr(heapErr, heapEndErr), firstErr(gorErr, gorEndErr))
+	return nil
+}
+
+// settle polls the goroutine count until it is back within tolerance of
+// the window's start or the cooldown passes.
+func (r *run) settle(ctx context.Context, src Source, windowStart int) (gate.Settle, error) {
+	cfg := r.opts.Config
+	limit := windowStart + cfg.Thresholds.GoroutineSettleTolerance
+	start := time.Now()
+	deadline := start.Add(cfg.Load.Cooldown)
+	s := gate.Settle{WindowStart: windowStart}
+	for {
+		rd, err := src.Read(ctx, false)
+		if err != nil {
+			return s, fmt.Errorf("read while settling: %w", err)
+		}
+		s.Final = rd.Goroutines
+		s.Took = gate.Duration(time.Since(start))
+		if rd.Goroutines <= limit {
+			s.Settled = true
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (r *run) attribute(heapWarm, heapEnd, gorWarm, gorEnd []byte, heapErr, gorErr error) {
+	att := &r.report.Attribution
+	var notes []string
+	if heapErr == nil {
+		r.res.Profiles[HeapWarmup], r.res.Profiles[HeapEnd] = heapWarm, heapEnd
+		sites, err := attribution.HeapGrowth(heapWarm, heapEnd, r.opts.AttributeTo)
+		if err != nil {
+			notes = append(notes, err.Error())
+		}
+		att.Heap = sites
+		att.DiffCommand = "go tool pprof -sample_index=inuse_space -top -diff_base " + HeapWarmup + " " + HeapEnd
+	} else {
+		notes = append(notes, "heap profiles: "+heapErr.Error())
+	}
+	if gorErr == nil {
+		r.res.Profiles[GoroutineWarmup], r.res.Profiles[GoroutineEnd] = gorWarm, gorEnd
+		stacks, err := attribution.GoroutineGrowth(gorWarm, gorEnd, r.opts.AttributeTo)
+		if err != nil {
+			notes = append(notes, err.Error())
+		}
+		att.Goroutines = stacks
+	} else {
+		notes = append(notes, "goroutine profiles: "+gorErr.Error())
+	}
+	if len(notes) > 0 {
+		att.Note = fmt.Sprint(notes)
+	}
+}
+
+func (r *run) targets(port int) ([]loadgen.Target, error) {
+	cfg := r.opts.Config.Load
+	var out []loadgen.Target
+	for _, t := range cfg.Targets {
+		h := http.Header{}
+		for k, v := range t.Headers {
+			h.Set(k, v)
+		}
+		out = append(out, loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body)})
+	}
+	if cfg.TargetsFile != "" {
+		path := cfg.TargetsFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(r.opts.Dir, path)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("load.targets_file: %w", err)
+		}
+		defer f.Close()
+		more, err := loadgen.ReadTargetsFile(f, filepath.Dir(path), port)
+		if err != nil {
+			return nil, fmt.Errorf("load.targets_file %s: %w", cfg.TargetsFile, err)
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+// fillEnvironment records the service's runtime settings, from the source
+// where it knows them and from the service's environment otherwise.
+func (r *run) fillEnvironment(rd gate.Reading) {
+	env := &r.report.Environment
+	if rd.GoVersion != "" {
+		env.GoVersion = rd.GoVersion
+	}
+	env.GOGC = rd.GOGC
+	if env.GOGC == "" {
+		env.GOGC = r.opts.Config.Run.Env["GOGC"]
+		if env.GOGC == "" {
+			env.GOGC = "100"
+		}
+	}
+	env.GOMAXPROCS = rd.GOMAXPROCS
+	if env.GOMAXPROCS == 0 {
+		if n, err := strconv.Atoi(r.opts.Config.Run.Env["GOMAXPROCS"]); err == nil {
+			env.GOMAXPROCS = n
+		} else {
+			env.GOMAXPROCS = runtime.NumCPU()
+		}
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,293 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/service"
+)
+
+// These tests build and run real services under real load. They run one at
+// a time: two gates sharing two cores disturb each other's numbers.
+
+func examples(name string) string { return filepath.Join("..", "..", "examples", name) }
+
+// quick is a short gate for tests: 3 s warm-up, a 12 s window.
+func quick() config.Config {
+	cfg := config.Default()
+	cfg.Load.Warmup = 3 * time.Second
+	cfg.Load.Duration = 12 * time.Second
+	cfg.Load.Cooldown = 5 * time.Second
+	return cfg
+}
+
+type recorder struct {
+	phases []string
+	port   string
+}
+
+func (r *recorder) Phase(p, detail string) {
+	r.phases = append(r.phases, p)
+	if p == "start" {
+		_, r.port, _ = net.SplitHostPort(detail)
+	}
+}
+func (r *recorder) Sample(gate.Sample) {}
+
+func gateRun(t *testing.T, ctx context.Context, dir string, cfg config.Config) (Result, *recorder) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a real gate; skipped with -short")
+	}
+	rec := &recorder{}
+	res := Run(ctx, Options{
+		Dir: dir, Config: cfg, WorkDir: t.TempDir(),
+		ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")},
+		Version: "test", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Progress: rec,
+	})
+	assertNothingLeftRunning(t, rec.port)
+	return res, rec
+}
+
+// assertNothingLeftRunning: no service process of memgate's survives a run,
+// and nothing listens on the port it used.
+func assertNothingLeftRunning(t *testing.T, port string) {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "memgate-run-") {
+			t.Errorf("process left running: %s %q", p, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	if port != "" {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 200*time.Millisecond); err == nil {
+			c.Close()
+			t.Errorf("something still listens on 127.0.0.1:%s", port)
+		}
+	}
+}
+
+func logReport(t *testing.T, r *gate.Report) {
+	t.Helper()
+	t.Logf("verdict %s: %s (source: %s)", r.Verdict, r.Reason, r.Environment.Source)
+	for _, c := range r.Criteria {
+		t.Logf("  %-17s %-12s %10.3f %s %-8g %s", c.Name, c.Status, c.Value, c.Comparison, c.Limit, c.Detail)
+	}
+	if r.Verdict == gate.Error {
+		t.Logf("build output:\n%s\nservice output:\n%s", r.BuildOutput, r.ServiceOutput)
+	}
+}
+
+func want(t *testing.T, r *gate.Report, v gate.Verdict) {
+	t.Helper()
+	if r.Verdict != v {
+		logReport(t, r)
+		t.Fatalf("verdict %s, want %s", r.Verdict, v)
+	}
+}
+
+func criterion(t *testing.T, r *gate.Report, name string) gate.Criterion {
+	t.Helper()
+	c, ok := r.Criterion(name)
+	if !ok {
+		t.Fatalf("no criterion %s", name)
+	}
+	return c
+}
+
+func TestHealthyServicesPass(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"healthy-json", nil},
+		{"healthy-garbage", nil},
+		// 1,200 entries at 200/s fill 3 s into the 12 s window.
+		{"healthy-cache", map[string]string{"CACHE_ENTRIES": "1200"}},
+		{"no-pprof", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := quick()
+			cfg.Run.Env = tc.env
+			res, _ := gateRun(t, context.Background(), examples(tc.name), cfg)
+			r := res.Report
+			want(t, r, gate.Pass)
+			for _, c := range r.Criteria {
+				if c.Status != gate.StatusPass {
+					t.Errorf("%s: %s", c.Name, c.Status)
+				}
+			}
+			if len(r.Samples) < 20 || r.Load.Requests < 2000 {
+				t.Errorf("%d samples, %d requests", len(r.Samples), r.Load.Requests)
+			}
+			if r.Environment.GoVersion == "" || r.Environment.GOMAXPROCS == 0 || r.Timings.Build <= 0 || r.Timings.Load <= 0 {
+				t.Errorf("environment %+v timings %+v", r.Environment, r.Timings)
+			}
+			if len(res.Profiles) != 4 {
+				t.Errorf("profiles: %d", len(res.Profiles))
+			}
+		})
+	}
+}
+
+func TestNoPprofIsReadThroughTheInjectedReader(t *testing.T) {
+	cfg := quick()
+	cfg.Run.Env = map[string]string{"LEAK_BYTES": "1024"}
+	res, _ := gateRun(t, context.Background(), examples("no-pprof"), cfg)
+	r := res.Report
+	want(t, r, gate.Fail)
+	if !strings.Contains(r.Environment.Source, "reader") {
+		t.Errorf("source %q: the catch-all route was taken for pprof", r.Environment.Source)
+	}
+	if len(r.Attribution.Heap) == 0 || r.Attribution.Heap[0].Function != "main.(*router).keep" {
+		t.Errorf("heap attribution %+v", r.Attribution.Heap)
+	}
+	if !strings.Contains(r.Reason, "main.(*router).keep") {
+		t.Errorf("reason %q does not name the leak", r.Reason)
+	}
+	// The reader reads the live heap from runtime/metrics as well.
+	var live bool
+	for _, s := range r.Samples {
+		live = live || s.HeapLive > 0
+	}
+	if !live {
+		t.Error("no heap_live_bytes in reader samples")
+	}
+}
+
+func TestHeapLeakFailsAndIsNamed(t *testing.T) {
+	res, _ := gateRun(t, context.Background(), examples("heap-leak"), quick())
+	r := res.Report
+	want(t, r, gate.Fail)
+	c := criterion(t, r, gate.CritHeapGrowth)
+	if c.Status != gate.StatusFail || c.Value < 700 || c.Value > 1500 {
+		t.Errorf("heap growth %+v, want about 1 KiB/request", c)
+	}
+	if len(r.Attribution.Heap) == 0 || r.Attribution.Heap[0].Function != "main.(*orderStore).remember" {
+		t.Fatalf("heap attribution %+v", r.Attribution.Heap)
+	}
+	if !strings.Contains(r.Reason, "held by main.(*orderStore).remember") {
+		t.Errorf("reason %q", r.Reason)
+	}
+	if criterion(t, r, gate.CritGoroutineSettle).Status != gate.StatusPass {
+		t.Errorf("a heap leak is not a goroutine leak: %+v", criterion(t, r, gate.CritGoroutineSettle))
+	}
+}
+
+func TestSlowLeakFails(t *testing.T) {
+	cfg := quick()
+	cfg.Load.Rate = 400
+	res, _ := gateRun(t, context.Background(), examples("slow-leak"), cfg)
+	r := res.Report
+	want(t, r, gate.Fail)
+	if c := criterion(t, r, gate.CritHeapGrowth); c.Status != gate.StatusFail {
+		t.Errorf("heap growth %+v", c)
+	}
+	if len(r.Attribution.Heap) == 0 || !strings.Contains(r.Attribution.Heap[0].Where(), "main.(*sessions).touch") {
+		t.Errorf("heap attribution %+v", r.Attribution.Heap)
+	}
+}
+
+func TestGoroutineLeakFailsAndIsNamed(t *testing.T) {
+	cfg := quick()
+	// One goroutine per 100 requests: the rate the design must catch.
+	cfg.Run.Env = map[string]string{"LEAK_EVERY": "100"}
+	res, _ := gateRun(t, context.Background(), examples("goroutine-leak"), cfg)
+	r := res.Report
+	want(t, r, gate.Fail)
+	if c := criterion(t, r, gate.CritGoroutineSettle); c.Status != gate.StatusFail || c.Value < 15 {
+		t.Errorf("settle %+v", c)
+	}
+	if len(r.Attribution.Goroutines) == 0 || r.Attribution.Goroutines[0].Top != "main.main.handleOrder.func1.1" {
+		t.Fatalf("goroutine attribution %+v", r.Attribution.Goroutines)
+	}
+	if !strings.Contains(r.Reason, "stuck in main.main.handleOrder.func1.1") {
+		t.Errorf("reason %q", r.Reason)
+	}
+}
+
+func TestInvalidLoadIsInconclusive(t *testing.T) {
+	cfg := quick()
+	cfg.Load.Targets = []config.Target{{Method: "GET", Path: "/missing"}}
+	cfg.Readiness.Path = "/"
+	// healthy-json answers every path, so make the load fail another way:
+	// a request timeout shorter than any response.
+	cfg.Load.Timeout = time.Nanosecond
+	res, _ := gateRun(t, context.Background(), examples("healthy-json"), cfg)
+	want(t, res.Report, gate.Inconclusive)
+	if !strings.Contains(res.Report.Reason, "load not valid") {
+		t.Errorf("reason %q", res.Report.Reason)
+	}
+}
+
+func TestServicesThatCannotBeGated(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	takenPort := held.Addr().(*net.TCPAddr).Port
+
+	for _, tc := range []struct {
+		name, dir string
+		mutate    func(*config.Config)
+		reason    string
+		output    string // in the build or service output tail
+	}{
+		{"not a module", t.TempDir(), nil, "is not a Go module", ""},
+		{"compile error", "testdata/compile-error", nil, "build failed", "undefined: undefinedFunction"},
+		{"crash at start", "testdata/crash-at-start", nil, "exited before becoming ready", "cannot open database"},
+		{"never ready", "testdata/never-ready", func(c *config.Config) { c.Readiness.Timeout = 2 * time.Second }, "not ready after 2s", ""},
+		{"panics under load", "testdata/panics-under-load", nil, "exited during the run", "nil map write in reconcile loop"},
+		{"port taken", examples("healthy-json"), func(c *config.Config) { c.Run.Port = takenPort }, "port taken", ""},
+		{"service pprof required", examples("no-pprof"), func(c *config.Config) { c.Pprof.Mode = "service" }, "but not with a heap profile", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := quick()
+			if tc.mutate != nil {
+				tc.mutate(&cfg)
+			}
+			res, _ := gateRun(t, context.Background(), tc.dir, cfg)
+			r := res.Report
+			want(t, r, gate.Error)
+			if !strings.Contains(r.Reason, tc.reason) {
+				t.Errorf("reason %q, want it to contain %q", r.Reason, tc.reason)
+			}
+			if tc.output != "" && !strings.Contains(r.BuildOutput+r.ServiceOutput, tc.output) {
+				t.Errorf("output tails do not show %q:\nbuild: %s\nservice: %s", tc.output, r.BuildOutput, r.ServiceOutput)
+			}
+		})
+	}
+}
+
+func TestInterruptLeavesNothingRunning(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := quick()
+	go func() {
+		time.Sleep(4 * time.Second)
+		cancel()
+	}()
+	start := time.Now()
+	res, rec := gateRun(t, ctx, examples("goroutine-leak"), cfg)
+	if res.Report.Verdict != gate.Error || !errors.Is(ctx.Err(), context.Canceled) {
+		t.Fatalf("verdict %s: %s", res.Report.Verdict, res.Report.Reason)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("interrupted run took %v to stop", took)
+	}
+	if rec.port == "" {
+		t.Fatal("the service never started")
+	}
+}

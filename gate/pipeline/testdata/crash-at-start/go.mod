@@ -1,0 +1,3 @@
+module example.com/crash-at-start
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/never-ready
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/panics-under-load
+
+go 1.22
