@@ -29,15 +29,9 @@ type checkFlags struct {
 }
 
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("memgate check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var f checkFlags
-	fs.StringVar(&f.config, "config", "", "config file (default: DIR/.memgate.yml when present)")
-	fs.Float64Var(&f.rate, "rate", 0, "requests per second (default: the config's load.rate, 200)")
-	fs.DurationVar(&f.duration, "duration", 0, "the measured window (default: load.duration, 40s)")
-	fs.DurationVar(&f.warmup, "warmup", -1, "warm-up before the window (default: load.warmup, 10s)")
-	fs.StringVar(&f.json, "json", "", "write the full report as JSON to FILE (- for stdout)")
-	fs.StringVar(&f.profiles, "profiles", "", "write the raw pprof profiles to DIR")
+	fs := newCheckFlags(&f)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: memgate check [flags] [DIR]\n\nGate the Go service in DIR (default .).\n\nflags:\n")
 		fs.PrintDefaults()
@@ -50,6 +44,23 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return 2
 	}
+	return check(ctx, dir, f, getenv, stdout, stderr)
+}
+
+// newCheckFlags declares the check flags into f.
+func newCheckFlags(f *checkFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("memgate check", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.config, "config", "", "config file (default: DIR/.memgate.yml when present)")
+	fs.Float64Var(&f.rate, "rate", 0, "requests per second (default: the config's load.rate, 200)")
+	fs.DurationVar(&f.duration, "duration", 0, "the measured window (default: load.duration, 40s)")
+	fs.DurationVar(&f.warmup, "warmup", -1, "warm-up before the window (default: load.warmup, 10s)")
+	fs.StringVar(&f.json, "json", "", "write the full report as JSON to FILE (- for stdout)")
+	fs.StringVar(&f.profiles, "profiles", "", "write the raw pprof profiles to DIR")
+	return fs
+}
+
+func check(ctx context.Context, dir string, f checkFlags, getenv func(string) string, stdout, stderr io.Writer) int {
 
 	cfg, cfgSource, err := loadConfig(dir, f.config)
 	if err != nil {

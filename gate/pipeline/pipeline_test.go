@@ -49,24 +49,25 @@ func gateRun(t *testing.T, ctx context.Context, dir string, cfg config.Config) (
 		t.Skip("runs a real gate; skipped with -short")
 	}
 	rec := &recorder{}
+	work := t.TempDir()
 	res := Run(ctx, Options{
-		Dir: dir, Config: cfg, WorkDir: t.TempDir(),
+		Dir: dir, Config: cfg, WorkDir: work,
 		ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")},
 		Version: "test", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Progress: rec,
 	})
-	assertNothingLeftRunning(t, rec.port)
+	assertNothingLeftRunning(t, work, rec.port)
 	return res, rec
 }
 
-// assertNothingLeftRunning: no service process of memgate's survives a run,
-// and nothing listens on the port it used.
-func assertNothingLeftRunning(t *testing.T, port string) {
+// assertNothingLeftRunning: no process started from the run's scratch
+// directory survives it, and nothing listens on the port it used.
+func assertNothingLeftRunning(t *testing.T, work, port string) {
 	t.Helper()
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err == nil && strings.Contains(string(b), "memgate-run-") {
+		if err == nil && strings.Contains(string(b), work) {
 			t.Errorf("process left running: %s %q", p, strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
@@ -289,5 +290,32 @@ func TestInterruptLeavesNothingRunning(t *testing.T) {
 	}
 	if rec.port == "" {
 		t.Fatal("the service never started")
+	}
+}
+
+// Builds and services get an explicit environment: memgate's own, which
+// holds tokens, never reaches them.
+func TestSecretsStayOutOfBuildAndService(t *testing.T) {
+	const secret = "ghs_memgate_test_secret_value"
+	t.Setenv("MEMGATE_GITHUB_TOKEN", secret)
+	t.Setenv("MEMGATE_WEBHOOK_SECRET", secret)
+	cfg := quick()
+	cfg.Load.Warmup = 0
+	cfg.Load.Duration = 5 * time.Second
+	cfg.Build.Command = "env >&2 && go build -o {{output}} ."
+	res, _ := gateRun(t, context.Background(), "testdata/env-dump", cfg)
+	r := res.Report
+	if r.Verdict == gate.Error {
+		logReport(t, r)
+		t.Fatalf("gate did not run: %s", r.Reason)
+	}
+	if !strings.Contains(r.BuildOutput, "GOTOOLCHAIN=local") || !strings.Contains(r.ServiceOutput, "ENV:") {
+		t.Fatalf("the fixture did not dump its environment:\nbuild: %s\nservice: %s", r.BuildOutput, r.ServiceOutput)
+	}
+	if strings.Contains(r.BuildOutput, secret) || strings.Contains(r.ServiceOutput, secret) {
+		t.Fatalf("a secret reached the build or the service:\nbuild: %s\nservice: %s", r.BuildOutput, r.ServiceOutput)
+	}
+	if !strings.Contains(r.ServiceOutput, "PORT=") {
+		t.Errorf("the service did not get PORT: %s", r.ServiceOutput)
 	}
 }

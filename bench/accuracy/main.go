@@ -1,0 +1,207 @@
+// Command accuracy runs every example fixture several times through
+// `memgate check` at the default settings and prints a Markdown table of
+// verdicts, false positives and negatives, and each criterion's values
+// against its limit. It is a benchmark, not a test: it takes about a minute
+// a run. See docs/benchmarks.md.
+//
+//	go run ./bench/accuracy -runs 5 > bench/out/accuracy.md
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/memgate/memgate/gate"
+)
+
+type fixture struct {
+	name   string
+	dir    string
+	env    map[string]string
+	expect gate.Verdict
+}
+
+var fixtures = []fixture{
+	{"healthy-json", "healthy-json", nil, gate.Pass},
+	{"healthy-garbage", "healthy-garbage", nil, gate.Pass},
+	{"healthy-cache (fills 25 s into the load)", "healthy-cache", nil, gate.Pass},
+	{"no-pprof (injected reader)", "no-pprof", nil, gate.Pass},
+	{"heap-leak 1 KiB/req", "heap-leak", nil, gate.Fail},
+	{"slow-leak 256 B/req", "slow-leak", nil, gate.Fail},
+	{"heap-leak 128 B/req (required)", "heap-leak", map[string]string{"LEAK_BYTES": "128"}, gate.Fail},
+	{"goroutine-leak every request", "goroutine-leak", nil, gate.Fail},
+	{"goroutine-leak 1 per 100 req (required)", "goroutine-leak", map[string]string{"LEAK_EVERY": "100"}, gate.Fail},
+}
+
+var sweep = []fixture{
+	{"heap-leak 64 B/req", "heap-leak", map[string]string{"LEAK_BYTES": "64"}, gate.Fail},
+	{"heap-leak 32 B/req", "heap-leak", map[string]string{"LEAK_BYTES": "32"}, gate.Fail},
+	{"heap-leak 16 B/req", "heap-leak", map[string]string{"LEAK_BYTES": "16"}, gate.Fail},
+	{"goroutine-leak 1 per 500 req", "goroutine-leak", map[string]string{"LEAK_EVERY": "500"}, gate.Fail},
+	{"goroutine-leak 1 per 2000 req", "goroutine-leak", map[string]string{"LEAK_EVERY": "2000"}, gate.Fail},
+}
+
+func main() {
+	runs := flag.Int("runs", 5, "runs per fixture")
+	sweepRuns := flag.Int("sweep-runs", 2, "runs per fixture of the smallest-leak sweep (0 to skip)")
+	memgate := flag.String("memgate", "", "memgate binary (default: build ./cmd/memgate)")
+	outDir := flag.String("out", "bench/out/accuracy", "where the JSON reports go")
+	only := flag.String("only", "", "run only fixtures whose name contains this")
+	flag.Parse()
+	log.SetFlags(0)
+
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	bin := *memgate
+	if bin == "" {
+		bin = filepath.Join(*outDir, "memgate")
+		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/memgate").CombinedOutput(); err != nil {
+			log.Fatalf("build memgate: %v\n%s", err, out)
+		}
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("Accuracy run of %s on %s (%s), %d runs per fixture at the default settings.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, cpuModel(), *runs)
+	table(bin, *outDir, filter(fixtures, *only), *runs)
+	if *sweepRuns > 0 {
+		fmt.Printf("\nSmallest leak caught (%d runs each):\n\n", *sweepRuns)
+		table(bin, *outDir, filter(sweep, *only), *sweepRuns)
+	}
+}
+
+func filter(fs []fixture, only string) []fixture {
+	var out []fixture
+	for _, f := range fs {
+		if strings.Contains(f.name, only) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func table(bin, outDir string, fs []fixture, runs int) {
+	names := []string{gate.CritHeapFluctuation, gate.CritHeapGrowth, gate.CritGoroutineGrowth, gate.CritGoroutineSettle, gate.CritLoadRate}
+	fmt.Printf("| fixture | expected | verdicts | wrong | %s | mean time |\n", strings.Join(names, " | "))
+	fmt.Printf("|---|---|---|---|%s---|\n", strings.Repeat("---|", len(names)))
+	for _, f := range fs {
+		var reports []*gate.Report
+		var took time.Duration
+		for i := 0; i < runs; i++ {
+			start := time.Now()
+			r, err := runOnce(bin, outDir, f, i)
+			took += time.Since(start)
+			if err != nil {
+				log.Printf("%s run %d: %v", f.name, i, err)
+				r = &gate.Report{Verdict: gate.Error, Reason: err.Error()}
+			}
+			log.Printf("%s run %d: %s: %s", f.name, i, r.Verdict, r.Reason)
+			reports = append(reports, r)
+		}
+		counts := map[gate.Verdict]int{}
+		wrong := 0
+		for _, r := range reports {
+			counts[r.Verdict]++
+			if r.Verdict != f.expect {
+				wrong++
+			}
+		}
+		var vs []string
+		for _, v := range []gate.Verdict{gate.Pass, gate.Fail, gate.Inconclusive, gate.Error} {
+			if counts[v] > 0 {
+				vs = append(vs, fmt.Sprintf("%d %s", counts[v], v))
+			}
+		}
+		kind := "FN"
+		if f.expect == gate.Pass {
+			kind = "FP"
+		}
+		cells := make([]string, len(names))
+		for i, n := range names {
+			cells[i] = criterionCell(reports, n)
+		}
+		fmt.Printf("| %s | %s | %s | %d %s | %s | %.0f s |\n", f.name, f.expect, strings.Join(vs, ", "), wrong, kind,
+			strings.Join(cells, " | "), took.Seconds()/float64(runs))
+	}
+}
+
+// criterionCell shows the median value against the limit, the range over
+// runs, and how many runs failed the criterion.
+func criterionCell(reports []*gate.Report, name string) string {
+	var vals []float64
+	var limit float64
+	var unit, cmp string
+	fails := 0
+	for _, r := range reports {
+		c, ok := r.Criterion(name)
+		if !ok {
+			continue
+		}
+		vals = append(vals, c.Value)
+		limit, unit, cmp = c.Limit, c.Unit, c.Comparison
+		if c.Status == gate.StatusFail {
+			fails++
+		}
+	}
+	if len(vals) == 0 {
+		return "-"
+	}
+	sort.Float64s(vals)
+	f := func(v float64) string {
+		if unit == "ratio" {
+			return fmt.Sprintf("%.1f%%", 100*v)
+		}
+		return fmt.Sprintf("%.3g", v)
+	}
+	return fmt.Sprintf("%s (%s..%s) %s %s, %d fail", f(vals[len(vals)/2]), f(vals[0]), f(vals[len(vals)-1]), cmp, f(limit), fails)
+}
+
+func runOnce(bin, outDir string, f fixture, i int) (*gate.Report, error) {
+	slug := strings.NewReplacer(" ", "-", "/", "-", "(", "", ")", "").Replace(f.name)
+	cfgPath := filepath.Join(outDir, slug+".yml")
+	var cfg strings.Builder
+	if len(f.env) > 0 {
+		cfg.WriteString("run:\n  env:\n")
+		for k, v := range f.env {
+			fmt.Fprintf(&cfg, "    %s: %q\n", k, v)
+		}
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
+		return nil, err
+	}
+	jsonPath := filepath.Join(outDir, fmt.Sprintf("%s-%d.json", slug, i))
+	cmd := exec.Command(bin, "check", "--config", cfgPath, "--json", jsonPath, filepath.Join("examples", f.dir))
+	cmd.Stdout, cmd.Stderr = nil, nil
+	_ = cmd.Run() // the exit status is the verdict; the JSON says more
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return nil, err
+	}
+	var r gate.Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			_, v, _ := strings.Cut(l, ":")
+			return fmt.Sprintf("%s, %d cores", strings.TrimSpace(v), strings.Count(string(b), "processor\t:"))
+		}
+	}
+	return "unknown CPU"
+}

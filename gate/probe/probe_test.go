@@ -1,0 +1,114 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
+	"strings"
+	"testing"
+
+	"github.com/google/pprof/profile"
+)
+
+func pprofServer(t *testing.T) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestPprofDetectAndRead(t *testing.T) {
+	srv := pprofServer(t)
+	p := NewPprof(srv.URL + "/debug/pprof/")
+	ctx := context.Background()
+	if err := p.Detect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Read(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HeapInuse == 0 || r.Goroutines < 2 {
+		t.Fatalf("reading %+v", r)
+	}
+	after, err := p.Read(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.GCCycles <= r.GCCycles {
+		t.Errorf("forced GC did not run: %d -> %d cycles", r.GCCycles, after.GCCycles)
+	}
+	for _, name := range []string{"heap", "goroutine"} {
+		b, err := p.Profile(ctx, name, name == "heap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := profile.ParseData(b); err != nil {
+			t.Errorf("%s profile does not parse: %v", name, err)
+		}
+	}
+}
+
+// A catch-all route answers 200 to any path: that is not pprof.
+func TestCatchAllIsNotPprof(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"path":"` + r.URL.Path + `"}`))
+	}))
+	defer srv.Close()
+	err := NewPprof(srv.URL + "/debug/pprof/").Detect(context.Background())
+	if !errors.Is(err, ErrNotPprof) {
+		t.Fatalf("err = %v, want ErrNotPprof", err)
+	}
+	// A 404 is not pprof either.
+	srv404 := httptest.NewServer(http.NotFoundHandler())
+	defer srv404.Close()
+	if err := NewPprof(srv404.URL + "/debug/pprof/").Detect(context.Background()); !errors.Is(err, ErrNotPprof) {
+		t.Fatalf("404: err = %v", err)
+	}
+}
+
+func TestParseHeapText(t *testing.T) {
+	page := "heap profile: 1: 2 [3: 4] @ heap/1048576\n\n# runtime.MemStats\n# Alloc = 100\n# HeapInuse = 4202496\n# NumGC = 17\n"
+	r, err := ParseHeapText([]byte(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.HeapInuse != 4202496 || r.GCCycles != 17 {
+		t.Fatalf("%+v", r)
+	}
+	for _, bad := range []string{"", "hello", "# HeapInuse = lots\n# NumGC = 1\n", "# HeapInuse = 5\n"} {
+		if _, err := ParseHeapText([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestParseGoroutineTotal(t *testing.T) {
+	if n, err := ParseGoroutineTotal("goroutine profile: total 35012\n"); err != nil || n != 35012 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	for _, bad := range []string{"", "<html>", "goroutine profile: total -3", "goroutine profile: total x" + strings.Repeat("9", 100)} {
+		if _, err := ParseGoroutineTotal(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestBodiesAreBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("x", 1<<20))
+		for i := 0; i < MaxProfileBody>>20+2; i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	_, err := NewPprof(srv.URL+"/").Profile(context.Background(), "heap", false)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v", err)
+	}
+}
