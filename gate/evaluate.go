@@ -72,7 +72,7 @@ func isLoadCriterion(name string) bool {
 
 func postGCSeries(samples []Sample, from, to float64) (t, y []float64) {
 	for _, s := range samples {
-		if s.PostGCHeap > 0 && s.Offset >= from && s.Offset <= to {
+		if s.PostGCHeap > 0 && s.Phase == PhaseMeasure && s.Offset >= from && s.Offset <= to {
 			t = append(t, s.Offset)
 			y = append(y, float64(s.PostGCHeap))
 		}

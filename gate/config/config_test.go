@@ -96,12 +96,12 @@ func TestLoadFileLimits(t *testing.T) {
 
 func TestAutoSampling(t *testing.T) {
 	cfg := Default()
-	if s := cfg.Effective(); s.Interval != time.Second || s.CheckpointInterval != 2*time.Second {
+	if s := cfg.Effective(); s.Interval != time.Second || s.CheckpointInterval != time.Second {
 		t.Fatalf("default window: %+v", s)
 	}
-	cfg.Load.Duration = 10 * time.Second
-	if s := cfg.Effective(); s.Interval != 500*time.Millisecond || s.CheckpointInterval != 500*time.Millisecond {
-		t.Fatalf("10s window: %+v", s)
+	cfg.Load.Duration = 12 * time.Second
+	if s := cfg.Effective(); s.Interval != 300*time.Millisecond || s.CheckpointInterval != 300*time.Millisecond {
+		t.Fatalf("12s window: %+v", s)
 	}
 	cfg.Sampling.Interval = 3 * time.Second
 	if s := cfg.Effective(); s.CheckpointInterval != 3*time.Second {

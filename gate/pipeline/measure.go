@@ -20,8 +20,9 @@ import (
 
 // measure runs the load phases on a ready service: idle baseline, warm-up,
 // the measured window, settle; then profiles and the verdict.
-func (r *run) measure(ctx context.Context, src Source, base string, port int) error {
+func (r *run) measure(ctx context.Context, source Source, base string, port int) error {
 	cfg := r.opts.Config
+	src := &serialSource{Source: source}
 	targets, err := r.targets(port)
 	if err != nil {
 		return err

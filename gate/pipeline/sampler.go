@@ -18,6 +18,27 @@ type Source interface {
 	Describe() string
 }
 
+// serialSource lets one request at a time reach the service's profiler. A
+// forced-GC reading taken while a profile is being written counts the
+// profile writer's buffers as live heap (seen: +1.3 MiB on a 1 MiB heap),
+// so readings and profile captures must not overlap.
+type serialSource struct {
+	mu sync.Mutex
+	Source
+}
+
+func (s *serialSource) Read(ctx context.Context, forceGC bool) (gate.Reading, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Source.Read(ctx, forceGC)
+}
+
+func (s *serialSource) Profile(ctx context.Context, name string, forceGC bool) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Source.Profile(ctx, name, forceGC)
+}
+
 // sampler reads the service once an interval while the load runs, and the
 // post-GC heap at each checkpoint.
 type sampler struct {
