@@ -1,0 +1,165 @@
+// Package workspace checks a commit out of a repository with the git CLI
+// into a fresh directory, and reads files of other commits, without ever
+// writing a token to disk or passing it on a command line.
+package workspace
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrCloneURL is returned for a clone URL memgate will not fetch from.
+var ErrCloneURL = errors.New("clone URL not allowed")
+
+var shaRe = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
+
+// Options say where clones may come from and how git runs.
+type Options struct {
+	// AllowLocal accepts local paths and file:// URLs (tests, local trials).
+	AllowLocal bool
+	// Env is git's base environment (PATH, HOME); nothing else is inherited.
+	Env     []string
+	Timeout time.Duration
+}
+
+// Workspace is a checked-out commit in a directory of its own.
+type Workspace struct {
+	Dir  string
+	opts Options
+	auth []string // GIT_CONFIG_* variables carrying the token header
+}
+
+// CheckURL reports whether a clone URL may be fetched.
+func CheckURL(raw string, allowLocal bool) error {
+	if strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "file://") {
+		if !allowLocal {
+			return fmt.Errorf("%w: %q is local (set MEMGATE_ALLOW_LOCAL_REPOS=true for tests and local trials)", ErrCloneURL, raw)
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCloneURL, err)
+	}
+	if u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%w: %q must be an https URL without credentials", ErrCloneURL, raw)
+	}
+	return nil
+}
+
+// Checkout fetches sha (and the extra commits, e.g. the base) from cloneURL
+// into a new directory under parent and checks sha out. token, when not
+// empty, is sent as an HTTP header through git's environment.
+func Checkout(ctx context.Context, parent, cloneURL, sha string, extra []string, token string, opts Options) (*Workspace, error) {
+	if err := CheckURL(cloneURL, opts.AllowLocal); err != nil {
+		return nil, err
+	}
+	for _, s := range append([]string{sha}, extra...) {
+		if !shaRe.MatchString(s) {
+			return nil, fmt.Errorf("workspace: %q is not a full commit sha", s)
+		}
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	dir, err := os.MkdirTemp(parent, "memgate-ws-")
+	if err != nil {
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	ws := &Workspace{Dir: dir, opts: opts}
+	if token != "" {
+		basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token))
+		ws.auth = []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic " + basic}
+	}
+	fail := func(err error) (*Workspace, error) {
+		ws.Remove()
+		return nil, err
+	}
+	if _, err := ws.git(ctx, "init", "-q", "."); err != nil {
+		return fail(err)
+	}
+	args := append([]string{"fetch", "-q", "--no-tags", "--depth", "1", cloneURL, sha}, extra...)
+	if _, err := ws.git(ctx, args...); err != nil {
+		return fail(fmt.Errorf("workspace: fetch %s from %s: %w", short(sha), cloneURL, err))
+	}
+	if _, err := ws.git(ctx, "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", sha); err != nil {
+		return fail(fmt.Errorf("workspace: checkout %s: %w", short(sha), err))
+	}
+	return ws, nil
+}
+
+// ReadFile returns a file as it is in another fetched commit. A file that
+// does not exist there gives os.ErrNotExist.
+func (w *Workspace) ReadFile(ctx context.Context, sha, path string, limit int64) ([]byte, error) {
+	out, err := w.git(ctx, "cat-file", "-s", sha+":"+path)
+	if err != nil {
+		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "Not a valid object") ||
+			strings.Contains(err.Error(), "exists on disk, but not in") {
+			return nil, fmt.Errorf("%s at %s: %w", path, short(sha), os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("workspace: %s at %s: %w", path, short(sha), err)
+	}
+	var size int64
+	fmt.Sscan(string(out), &size)
+	if size > limit {
+		return nil, fmt.Errorf("workspace: %s at %s is %d bytes, over the %d limit", path, short(sha), size, limit)
+	}
+	return w.git(ctx, "show", sha+":"+path)
+}
+
+// Remove deletes the workspace.
+func (w *Workspace) Remove() error { return os.RemoveAll(w.Dir) }
+
+func (w *Workspace) git(ctx context.Context, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = w.Dir
+	cmd.Env = append(append([]string{
+		"GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_ASKPASS=/bin/false",
+		"HOME=" + filepath.Join(w.Dir, ".git"), // no user config, no credential helpers
+	}, w.opts.Env...), w.auth...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &limitedWriter{w: &stderr, n: 16 << 10}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+type limitedWriter struct {
+	w *bytes.Buffer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if room := l.n - l.w.Len(); room > 0 {
+		if len(p) > room {
+			l.w.Write(p[:room])
+		} else {
+			l.w.Write(p)
+		}
+	}
+	return len(p), nil
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

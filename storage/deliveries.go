@@ -1,0 +1,62 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Delivery is one webhook delivery as received.
+type Delivery struct {
+	GUID       string
+	Event      string
+	Action     string
+	Repository string
+	Outcome    string
+	RunID      int64
+	ReceivedAt time.Time
+}
+
+// RecordDelivery stores a delivery unless its GUID is already stored (a
+// redelivery); it reports whether it was new.
+func (s *Store) RecordDelivery(ctx context.Context, tx *sql.Tx, d Delivery) (bool, error) {
+	if d.ReceivedAt.IsZero() {
+		d.ReceivedAt = time.Now()
+	}
+	res, err := s.q(tx).ExecContext(ctx, `INSERT INTO deliveries (guid, event, action, repository, outcome, run_id, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guid) DO NOTHING`,
+		d.GUID, d.Event, d.Action, d.Repository, d.Outcome, d.RunID, ms(d.ReceivedAt))
+	if err != nil {
+		return false, wrap("record delivery", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// SetDeliveryOutcome records what a delivery led to.
+func (s *Store) SetDeliveryOutcome(ctx context.Context, tx *sql.Tx, guid, outcome string, runID int64) error {
+	_, err := s.q(tx).ExecContext(ctx, `UPDATE deliveries SET outcome = ?, run_id = ? WHERE guid = ?`, outcome, runID, guid)
+	return wrap("delivery outcome", err)
+}
+
+// DeliveryOutcome returns what a delivery led to.
+func (s *Store) DeliveryOutcome(ctx context.Context, guid string) (string, int64, error) {
+	var outcome string
+	var runID sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT outcome, run_id FROM deliveries WHERE guid = ?`, guid).Scan(&outcome, &runID)
+	return outcome, runID.Int64, wrap("delivery outcome", err)
+}
+
+// CountDeliveries counts stored deliveries, for tests and metrics.
+func (s *Store) CountDeliveries(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries`).Scan(&n)
+	return n, wrap("count deliveries", err)
+}
+
+// CountRuns counts stored runs.
+func (s *Store) CountRuns(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&n)
+	return n, wrap("count runs", err)
+}
