@@ -58,3 +58,18 @@ func signedCount(n int64) string {
 	}
 	return FormatCount(n)
 }
+
+// FormatValue renders a criterion's value or limit in its unit.
+func FormatValue(v float64, unit string) string {
+	switch unit {
+	case "ratio":
+		return fmt.Sprintf("%.1f%%", 100*v)
+	case "bytes/request":
+		return fmt.Sprintf("%.1f B/req", v)
+	case "goroutines/1k requests":
+		return fmt.Sprintf("%.2f /1k req", v)
+	case "goroutines":
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%g %s", v, unit)
+}

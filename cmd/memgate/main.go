@@ -3,6 +3,8 @@
 // fails when it leaks.
 //
 //	memgate check [flags] DIR    gate the service in DIR
+//	memgate serve [flags]        the GitHub webhook server and gate workers
+//	memgate migrate              bring the database schema up to date
 //	memgate version              print the version
 package main
 
@@ -33,6 +35,8 @@ const usage = `memgate: a pre-merge memory gate for Go services
 
 usage:
   memgate check [flags] [DIR]   gate the Go service in DIR (default .)
+  memgate serve [flags]         receive GitHub webhooks, queue and run gates, report checks
+  memgate migrate [flags]       bring the database schema up to date
   memgate version               print memgate's version
 
 Run "memgate check -h" for the check flags. Exit status of check:
@@ -53,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "check":
 		return runCheck(ctx, args[1:], os.Getenv, stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], os.Getenv, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], os.Getenv, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "memgate", memgateVersion())
 		return 0

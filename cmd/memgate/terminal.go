@@ -69,8 +69,8 @@ func printReport(w io.Writer, r *gate.Report, profilesDir string) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CRITERION\tSTATUS\tVALUE\tLIMIT\tDETAIL")
 		for _, c := range r.Criteria {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\n", c.Name, c.Status, formatValue(c.Value, c.Unit),
-				c.Comparison, formatValue(c.Limit, c.Unit), c.Detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\n", c.Name, c.Status, gate.FormatValue(c.Value, c.Unit),
+				c.Comparison, gate.FormatValue(c.Limit, c.Unit), c.Detail)
 		}
 		tw.Flush()
 	}
@@ -122,20 +122,6 @@ func printReport(w io.Writer, r *gate.Report, profilesDir string) {
 	}
 	fmt.Fprintf(w, "\ntook %s (build %s, start %s, load %s)\n", roundDur(r.Timings.Total), roundDur(r.Timings.Build),
 		roundDur(r.Timings.Start), roundDur(r.Timings.Load))
-}
-
-func formatValue(v float64, unit string) string {
-	switch unit {
-	case "ratio":
-		return fmt.Sprintf("%.1f%%", 100*v)
-	case "bytes/request":
-		return fmt.Sprintf("%.1f B/req", v)
-	case "goroutines/1k requests":
-		return fmt.Sprintf("%.2f /1k req", v)
-	case "goroutines":
-		return fmt.Sprintf("%.0f", v)
-	}
-	return fmt.Sprintf("%g %s", v, unit)
 }
 
 func roundDur(d gate.Duration) string {

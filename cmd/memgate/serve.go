@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/server"
+	"github.com/memgate/memgate/server/checks"
+	"github.com/memgate/memgate/server/queue"
+	"github.com/memgate/memgate/server/runner"
+	"github.com/memgate/memgate/storage"
+)
+
+// serveConfig is `memgate serve`'s configuration: flags, each with an
+// environment variable; flags win.
+type serveConfig struct {
+	addr, databaseURL, webhookSecret, apiURL string
+	appID                                    int64
+	appKeyFile, token, publicURL, apiToken   string
+	workDir                                  string
+	workers                                  int
+	allowLocalRepos, gateDrafts              bool
+	jobTimeout, rescueAfter                  time.Duration
+}
+
+func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	envInt := func(k string, def int64) int64 {
+		n, err := strconv.ParseInt(env(k, strconv.FormatInt(def, 10)), 10, 64)
+		if err != nil {
+			return -1 // refused by validate with the variable's name
+		}
+		return n
+	}
+	envBool := func(k string) bool { b, _ := strconv.ParseBool(env(k, "false")); return b }
+	envDur := func(k string, def time.Duration) time.Duration {
+		d, err := time.ParseDuration(env(k, def.String()))
+		if err != nil {
+			return -1
+		}
+		return d
+	}
+	c := &serveConfig{}
+	fs.StringVar(&c.addr, "addr", env("MEMGATE_ADDR", ":8080"), "listen address (MEMGATE_ADDR)")
+	fs.StringVar(&c.databaseURL, "database-url", env("MEMGATE_DATABASE_URL", "sqlite:memgate.db"), "sqlite:PATH or postgres://... (MEMGATE_DATABASE_URL)")
+	fs.StringVar(&c.webhookSecret, "webhook-secret", getenv("MEMGATE_WEBHOOK_SECRET"), "GitHub webhook secret; without it every delivery is refused (MEMGATE_WEBHOOK_SECRET)")
+	fs.StringVar(&c.apiURL, "github-api-url", env("MEMGATE_GITHUB_API_URL", "https://api.github.com/"), "GitHub API URL (MEMGATE_GITHUB_API_URL)")
+	fs.Int64Var(&c.appID, "github-app-id", envInt("MEMGATE_GITHUB_APP_ID", 0), "GitHub App id: check runs (MEMGATE_GITHUB_APP_ID)")
+	fs.StringVar(&c.appKeyFile, "github-app-key-file", getenv("MEMGATE_GITHUB_APP_KEY_FILE"), "GitHub App private key, PEM (MEMGATE_GITHUB_APP_KEY_FILE)")
+	fs.StringVar(&c.token, "github-token", getenv("MEMGATE_GITHUB_TOKEN"), "GitHub token: commit statuses (MEMGATE_GITHUB_TOKEN)")
+	fs.StringVar(&c.publicURL, "public-url", getenv("MEMGATE_PUBLIC_URL"), "memgate's public URL, for links from GitHub (MEMGATE_PUBLIC_URL)")
+	fs.StringVar(&c.apiToken, "api-token", getenv("MEMGATE_API_TOKEN"), "bearer token for API writes (MEMGATE_API_TOKEN)")
+	fs.StringVar(&c.workDir, "workdir", getenv("MEMGATE_WORKDIR"), "where workspaces are made (MEMGATE_WORKDIR; default the system temp dir)")
+	fs.IntVar(&c.workers, "workers", int(envInt("MEMGATE_WORKERS", 1)), "gates run at once by this process; 0 serves HTTP only (MEMGATE_WORKERS)")
+	fs.BoolVar(&c.allowLocalRepos, "allow-local-repos", envBool("MEMGATE_ALLOW_LOCAL_REPOS"), "accept local paths and file:// clone URLs (MEMGATE_ALLOW_LOCAL_REPOS)")
+	fs.BoolVar(&c.gateDrafts, "gate-drafts", envBool("MEMGATE_GATE_DRAFTS"), "gate draft pull requests too (MEMGATE_GATE_DRAFTS)")
+	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 30*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
+	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "re-queue a gate whose worker died after this (MEMGATE_RESCUE_AFTER)")
+	return c
+}
+
+func (c *serveConfig) validate() error {
+	switch {
+	case c.appID < 0:
+		return errors.New("MEMGATE_GITHUB_APP_ID / --github-app-id must be a number")
+	case c.appID > 0 && c.appKeyFile == "":
+		return errors.New("MEMGATE_GITHUB_APP_ID is set but MEMGATE_GITHUB_APP_KEY_FILE is not")
+	case c.appID == 0 && c.appKeyFile != "":
+		return errors.New("MEMGATE_GITHUB_APP_KEY_FILE is set but MEMGATE_GITHUB_APP_ID is not")
+	case c.workers < 0:
+		return errors.New("MEMGATE_WORKERS / --workers must be a number >= 0")
+	case c.jobTimeout <= 0:
+		return errors.New("MEMGATE_JOB_TIMEOUT / --job-timeout must be a positive duration")
+	case c.rescueAfter <= c.jobTimeout:
+		return errors.New("MEMGATE_RESCUE_AFTER / --rescue-after must exceed the job timeout")
+	}
+	return nil
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("memgate migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("database-url", getenv("MEMGATE_DATABASE_URL"), "database to migrate (MEMGATE_DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *url == "" {
+		*url = "sqlite:memgate.db"
+	}
+	log := newLogger(stderr)
+	st, err := openAndMigrate(ctx, *url, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "memgate migrate: %v\n", err)
+		return 1
+	}
+	st.Close()
+	log.Info("database is up to date")
+	return 0
+}
+
+func openAndMigrate(ctx context.Context, url string, log *slog.Logger) (*storage.Store, error) {
+	st, err := storage.Open(ctx, url, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := queue.Migrate(ctx, st.DB()); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// reporter is what serve needs of a GitHub reporter.
+type reporter interface {
+	runner.Reporter
+	server.Reporter
+	Describe() string
+}
+
+func newReporter(c *serveConfig, log *slog.Logger) (reporter, error) {
+	opts := checks.Options{APIURL: c.apiURL, PublicURL: c.publicURL, Logger: log}
+	switch {
+	case c.appID > 0:
+		key, err := os.ReadFile(c.appKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("GitHub App key: %w", err)
+		}
+		return checks.NewApp(c.appID, key, opts)
+	case c.token != "":
+		return checks.NewStatuses(c.token, opts)
+	}
+	return checks.Silent{}, nil
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("memgate serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := serveFlags(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr)
+	if err := c.validate(); err != nil {
+		fmt.Fprintf(stderr, "memgate serve: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, c, getenv, log); err != nil {
+		log.Error("memgate serve stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log *slog.Logger) error {
+	st, err := openAndMigrate(ctx, c.databaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	rep, err := newReporter(c, log)
+	if err != nil {
+		return err
+	}
+	log.Info("reporting to GitHub", "mode", rep.Describe())
+	if c.webhookSecret == "" {
+		log.Warn("MEMGATE_WEBHOOK_SECRET is not set: every webhook delivery will be refused with 401")
+	}
+	if c.apiToken == "" {
+		log.Warn("MEMGATE_API_TOKEN is not set: API writes (new runs, re-runs) are refused")
+	}
+
+	metrics := server.NewMetrics(st)
+	run := runner.New(st, rep, runner.Options{
+		WorkDir: c.workDir, AllowLocalRepos: c.allowLocalRepos,
+		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
+		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
+	})
+	qcfg := queue.DefaultConfig()
+	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter
+	q, err := queue.New(st.DB(), run, qcfg)
+	if err != nil {
+		return err
+	}
+	metrics.SetQueue(q)
+
+	bg, cancelBG := context.WithCancel(context.Background())
+	defer cancelBG()
+	srv := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts},
+		st, q, rep, metrics, log)
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.addr, err)
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
+	if err := q.Start(bg); err != nil {
+		return err
+	}
+	log.Info("memgate serving", "addr", ln.Addr().String(), "workers", c.workers, "database", strings.SplitN(c.databaseURL, ":", 2)[0])
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new deliveries; running gates finish or go back to the queue")
+	case err := <-errc:
+		return err
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(shutdown)
+	stopGates, cancelStop := context.WithTimeout(context.Background(), c.jobTimeout)
+	defer cancelStop()
+	if err := q.Stop(stopGates); err != nil {
+		log.Warn("queue stop", "err", err)
+	}
+	return nil
+}
+
+func pick(getenv func(string) string, keys ...string) []string {
+	var out []string
+	for _, k := range keys {
+		if v := getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}

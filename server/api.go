@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/storage"
+)
+
+var (
+	repoRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+	shaRe  = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	nameRe = regexp.MustCompile(`^[a-z0-9.-]+\.pb\.gz$`)
+)
+
+func (s *Server) listRuns(c *gin.Context) {
+	f := storage.Filter{Repository: c.Query("repository"), Verdict: gate.Verdict(c.Query("verdict")), Status: gate.RunStatus(c.Query("status"))}
+	var err error
+	if f.PR, err = optInt(c.Query("pr")); err != nil {
+		s.fail(c, fmt.Errorf("%w: pr: %v", errBadRequest, err))
+		return
+	}
+	cursor, err := optInt(c.Query("cursor"))
+	if err != nil {
+		s.fail(c, fmt.Errorf("%w: cursor: %v", errBadRequest, err))
+		return
+	}
+	f.Before = int64(cursor)
+	if f.Limit, err = optInt(c.Query("limit")); err != nil {
+		s.fail(c, fmt.Errorf("%w: limit: %v", errBadRequest, err))
+		return
+	}
+	runs, next, err := s.store.ListRuns(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if runs == nil {
+		runs = []gate.Run{}
+	}
+	out := gin.H{"runs": runs}
+	if next != 0 {
+		out["next_cursor"] = next
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func optInt(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a non-negative integer", s)
+	}
+	return n, nil
+}
+
+func (s *Server) runID(c *gin.Context) (int64, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.fail(c, fmt.Errorf("%w: run id %q", errBadRequest, c.Param("id")))
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) getRun(c *gin.Context) {
+	id, ok := s.runID(c)
+	if !ok {
+		return
+	}
+	run, err := s.store.RunWithReport(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	names, err := s.store.ProfileNames(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"run": run, "profiles": names})
+}
+
+func (s *Server) getProfile(c *gin.Context) {
+	id, ok := s.runID(c)
+	if !ok {
+		return
+	}
+	name := c.Param("name")
+	if !nameRe.MatchString(name) {
+		s.fail(c, fmt.Errorf("%w: profile name %q", errBadRequest, name))
+		return
+	}
+	data, err := s.store.Profile(c.Request.Context(), id, name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%d-%s"`, id, name))
+	c.Data(http.StatusOK, "application/octet-stream", data)
+}
+
+type createRequest struct {
+	Repository string `json:"repository"`
+	PR         int    `json:"pr"`
+	Commit     string `json:"commit"`
+}
+
+// createRun gates a pull request's head, or a commit, on request. The clone
+// URL and base come from GitHub (for a PR) or from the newest stored run.
+func (s *Server) createRun(c *gin.Context) {
+	var req createRequest
+	if err := c.ShouldBindJSON(&req); err != nil {
+		s.fail(c, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	switch {
+	case !repoRe.MatchString(req.Repository):
+		s.fail(c, fmt.Errorf("%w: repository must be owner/name", errBadRequest))
+		return
+	case req.PR == 0 && req.Commit == "":
+		s.fail(c, fmt.Errorf("%w: give pr or commit", errBadRequest))
+		return
+	case req.Commit != "" && !shaRe.MatchString(req.Commit):
+		s.fail(c, fmt.Errorf("%w: commit must be a full 40-character sha", errBadRequest))
+		return
+	}
+	ctx := c.Request.Context()
+	run, err := s.template(ctx, req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	run.Trigger, run.DeliveryID = "api", ""
+	s.respondEnqueued(c, run)
+}
+
+func (s *Server) template(ctx context.Context, req createRequest) (gate.Run, error) {
+	var prev gate.Run
+	var err error
+	if req.Commit != "" {
+		prev, err = s.store.LatestAttempt(ctx, nil, req.Repository, req.Commit)
+	} else {
+		prev, err = s.store.LatestForPR(ctx, req.Repository, req.PR)
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return gate.Run{}, err
+	}
+	found := err == nil
+	run := gate.Run{Repository: req.Repository, PR: req.PR, HeadSHA: req.Commit}
+	if found {
+		run.CloneURL, run.Private, run.InstallationID, run.RerunOf = prev.CloneURL, prev.Private, prev.InstallationID, prev.ID
+		if req.Commit != "" {
+			run.PR, run.BaseSHA, run.HeadRef, run.BaseRef = prev.PR, prev.BaseSHA, prev.HeadRef, prev.BaseRef
+		}
+	}
+	if req.PR != 0 && req.Commit == "" {
+		// The PR's current head comes from GitHub when it can be asked.
+		pr, perr := s.reporter.PullRequest(ctx, req.Repository, req.PR, run.InstallationID)
+		switch {
+		case perr == nil:
+			run.HeadSHA, run.BaseSHA, run.HeadRef, run.BaseRef = pr.HeadSHA, pr.BaseSHA, pr.HeadRef, pr.BaseRef
+			if run.CloneURL == "" {
+				run.CloneURL, run.Private = pr.CloneURL, pr.Private
+			}
+		case found:
+			run.HeadSHA, run.BaseSHA, run.HeadRef, run.BaseRef = prev.HeadSHA, prev.BaseSHA, prev.HeadRef, prev.BaseRef
+		default:
+			return gate.Run{}, fmt.Errorf("%w: %s#%d has no stored run and GitHub could not be asked: %v", errUnprocessable, req.Repository, req.PR, perr)
+		}
+	}
+	if run.CloneURL == "" {
+		return gate.Run{}, fmt.Errorf("%w: no stored run of %s to take the clone URL from; gate it through a pull request first", errUnprocessable, req.Repository)
+	}
+	return run, nil
+}
+
+func (s *Server) rerun(c *gin.Context) {
+	id, ok := s.runID(c)
+	if !ok {
+		return
+	}
+	prev, err := s.store.Run(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	run := prev
+	run.ID, run.RerunOf, run.Trigger, run.DeliveryID, run.CheckRunID, run.JobID = 0, prev.ID, "api.rerun", "", 0, 0
+	run.Status, run.Verdict, run.Reason = gate.RunQueued, "", ""
+	run.CreatedAt, run.StartedAt, run.FinishedAt = time.Time{}, time.Time{}, time.Time{}
+	s.respondEnqueued(c, run)
+}
+
+func (s *Server) respondEnqueued(c *gin.Context, run gate.Run) {
+	var id int64
+	var after []followup
+	err := s.store.Tx(c.Request.Context(), func(tx *sql.Tx) error {
+		var err error
+		_, id, after, err = s.enqueue(c.Request.Context(), tx, run, true)
+		return err
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, f := range after {
+		s.background("api follow-up", f)
+	}
+	c.Header("Location", fmt.Sprintf("/api/v1/runs/%d", id))
+	c.JSON(http.StatusAccepted, gin.H{"id": id})
+}

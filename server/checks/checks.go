@@ -1,0 +1,372 @@
+// Package checks reports gate runs to GitHub: check runs when memgate is a
+// GitHub App, commit statuses with a token, or nothing (logged) without
+// either. Every call is retried with backoff.
+package checks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
+	"github.com/google/go-github/v60/github"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// Name is the check run's name and the commit status's context.
+const Name = "memgate"
+
+// PullRequest is what the API needs of a pull request to gate it.
+type PullRequest struct {
+	Number   int
+	HeadSHA  string
+	BaseSHA  string
+	HeadRef  string
+	BaseRef  string
+	CloneURL string
+	Private  bool
+}
+
+// Options are shared by the reporters.
+type Options struct {
+	APIURL    string // e.g. https://api.github.com/ or a test server
+	PublicURL string // memgate's own address, for links to a run's page
+	Logger    *slog.Logger
+	Transport http.RoundTripper // the base transport; nil for the default
+}
+
+func (o Options) detailsURL(run gate.Run) string {
+	if o.PublicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(o.PublicURL, "/") + "/runs/" + strconv.FormatInt(run.ID, 10)
+}
+
+func newClient(rt http.RoundTripper, apiURL string) (*github.Client, error) {
+	c := github.NewClient(&http.Client{Transport: rt, Timeout: 60 * time.Second})
+	u, err := url.Parse(strings.TrimRight(apiURL, "/") + "/")
+	if err != nil {
+		return nil, fmt.Errorf("checks: GitHub API URL: %w", err)
+	}
+	c.BaseURL = u
+	return c, nil
+}
+
+func splitRepo(full string) (string, string, error) {
+	owner, name, ok := strings.Cut(full, "/")
+	if !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("checks: repository %q is not owner/name", full)
+	}
+	return owner, name, nil
+}
+
+// App reports with check runs, as a GitHub App.
+type App struct {
+	opts    Options
+	atr     *ghinstallation.AppsTransport
+	mu      sync.Mutex
+	clients map[int64]*installation
+}
+
+type installation struct {
+	tr     *ghinstallation.Transport
+	client *github.Client
+}
+
+// NewApp reports as the GitHub App appID with its PEM private key.
+func NewApp(appID int64, key []byte, opts Options) (*App, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	atr, err := ghinstallation.NewAppsTransport(newRetryTransport(opts.Transport, opts.Logger), appID, key)
+	if err != nil {
+		return nil, fmt.Errorf("checks: GitHub App key: %w", err)
+	}
+	atr.BaseURL = strings.TrimRight(opts.APIURL, "/")
+	return &App{opts: opts, atr: atr, clients: map[int64]*installation{}}, nil
+}
+
+// Describe says how results reach GitHub, for the log.
+func (a *App) Describe() string { return "GitHub App: check runs" }
+
+func (a *App) installation(id int64) (*installation, error) {
+	if id == 0 {
+		return nil, errors.New("checks: the run has no GitHub App installation id")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if in, ok := a.clients[id]; ok {
+		return in, nil
+	}
+	tr := ghinstallation.NewFromAppsTransport(a.atr, id)
+	tr.BaseURL = a.atr.BaseURL
+	c, err := newClient(tr, a.opts.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	in := &installation{tr: tr, client: c}
+	a.clients[id] = in
+	return in, nil
+}
+
+// Token is an installation token for cloning a private repository. It is
+// refreshed before it expires.
+func (a *App) Token(ctx context.Context, installationID int64) (string, error) {
+	in, err := a.installation(installationID)
+	if err != nil {
+		return "", err
+	}
+	return in.tr.Token(ctx)
+}
+
+func (a *App) create(ctx context.Context, run gate.Run, status, title, summary string) (int64, error) {
+	in, err := a.installation(run.InstallationID)
+	if err != nil {
+		return 0, err
+	}
+	owner, repo, err := splitRepo(run.Repository)
+	if err != nil {
+		return 0, err
+	}
+	opts := github.CreateCheckRunOptions{
+		Name: Name, HeadSHA: run.HeadSHA, Status: github.String(status),
+		ExternalID: github.String(strconv.FormatInt(run.ID, 10)),
+		Output:     &github.CheckRunOutput{Title: github.String(title), Summary: github.String(summary)},
+	}
+	if u := a.opts.detailsURL(run); u != "" {
+		opts.DetailsURL = github.String(u)
+	}
+	if status == "in_progress" {
+		opts.StartedAt = &github.Timestamp{Time: time.Now()}
+	}
+	cr, _, err := in.client.Checks.CreateCheckRun(ctx, owner, repo, opts)
+	if err != nil {
+		return 0, fmt.Errorf("checks: create check run on %s@%s: %w", run.Repository, run.HeadSHA, err)
+	}
+	return cr.GetID(), nil
+}
+
+func (a *App) update(ctx context.Context, run gate.Run, opts github.UpdateCheckRunOptions) error {
+	in, err := a.installation(run.InstallationID)
+	if err != nil {
+		return err
+	}
+	owner, repo, err := splitRepo(run.Repository)
+	if err != nil {
+		return err
+	}
+	opts.Name = Name
+	if u := a.opts.detailsURL(run); u != "" {
+		opts.DetailsURL = github.String(u)
+	}
+	if _, _, err := in.client.Checks.UpdateCheckRun(ctx, owner, repo, run.CheckRunID, opts); err != nil {
+		return fmt.Errorf("checks: update check run %d: %w", run.CheckRunID, err)
+	}
+	return nil
+}
+
+// Queued creates the check run as queued, so the PR shows it at once.
+func (a *App) Queued(ctx context.Context, run gate.Run) (int64, error) {
+	return a.create(ctx, run, "queued", "Queued", "memgate will build this commit, load it and watch its heap and goroutines.")
+}
+
+// Started marks the check run in progress, creating it if it does not exist.
+func (a *App) Started(ctx context.Context, run gate.Run) (int64, error) {
+	const title, summary = "Running", "Building the service, then loading it."
+	if run.CheckRunID == 0 {
+		return a.create(ctx, run, "in_progress", title, summary)
+	}
+	err := a.update(ctx, run, github.UpdateCheckRunOptions{Status: github.String("in_progress"),
+		Output: &github.CheckRunOutput{Title: github.String(title), Summary: github.String(summary)}})
+	return run.CheckRunID, err
+}
+
+// Progress updates the in-progress check run's output.
+func (a *App) Progress(ctx context.Context, run gate.Run, text string) error {
+	if run.CheckRunID == 0 {
+		return nil
+	}
+	return a.update(ctx, run, github.UpdateCheckRunOptions{Status: github.String("in_progress"),
+		Output: &github.CheckRunOutput{Title: github.String("Running"), Summary: github.String(truncate(text, maxOutputBytes))}})
+}
+
+// Completed completes the check run with the report's conclusion.
+func (a *App) Completed(ctx context.Context, run gate.Run, rep *gate.Report) error {
+	if run.CheckRunID == 0 {
+		id, err := a.create(ctx, run, "in_progress", "Running", "")
+		if err != nil {
+			return err
+		}
+		run.CheckRunID = id
+	}
+	conclusion := "failure" // fail, error, and inconclusive: a required check must not pass without a verdict
+	if rep.Verdict == gate.Pass {
+		conclusion = "success"
+	}
+	return a.update(ctx, run, github.UpdateCheckRunOptions{
+		Status: github.String("completed"), Conclusion: github.String(conclusion),
+		CompletedAt: &github.Timestamp{Time: time.Now()},
+		Output: &github.CheckRunOutput{Title: github.String(Title(rep)),
+			Summary: github.String(Summary(rep, a.opts.detailsURL(run))), Text: github.String(Text(rep))},
+	})
+}
+
+// Cancelled completes the check run as cancelled.
+func (a *App) Cancelled(ctx context.Context, run gate.Run, reason string) error {
+	if run.CheckRunID == 0 {
+		return nil // never shown: nothing to complete
+	}
+	return a.update(ctx, run, github.UpdateCheckRunOptions{
+		Status: github.String("completed"), Conclusion: github.String("cancelled"),
+		CompletedAt: &github.Timestamp{Time: time.Now()},
+		Output:      &github.CheckRunOutput{Title: github.String(truncate("Cancelled: "+reason, maxTitleBytes)), Summary: github.String(reason)},
+	})
+}
+
+// PullRequest looks a pull request up.
+func (a *App) PullRequest(ctx context.Context, repo string, number int, installationID int64) (PullRequest, error) {
+	in, err := a.installation(installationID)
+	if err != nil {
+		return PullRequest{}, err
+	}
+	return getPR(ctx, in.client, repo, number)
+}
+
+func getPR(ctx context.Context, c *github.Client, repo string, number int) (PullRequest, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return PullRequest{}, err
+	}
+	pr, _, err := c.PullRequests.Get(ctx, owner, name, number)
+	if err != nil {
+		return PullRequest{}, fmt.Errorf("checks: get %s#%d: %w", repo, number, err)
+	}
+	return PullRequest{Number: number, HeadSHA: pr.GetHead().GetSHA(), BaseSHA: pr.GetBase().GetSHA(),
+		HeadRef: pr.GetHead().GetRef(), BaseRef: pr.GetBase().GetRef(),
+		CloneURL: pr.GetHead().GetRepo().GetCloneURL(), Private: pr.GetBase().GetRepo().GetPrivate()}, nil
+}
+
+// Statuses reports with commit statuses, with a personal or fine-grained
+// token (a token cannot create check runs).
+type Statuses struct {
+	opts   Options
+	token  string
+	client *github.Client
+}
+
+// NewStatuses reports with token.
+func NewStatuses(token string, opts Options) (*Statuses, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c, err := newClient(&bearer{token: token, base: newRetryTransport(opts.Transport, opts.Logger)}, opts.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Statuses{opts: opts, token: token, client: c}, nil
+}
+
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
+// Describe says how results reach GitHub, for the log.
+func (s *Statuses) Describe() string { return "token: commit statuses" }
+
+func (s *Statuses) post(ctx context.Context, run gate.Run, state, description string) error {
+	owner, repo, err := splitRepo(run.Repository)
+	if err != nil {
+		return err
+	}
+	st := &github.RepoStatus{State: github.String(state), Context: github.String(Name),
+		Description: github.String(StatusDescription(description))}
+	if u := s.opts.detailsURL(run); u != "" {
+		st.TargetURL = github.String(u)
+	}
+	if _, _, err := s.client.Repositories.CreateStatus(ctx, owner, repo, run.HeadSHA, st); err != nil {
+		return fmt.Errorf("checks: commit status on %s@%s: %w", run.Repository, run.HeadSHA, err)
+	}
+	return nil
+}
+
+// Queued posts a pending status.
+func (s *Statuses) Queued(ctx context.Context, run gate.Run) (int64, error) {
+	return 0, s.post(ctx, run, "pending", "queued")
+}
+
+// Started posts a pending status.
+func (s *Statuses) Started(ctx context.Context, run gate.Run) (int64, error) {
+	return 0, s.post(ctx, run, "pending", "running: building and loading the service")
+}
+
+// Progress posts a pending status with the progress.
+func (s *Statuses) Progress(ctx context.Context, run gate.Run, text string) error {
+	first, _, _ := strings.Cut(text, "\n")
+	return s.post(ctx, run, "pending", "running: "+first)
+}
+
+// Completed posts the verdict.
+func (s *Statuses) Completed(ctx context.Context, run gate.Run, rep *gate.Report) error {
+	state := map[gate.Verdict]string{gate.Pass: "success", gate.Fail: "failure"}[rep.Verdict]
+	if state == "" {
+		state = "error"
+	}
+	return s.post(ctx, run, state, Title(rep))
+}
+
+// Cancelled posts an error status saying why.
+func (s *Statuses) Cancelled(ctx context.Context, run gate.Run, reason string) error {
+	return s.post(ctx, run, "error", "cancelled: "+reason)
+}
+
+// Token is the configured token, for cloning private repositories.
+func (s *Statuses) Token(context.Context, int64) (string, error) { return s.token, nil }
+
+// PullRequest looks a pull request up.
+func (s *Statuses) PullRequest(ctx context.Context, repo string, number int, _ int64) (PullRequest, error) {
+	return getPR(ctx, s.client, repo, number)
+}
+
+// Silent reports nothing: gates run and are stored, and the log says so.
+type Silent struct{}
+
+// Describe says how results reach GitHub, for the log.
+func (Silent) Describe() string { return "none: results are stored, not reported" }
+
+// Queued does nothing.
+func (Silent) Queued(context.Context, gate.Run) (int64, error) { return 0, nil }
+
+// Started does nothing.
+func (Silent) Started(context.Context, gate.Run) (int64, error) { return 0, nil }
+
+// Progress does nothing.
+func (Silent) Progress(context.Context, gate.Run, string) error { return nil }
+
+// Completed does nothing.
+func (Silent) Completed(context.Context, gate.Run, *gate.Report) error { return nil }
+
+// Cancelled does nothing.
+func (Silent) Cancelled(context.Context, gate.Run, string) error { return nil }
+
+// Token has none.
+func (Silent) Token(context.Context, int64) (string, error) { return "", nil }
+
+// PullRequest cannot look anything up.
+func (Silent) PullRequest(context.Context, string, int, int64) (PullRequest, error) {
+	return PullRequest{}, errors.New("checks: no GitHub credentials to look the pull request up")
+}

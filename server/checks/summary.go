@@ -1,0 +1,139 @@
+package checks
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// GitHub's limits on a check run's output.
+const (
+	maxOutputBytes = 65535
+	maxTitleBytes  = 255
+	maxStatusChars = 140
+)
+
+// Title is a check run's title: the finding itself.
+func Title(rep *gate.Report) string {
+	prefix := map[gate.Verdict]string{gate.Pass: "", gate.Fail: "", gate.Error: "could not run: ", gate.Inconclusive: "inconclusive: "}[rep.Verdict]
+	return truncate(prefix+rep.Reason, maxTitleBytes)
+}
+
+// Summary is a check run's Markdown summary: a verdict per criterion with
+// value and limit, the load, and where to look.
+func Summary(rep *gate.Report, detailsURL string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**memgate: %s** — %s\n\n", strings.ToUpper(string(rep.Verdict)), escape(rep.Reason))
+	if len(rep.Criteria) > 0 {
+		b.WriteString("| criterion | status | value | limit |\n|---|---|---|---|\n")
+		for _, c := range rep.Criteria {
+			fmt.Fprintf(&b, "| %s | %s %s | %s | %s %s |\n", strings.ReplaceAll(c.Name, "_", " "), icon(c.Status), c.Status,
+				gate.FormatValue(c.Value, c.Unit), c.Comparison, gate.FormatValue(c.Limit, c.Unit))
+		}
+		l := rep.Load
+		fmt.Fprintf(&b, "\n**Load** (measured window): %s requests at %.1f/s (requested %.0f/s), %.1f%% succeeded; latency p50 %s, p95 %s, p99 %s.\n",
+			gate.FormatCount(int64(l.Requests)), l.AchievedRate, l.RequestedRate, 100*l.SuccessRatio,
+			l.Latency.P50.Std().Round(10_000), l.Latency.P95.Std().Round(10_000), l.Latency.P99.Std().Round(10_000))
+		fmt.Fprintf(&b, "Goroutines: %d idle, %d at window start, %d after the load settled. Numbers read from: %s.\n",
+			rep.Baseline.IdleGoroutines, rep.Baseline.WindowStartGoroutines, rep.Settle.Final, escape(rep.Environment.Source))
+	}
+	if rep.Verdict == gate.Fail {
+		if len(rep.Attribution.Heap) > 0 {
+			b.WriteString("\n### Heap growth by function (end of warm-up to end, after GC)\n\n| growth | function | from |\n|---|---|---|\n")
+			for i, h := range rep.Attribution.Heap {
+				if i == 5 {
+					break
+				}
+				fmt.Fprintf(&b, "| +%s | `%s` | `%s` |\n", gate.FormatBytes(float64(h.DeltaBytes)), h.Function, h.Origin)
+			}
+		}
+		if len(rep.Attribution.Goroutines) > 0 {
+			b.WriteString("\n### Goroutine stacks that grew\n\n")
+			for i, g := range rep.Attribution.Goroutines {
+				if i == 3 {
+					break
+				}
+				fmt.Fprintf(&b, "**+%s** waiting in `%s`:\n```\n%s\n```\n", gate.FormatCount(g.Delta), g.Top, strings.Join(head(g.Stack, 12), "\n"))
+			}
+		}
+	}
+	if rep.Verdict == gate.Error {
+		if rep.BuildOutput != "" && rep.Timings.Start == 0 {
+			fmt.Fprintf(&b, "\n<details><summary>build output</summary>\n\n```\n%s\n```\n</details>\n", tailBytes(rep.BuildOutput, 8000))
+		}
+		if rep.ServiceOutput != "" {
+			fmt.Fprintf(&b, "\n<details><summary>service output</summary>\n\n```\n%s\n```\n</details>\n", tailBytes(rep.ServiceOutput, 8000))
+		}
+	}
+	if detailsURL != "" {
+		fmt.Fprintf(&b, "\n[Full report, charts and profiles](%s)", detailsURL)
+	}
+	b.WriteString("\n\nReproduce locally: `memgate check .`")
+	return truncate(b.String(), maxOutputBytes)
+}
+
+// Text is the check run's details: each criterion's numbers.
+func Text(rep *gate.Report) string {
+	var b strings.Builder
+	for _, c := range rep.Criteria {
+		fmt.Fprintf(&b, "- **%s** (%s): %s\n", c.Name, c.Status, escape(c.Detail))
+	}
+	if rep.Attribution.DiffCommand != "" {
+		fmt.Fprintf(&b, "\nDownload the profiles from the full report, then: `%s`\n", rep.Attribution.DiffCommand)
+	}
+	return truncate(b.String(), maxOutputBytes)
+}
+
+// StatusDescription is a commit status's description (140 characters).
+func StatusDescription(text string) string {
+	if utf8.RuneCountInString(text) <= maxStatusChars {
+		return text
+	}
+	r := []rune(text)
+	return string(r[:maxStatusChars-1]) + "…"
+}
+
+func icon(s gate.Status) string {
+	switch s {
+	case gate.StatusPass:
+		return "✅"
+	case gate.StatusFail:
+		return "❌"
+	}
+	return "⚠️"
+}
+
+func escape(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+func head(s []string, n int) []string {
+	if len(s) > n {
+		return append(append([]string(nil), s[:n]...), "...")
+	}
+	return s
+}
+
+func tailBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	for !utf8.ValidString(s[:min(4, len(s))]) && len(s) > 0 {
+		s = s[1:]
+	}
+	return "..." + s
+}
+
+// truncate cuts s to at most n bytes on a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "\n…(truncated)"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}

@@ -1,0 +1,253 @@
+// Package runner executes a stored gate run for the server: it checks the
+// head commit out, reads the gate config from the base commit, runs the same
+// pipeline as `memgate check`, stores the result and reports it to GitHub.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/pipeline"
+	"github.com/memgate/memgate/server/workspace"
+)
+
+// Store is what the runner needs of storage.
+type Store interface {
+	Run(ctx context.Context, id int64) (gate.Run, error)
+	MarkRunning(ctx context.Context, id int64, at time.Time) (bool, error)
+	SetCheckRun(ctx context.Context, id, checkRunID int64) error
+	Complete(ctx context.Context, id int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
+}
+
+// Reporter shows a run on GitHub.
+type Reporter interface {
+	Started(ctx context.Context, run gate.Run) (int64, error)
+	Progress(ctx context.Context, run gate.Run, text string) error
+	Completed(ctx context.Context, run gate.Run, rep *gate.Report) error
+	Token(ctx context.Context, installationID int64) (string, error)
+}
+
+// Options configure the runner.
+type Options struct {
+	WorkDir         string   // parent of workspaces; "" for the system default
+	AllowLocalRepos bool     // accept local paths and file:// clone URLs
+	GitEnv          []string // git's environment (PATH)
+	ToolEnv         []string // builds' environment; see service.ToolchainEnv
+	ServiceEnv      []string // services' base environment
+	Version         string
+	Logger          *slog.Logger
+	// ProgressEvery throttles progress updates to GitHub.
+	ProgressEvery time.Duration
+	// Defaults is the config used when the base commit has none.
+	Defaults config.Config
+	// OnFinish, when set, hears every stored report (metrics).
+	OnFinish func(*gate.Report)
+}
+
+// Runner executes runs.
+type Runner struct {
+	store    Store
+	reporter Reporter
+	opts     Options
+	log      *slog.Logger
+}
+
+// New creates a runner.
+func New(store Store, reporter Reporter, opts Options) *Runner {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProgressEvery == 0 {
+		opts.ProgressEvery = 10 * time.Second
+	}
+	return &Runner{store: store, reporter: reporter, opts: opts, log: opts.Logger}
+}
+
+// Execute runs one stored run. It returns an error only when the queue
+// should try again (final false) or record a failure; every other outcome
+// is stored and reported, so no check is left in progress.
+func (r *Runner) Execute(ctx context.Context, runID int64, final bool) error {
+	log := r.log.With("run", runID)
+	run, err := r.store.Run(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	log = log.With("repository", run.Repository, "pr", run.PR, "head", short(run.HeadSHA))
+	started, err := r.store.MarkRunning(ctx, runID, time.Now())
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	if !started {
+		log.Info("run no longer active; skipping", "status", run.Status)
+		return nil
+	}
+	if id, err := r.reporter.Started(ctx, run); err != nil {
+		log.Warn("could not report the start to GitHub", "err", err)
+	} else if id != 0 && id != run.CheckRunID {
+		run.CheckRunID = id
+		if err := r.store.SetCheckRun(ctx, runID, id); err != nil {
+			log.Warn("could not store the check run id", "err", err)
+		}
+	}
+	log.Info("gate started")
+
+	res, err := r.gate(ctx, run, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled (a newer push, or the PR closed) or shutting
+			// down: whoever cancelled completes the check, or the queue
+			// hands the job back.
+			return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
+		}
+		if !final {
+			log.Warn("gate could not start; the queue will try again", "err", err)
+			return err
+		}
+		now := time.Now().UTC()
+		res = pipeline.Result{Report: &gate.Report{Verdict: gate.Error, Reason: err.Error(), StartedAt: now, FinishedAt: now,
+			Environment: gate.Environment{MemgateVersion: r.opts.Version}}}
+	}
+	if res.Report.Verdict == gate.Error && ctx.Err() != nil {
+		return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
+	}
+	return r.finish(ctx, run, res, log)
+}
+
+func (r *Runner) finish(ctx context.Context, run gate.Run, res pipeline.Result, log *slog.Logger) error {
+	rep := res.Report
+	stored, err := r.store.Complete(ctx, run.ID, rep, res.Profiles)
+	if err != nil {
+		return fmt.Errorf("runner: store run %d: %w", run.ID, err)
+	}
+	if !stored {
+		log.Info("run was cancelled while it ran; result dropped")
+		return nil
+	}
+	log.Info("gate finished", "verdict", rep.Verdict, "reason", rep.Reason)
+	if r.opts.OnFinish != nil {
+		r.opts.OnFinish(rep)
+	}
+	if err := r.reporter.Completed(ctx, run, rep); err != nil {
+		// The retrying transport already tried hard; the reconciler
+		// (issue 6) completes checks whose report never arrived.
+		log.Error("could not report the verdict to GitHub", "err", err)
+	}
+	return nil
+}
+
+// gate checks out and runs the gate. An error means the gate could not even
+// start (checkout, token); a gate that runs and errors is a report.
+func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipeline.Result, error) {
+	token := ""
+	if run.Private {
+		var err error
+		if token, err = r.reporter.Token(ctx, run.InstallationID); err != nil {
+			return pipeline.Result{}, fmt.Errorf("installation token: %w", err)
+		}
+	}
+	var extra []string
+	if run.BaseSHA != "" && run.BaseSHA != run.HeadSHA {
+		extra = append(extra, run.BaseSHA)
+	}
+	ws, err := workspace.Checkout(ctx, r.opts.WorkDir, run.CloneURL, run.HeadSHA, extra, token,
+		workspace.Options{AllowLocal: r.opts.AllowLocalRepos, Env: r.opts.GitEnv})
+	if err != nil {
+		if errors.Is(err, workspace.ErrCloneURL) {
+			return errorResult(r.opts.Version, err), nil // retrying cannot help
+		}
+		return pipeline.Result{}, err
+	}
+	defer ws.Remove()
+
+	cfg, source, err := r.config(ctx, ws, run)
+	if err != nil {
+		return errorResult(r.opts.Version, err), nil
+	}
+	log.Info("gate config", "from", source)
+
+	progress := &throttled{every: r.opts.ProgressEvery, send: func(text string) {
+		if err := r.reporter.Progress(ctx, run, text); err != nil {
+			log.Warn("progress not reported", "err", err)
+		}
+	}, cfg: cfg}
+	res := pipeline.Run(ctx, pipeline.Options{
+		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
+		Version: r.opts.Version, Logger: log, Progress: progress,
+	})
+	return res, nil
+}
+
+// config reads .memgate.yml from the base commit, so a pull request cannot
+// loosen its own gate; without a base, or without the file there, defaults.
+func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.Run) (config.Config, string, error) {
+	if run.BaseSHA == "" {
+		return r.opts.Defaults, "defaults (no base commit)", nil
+	}
+	data, err := ws.ReadFile(ctx, run.BaseSHA, config.FileName, config.MaxSize)
+	if errors.Is(err, os.ErrNotExist) {
+		return r.opts.Defaults, "defaults (no " + config.FileName + " in the base commit)", nil
+	}
+	if err != nil {
+		return config.Config{}, "", err
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return config.Config{}, "", fmt.Errorf("%s in the base commit %s: %w", config.FileName, short(run.BaseSHA), err)
+	}
+	return cfg, config.FileName + " of the base commit " + short(run.BaseSHA), nil
+}
+
+func errorResult(version string, err error) pipeline.Result {
+	now := time.Now().UTC()
+	return pipeline.Result{Report: &gate.Report{Verdict: gate.Error, Reason: err.Error(), StartedAt: now, FinishedAt: now,
+		Environment: gate.Environment{MemgateVersion: version}}}
+}
+
+// throttled turns pipeline progress into at most one GitHub update per
+// interval.
+type throttled struct {
+	mu    sync.Mutex
+	every time.Duration
+	last  time.Time
+	phase string
+	cfg   config.Config
+	send  func(string)
+}
+
+func (t *throttled) Phase(phase, detail string) {
+	t.mu.Lock()
+	t.phase = phase
+	t.mu.Unlock()
+	t.maybe(fmt.Sprintf("**%s**: %s", phase, detail), phase == "measure")
+}
+
+func (t *throttled) Sample(s gate.Sample) {
+	t.maybe(fmt.Sprintf("**%s** at %.0f s: %.0f requests/s, heap %s (post-GC %s), %s goroutines",
+		s.Phase, s.Offset, s.AchievedRPS, gate.FormatBytes(float64(s.HeapInuse)), gate.FormatBytes(float64(s.PostGCHeap)),
+		gate.FormatCount(int64(s.Goroutines))), false)
+}
+
+func (t *throttled) maybe(text string, force bool) {
+	t.mu.Lock()
+	if !force && time.Since(t.last) < t.every {
+		t.mu.Unlock()
+		return
+	}
+	t.last = time.Now()
+	t.mu.Unlock()
+	t.send(text)
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

@@ -1,0 +1,165 @@
+// Package server is memgate's HTTP face: GitHub webhooks in, the run API,
+// health and metrics. Gates run elsewhere (the queue's workers); the server
+// only records what arrives and enqueues.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/checks"
+	"github.com/memgate/memgate/server/queue"
+	"github.com/memgate/memgate/storage"
+)
+
+// Queue is what the server needs of the job queue.
+type Queue interface {
+	EnqueueTx(ctx context.Context, tx *sql.Tx, args queue.GateArgs) (jobID int64, duplicate bool, err error)
+	CancelTx(ctx context.Context, tx *sql.Tx, jobID int64) error
+}
+
+// Reporter shows runs on GitHub as soon as they are queued or cancelled.
+type Reporter interface {
+	Queued(ctx context.Context, run gate.Run) (int64, error)
+	Cancelled(ctx context.Context, run gate.Run, reason string) error
+	PullRequest(ctx context.Context, repo string, number int, installationID int64) (checks.PullRequest, error)
+}
+
+// Config configures the server.
+type Config struct {
+	WebhookSecret string // without it every delivery is refused
+	APIToken      string // bearer token for API writes; without it writes are refused
+	GateDrafts    bool   // gate draft pull requests too
+	MaxBody       int64  // webhook body limit; GitHub caps payloads at 25 MB
+}
+
+// Server handles HTTP.
+type Server struct {
+	cfg      Config
+	store    *storage.Store
+	queue    Queue
+	reporter Reporter
+	metrics  *Metrics
+	log      *slog.Logger
+	// bg is the server's own context: work that outlives a request (GitHub
+	// calls after a delivery is committed) hangs off it, never off the
+	// request's.
+	bg context.Context
+}
+
+// New creates a server. bg bounds background work started by requests.
+func New(bg context.Context, cfg Config, store *storage.Store, q Queue, reporter Reporter, metrics *Metrics, log *slog.Logger) *Server {
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 25 << 20
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(store)
+	}
+	return &Server{cfg: cfg, store: store, queue: q, reporter: reporter, metrics: metrics, log: log, bg: bg}
+}
+
+// Handler is the server's routes.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery(), s.accessLog)
+	r.POST("/webhook", s.webhook)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
+
+	api := r.Group("/api/v1")
+	api.GET("/runs", s.listRuns)
+	api.GET("/runs/:id", s.getRun)
+	api.GET("/runs/:id/profiles/:name", s.getProfile)
+	api.POST("/runs", s.requireToken, s.createRun)
+	api.POST("/runs/:id/rerun", s.requireToken, s.rerun)
+	return r
+}
+
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/metrics" {
+		return
+	}
+	s.log.Info("http", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+		"took", time.Since(start).Round(time.Microsecond))
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "database unreachable", "error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// requireToken guards API writes with MEMGATE_API_TOKEN.
+func (s *Server) requireToken(c *gin.Context) {
+	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if s.cfg.APIToken == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIToken)) != 1 {
+		c.Header("WWW-Authenticate", `Bearer realm="memgate"`)
+		msg := "a valid bearer token is required"
+		if s.cfg.APIToken == "" {
+			msg = "API writes are disabled: MEMGATE_API_TOKEN is not set"
+		}
+		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": msg})
+		return
+	}
+	c.Next()
+}
+
+// statusFor maps an error to an HTTP status in one place.
+func statusFor(err error) int {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, errUnprocessable):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+var (
+	errBadRequest    = errors.New("bad request")
+	errUnprocessable = errors.New("cannot be done")
+	errUnavailable   = errors.New("unavailable")
+)
+
+func (s *Server) fail(c *gin.Context, err error) {
+	status := statusFor(err)
+	if status >= 500 {
+		s.log.Error("request failed", "path", c.Request.URL.Path, "err", err)
+	}
+	c.AbortWithStatusJSON(status, gin.H{"error": err.Error()})
+}
+
+// background runs fn after the request, bounded by the server's context.
+func (s *Server) background(what string, fn func(ctx context.Context) error) {
+	go func() {
+		ctx, cancel := context.WithTimeout(s.bg, 5*time.Minute)
+		defer cancel()
+		if err := fn(ctx); err != nil {
+			s.log.Warn("background work failed", "what", what, "err", err)
+		}
+	}()
+}

@@ -1,0 +1,308 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/go-github/v60/github"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/checks"
+	"github.com/memgate/memgate/server/queue"
+	"github.com/memgate/memgate/storage"
+)
+
+// Delivery outcomes, recorded per delivery and counted in metrics.
+const (
+	outcomeQueued     = "queued"
+	outcomeDuplicate  = "duplicate"
+	outcomeGated      = "already_gated"
+	outcomeCancelled  = "cancelled"
+	outcomeIgnored    = "ignored"
+	outcomePing       = "ping"
+	outcomeBadSig     = "bad_signature"
+	outcomeMalformed  = "malformed"
+	outcomeTooLarge   = "too_large"
+	outcomeDBDown     = "unavailable"
+	outcomeNoSecret   = "no_secret"
+	outcomeNoDelivery = "no_delivery_id"
+)
+
+// followup is GitHub work to do once a delivery's transaction committed.
+type followup func(ctx context.Context) error
+
+func (s *Server) webhook(c *gin.Context) {
+	if s.cfg.WebhookSecret == "" {
+		s.metrics.delivery(outcomeNoSecret)
+		c.JSON(http.StatusUnauthorized, gin.H{"error": "webhooks are refused: MEMGATE_WEBHOOK_SECRET is not set"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.metrics.delivery(outcomeTooLarge)
+			c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": fmt.Sprintf("body over %d bytes", s.cfg.MaxBody)})
+			return
+		}
+		c.JSON(http.StatusBadRequest, gin.H{"error": "reading body: " + err.Error()})
+		return
+	}
+	// Constant-time HMAC-SHA256 check; a missing signature fails too.
+	if err := github.ValidateSignature(c.GetHeader(github.SHA256SignatureHeader), body, []byte(s.cfg.WebhookSecret)); err != nil {
+		s.metrics.delivery(outcomeBadSig)
+		c.JSON(http.StatusUnauthorized, gin.H{"error": "invalid or missing X-Hub-Signature-256"})
+		return
+	}
+	event, guid := c.GetHeader(github.EventTypeHeader), c.GetHeader(github.DeliveryIDHeader)
+	if guid == "" || len(guid) > 100 {
+		s.metrics.delivery(outcomeNoDelivery)
+		c.JSON(http.StatusBadRequest, gin.H{"error": "missing or invalid X-GitHub-Delivery"})
+		return
+	}
+	parsed, err := github.ParseWebHook(event, body)
+	if err != nil {
+		// An event type go-github does not know is not ours to handle.
+		if _, known := knownEvents[event]; known || event == "" {
+			s.metrics.delivery(outcomeMalformed)
+			c.JSON(http.StatusBadRequest, gin.H{"error": "malformed payload: " + err.Error()})
+			return
+		}
+		parsed = nil
+	}
+
+	var outcome string
+	var runID int64
+	var after []followup
+	err = s.store.Tx(c.Request.Context(), func(tx *sql.Tx) error {
+		fresh, err := s.store.RecordDelivery(c.Request.Context(), tx, storage.Delivery{
+			GUID: guid, Event: event, Action: actionOf(parsed), Repository: repoOf(parsed), Outcome: "received"})
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			outcome = outcomeDuplicate
+			return nil
+		}
+		outcome, runID, after, err = s.handle(c.Request.Context(), tx, guid, event, parsed)
+		if err != nil {
+			return err
+		}
+		return s.store.SetDeliveryOutcome(c.Request.Context(), tx, guid, outcome, runID)
+	})
+	if err != nil {
+		// Nothing was written: GitHub records a failed delivery, and a
+		// redelivery will be handled in full.
+		s.metrics.delivery(outcomeDBDown)
+		s.log.Error("delivery not recorded", "delivery", guid, "event", event, "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "could not record the delivery; try again"})
+		return
+	}
+	s.metrics.delivery(outcome)
+	for _, f := range after {
+		s.background(event+" follow-up", f)
+	}
+	status := http.StatusAccepted
+	if event == "ping" {
+		status = http.StatusOK
+	}
+	c.JSON(status, gin.H{"delivery": guid, "outcome": outcome, "run_id": runID})
+}
+
+var knownEvents = map[string]struct{}{"pull_request": {}, "check_run": {}, "check_suite": {}, "ping": {}}
+
+// handle decides what a verified, new delivery does, inside its transaction.
+func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, event string, parsed any) (string, int64, []followup, error) {
+	switch e := parsed.(type) {
+	case *github.PingEvent:
+		return outcomePing, 0, nil, nil
+	case *github.PullRequestEvent:
+		return s.pullRequest(ctx, tx, guid, e)
+	case *github.CheckRunEvent:
+		if e.GetAction() != "rerequested" || e.GetCheckRun().GetName() != checks.Name {
+			return outcomeIgnored, 0, nil, nil
+		}
+		pr, base := firstPR(e.GetCheckRun().PullRequests)
+		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e.GetRepo(), e.GetInstallation().GetID(),
+			e.GetCheckRun().GetHeadSHA(), pr, base)
+	case *github.CheckSuiteEvent:
+		if e.GetAction() != "rerequested" {
+			return outcomeIgnored, 0, nil, nil
+		}
+		pr, base := firstPR(e.GetCheckSuite().PullRequests)
+		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e.GetRepo(), e.GetInstallation().GetID(),
+			e.GetCheckSuite().GetHeadSHA(), pr, base)
+	}
+	return outcomeIgnored, 0, nil, nil
+}
+
+func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *github.PullRequestEvent) (string, int64, []followup, error) {
+	pr, repo := e.GetPullRequest(), e.GetRepo()
+	switch e.GetAction() {
+	case "opened", "synchronize", "reopened", "ready_for_review":
+	case "closed":
+		after, n, err := s.cancelActive(ctx, tx, repo.GetFullName(), pr.GetNumber(), "", "the pull request was closed")
+		if err != nil {
+			return "", 0, nil, err
+		}
+		if n == 0 {
+			return outcomeIgnored, 0, nil, nil
+		}
+		return outcomeCancelled, 0, after, nil
+	default:
+		return outcomeIgnored, 0, nil, nil
+	}
+	if pr.GetDraft() && !s.cfg.GateDrafts {
+		return outcomeIgnored, 0, nil, nil
+	}
+	head := pr.GetHead().GetSHA()
+	// A new push supersedes: the older heads' gates stop here.
+	after, _, err := s.cancelActive(ctx, tx, repo.GetFullName(), pr.GetNumber(), head, "superseded by "+short(head))
+	if err != nil {
+		return "", 0, nil, err
+	}
+	run := gate.Run{
+		Repository: repo.GetFullName(), PR: pr.GetNumber(), HeadSHA: head, BaseSHA: pr.GetBase().GetSHA(),
+		HeadRef: pr.GetHead().GetRef(), BaseRef: pr.GetBase().GetRef(), CloneURL: repo.GetCloneURL(),
+		Private: repo.GetPrivate(), InstallationID: e.GetInstallation().GetID(),
+		Trigger: "pull_request." + e.GetAction(), DeliveryID: guid,
+	}
+	outcome, id, more, err := s.enqueue(ctx, tx, run, false)
+	return outcome, id, append(after, more...), err
+}
+
+// rerequest re-runs the gate of a head commit ("Re-run" on GitHub).
+func (s *Server) rerequest(ctx context.Context, tx *sql.Tx, guid, trigger string, repo *github.Repository, installation int64,
+	head string, pr int, baseSHA string) (string, int64, []followup, error) {
+	run := gate.Run{Repository: repo.GetFullName(), PR: pr, HeadSHA: head, BaseSHA: baseSHA, CloneURL: repo.GetCloneURL(),
+		Private: repo.GetPrivate(), InstallationID: installation, Trigger: trigger, DeliveryID: guid}
+	if prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, head); err == nil {
+		run.PR, run.BaseSHA, run.HeadRef, run.BaseRef, run.RerunOf = prev.PR, prev.BaseSHA, prev.HeadRef, prev.BaseRef, prev.ID
+		if pr != 0 {
+			run.PR = pr
+		}
+		if baseSHA != "" {
+			run.BaseSHA = baseSHA
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return "", 0, nil, err
+	}
+	return s.enqueue(ctx, tx, run, true)
+}
+
+// enqueue stores a run and its job in tx. A head already gated (or being
+// gated) is not gated again unless rerun is set; a cancelled one is.
+func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bool) (string, int64, []followup, error) {
+	if run.HeadSHA == "" || run.Repository == "" || run.CloneURL == "" {
+		return "", 0, nil, fmt.Errorf("%w: the event has no repository, clone URL or head commit", errUnprocessable)
+	}
+	prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, run.HeadSHA)
+	switch {
+	case err == nil:
+		if !rerun && prev.Status != gate.RunCancelled && prev.PR == run.PR {
+			return outcomeGated, prev.ID, nil, nil
+		}
+		run.Attempt = prev.Attempt + 1
+	case !errors.Is(err, storage.ErrNotFound):
+		return "", 0, nil, err
+	}
+	id, err := s.store.CreateRun(ctx, tx, run)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	run.ID = id
+	jobID, dup, err := s.queue.EnqueueTx(ctx, tx, queue.GateArgs{RunID: id, Repository: run.Repository, PR: run.PR,
+		HeadSHA: run.HeadSHA, Attempt: run.Attempt})
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if dup {
+		return "", 0, nil, fmt.Errorf("queue already holds a gate for %s@%s attempt %d", run.Repository, short(run.HeadSHA), run.Attempt)
+	}
+	if err := s.store.SetJob(ctx, tx, id, jobID); err != nil {
+		return "", 0, nil, err
+	}
+	queued := func(ctx context.Context) error {
+		checkID, err := s.reporter.Queued(ctx, run)
+		if err != nil || checkID == 0 {
+			return err
+		}
+		// The worker may have created it already; it keeps its own.
+		cur, err := s.store.Run(ctx, run.ID)
+		if err != nil || cur.CheckRunID != 0 {
+			return err
+		}
+		return s.store.SetCheckRun(ctx, run.ID, checkID)
+	}
+	return outcomeQueued, id, []followup{queued}, nil
+}
+
+// cancelActive cancels the queued and running gates of a pull request
+// (except those of keepHead) and returns the check completions to post.
+func (s *Server) cancelActive(ctx context.Context, tx *sql.Tx, repo string, pr int, keepHead, reason string) ([]followup, int, error) {
+	active, err := s.store.ActiveForPR(ctx, tx, repo, pr)
+	if err != nil {
+		return nil, 0, err
+	}
+	var after []followup
+	n := 0
+	for _, run := range active {
+		if run.HeadSHA == keepHead {
+			continue
+		}
+		ok, err := s.store.Cancel(ctx, tx, run.ID, reason)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			continue
+		}
+		if err := s.queue.CancelTx(ctx, tx, run.JobID); err != nil {
+			return nil, 0, err
+		}
+		n++
+		run := run
+		after = append(after, func(ctx context.Context) error {
+			// The queued follow-up may still be creating the check run.
+			cur, err := s.store.Run(ctx, run.ID)
+			if err != nil {
+				return err
+			}
+			return s.reporter.Cancelled(ctx, cur, reason)
+		})
+	}
+	return after, n, nil
+}
+
+func firstPR(prs []*github.PullRequest) (int, string) {
+	if len(prs) == 0 {
+		return 0, ""
+	}
+	return prs[0].GetNumber(), prs[0].GetBase().GetSHA()
+}
+
+func actionOf(e any) string {
+	if a, ok := e.(interface{ GetAction() string }); ok {
+		return a.GetAction()
+	}
+	return ""
+}
+
+func repoOf(e any) string {
+	if r, ok := e.(interface{ GetRepo() *github.Repository }); ok {
+		return r.GetRepo().GetFullName()
+	}
+	return ""
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
