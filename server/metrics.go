@@ -30,7 +30,7 @@ type Metrics struct {
 // NewMetrics registers the metrics.
 func NewMetrics(store *storage.Store) *Metrics {
 	m := &Metrics{
-		db: &dbCollector{store: store},
+		db:  &dbCollector{store: store},
 		reg: prometheus.NewRegistry(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "memgate_webhook_deliveries_total", Help: "Webhook deliveries by outcome.",
