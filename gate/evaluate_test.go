@@ -197,6 +197,27 @@ func TestTooFewPointsIsInconclusive(t *testing.T) {
 	}
 }
 
+// In-flight buffers and floating garbage only add to a post-GC reading:
+// isolated spikes are not fluctuation of the retained heap, a level that
+// moves is.
+func TestHeapFluctuationJudgesTheRetainedHeap(t *testing.T) {
+	spiky := func(t float64) float64 {
+		if int(t)%3 == 1 {
+			return 40<<20 + 8<<20 // one reading in three meets 8 MiB in flight
+		}
+		return 40 << 20
+	}
+	c := statusOf(t, Evaluate(series(spiky, noisy(1, 20, 2)), DefaultThresholds()), CritHeapFluctuation)
+	if c.Status != StatusPass || c.Value > 0.01 {
+		t.Fatalf("spikes judged as fluctuation: %+v", c)
+	}
+	swinging := func(t float64) float64 { return 40<<20 + 12<<20*math.Sin(t/3) }
+	c = statusOf(t, Evaluate(series(swinging, noisy(1, 20, 2)), DefaultThresholds()), CritHeapFluctuation)
+	if c.Status != StatusFail {
+		t.Fatalf("a swinging retained heap passed: %+v", c)
+	}
+}
+
 func TestHeapFluctuationUsesFloorForSmallHeaps(t *testing.T) {
 	// 1 MiB heap moving ±150 KiB: 30% of the median, under 15% of the 4 MiB floor.
 	obs := series(noisy(11, 1<<20, 300<<10), noisy(12, 20, 2))

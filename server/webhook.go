@@ -65,15 +65,11 @@ func (s *Server) webhook(c *gin.Context) {
 		c.JSON(http.StatusBadRequest, gin.H{"error": "missing or invalid X-GitHub-Delivery"})
 		return
 	}
-	parsed, err := github.ParseWebHook(event, body)
+	parsed, err := parseEvent(event, body)
 	if err != nil {
-		// An event type go-github does not know is not ours to handle.
-		if _, known := knownEvents[event]; known || event == "" {
-			s.metrics.delivery(outcomeMalformed)
-			c.JSON(http.StatusBadRequest, gin.H{"error": "malformed payload: " + err.Error()})
-			return
-		}
-		parsed = nil
+		s.metrics.delivery(outcomeMalformed)
+		c.JSON(http.StatusBadRequest, gin.H{"error": "malformed payload: " + err.Error()})
+		return
 	}
 
 	var outcome string
@@ -81,7 +77,7 @@ func (s *Server) webhook(c *gin.Context) {
 	var after []followup
 	err = s.store.Tx(c.Request.Context(), func(tx *sql.Tx) error {
 		fresh, err := s.store.RecordDelivery(c.Request.Context(), tx, storage.Delivery{
-			GUID: guid, Event: event, Action: actionOf(parsed), Repository: repoOf(parsed), Outcome: "received"})
+			GUID: guid, Event: event, Action: parsed.Action, Repository: parsed.repo().FullName, Outcome: "received"})
 		if err != nil {
 			return err
 		}
@@ -114,39 +110,35 @@ func (s *Server) webhook(c *gin.Context) {
 	c.JSON(status, gin.H{"delivery": guid, "outcome": outcome, "run_id": runID})
 }
 
-var knownEvents = map[string]struct{}{"pull_request": {}, "check_run": {}, "check_suite": {}, "ping": {}}
-
 // handle decides what a verified, new delivery does, inside its transaction.
-func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, event string, parsed any) (string, int64, []followup, error) {
-	switch e := parsed.(type) {
-	case *github.PingEvent:
+func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *event) (string, int64, []followup, error) {
+	switch name {
+	case "ping":
 		return outcomePing, 0, nil, nil
-	case *github.PullRequestEvent:
+	case "pull_request":
 		return s.pullRequest(ctx, tx, guid, e)
-	case *github.CheckRunEvent:
-		if e.GetAction() != "rerequested" || e.GetCheckRun().GetName() != checks.Name {
+	case "check_run":
+		if e.Action != "rerequested" || e.CheckRun.Name != checks.Name {
 			return outcomeIgnored, 0, nil, nil
 		}
-		pr, base := firstPR(e.GetCheckRun().PullRequests)
-		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e.GetRepo(), e.GetInstallation().GetID(),
-			e.GetCheckRun().GetHeadSHA(), pr, base)
-	case *github.CheckSuiteEvent:
-		if e.GetAction() != "rerequested" {
+		pr, base := firstPR(e.CheckRun.PullRequests)
+		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, pr, base)
+	case "check_suite":
+		if e.Action != "rerequested" {
 			return outcomeIgnored, 0, nil, nil
 		}
-		pr, base := firstPR(e.GetCheckSuite().PullRequests)
-		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e.GetRepo(), e.GetInstallation().GetID(),
-			e.GetCheckSuite().GetHeadSHA(), pr, base)
+		pr, base := firstPR(e.CheckSuite.PullRequests)
+		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e, e.CheckSuite.HeadSHA, pr, base)
 	}
 	return outcomeIgnored, 0, nil, nil
 }
 
-func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *github.PullRequestEvent) (string, int64, []followup, error) {
-	pr, repo := e.GetPullRequest(), e.GetRepo()
-	switch e.GetAction() {
+func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *event) (string, int64, []followup, error) {
+	pr, repo := e.PullRequest, e.repo()
+	switch e.Action {
 	case "opened", "synchronize", "reopened", "ready_for_review":
 	case "closed":
-		after, n, err := s.cancelActive(ctx, tx, repo.GetFullName(), pr.GetNumber(), "", "the pull request was closed")
+		after, n, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, "", "the pull request was closed")
 		if err != nil {
 			return "", 0, nil, err
 		}
@@ -157,30 +149,31 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *gi
 	default:
 		return outcomeIgnored, 0, nil, nil
 	}
-	if pr.GetDraft() && !s.cfg.GateDrafts {
+	if pr.Draft && !s.cfg.GateDrafts {
 		return outcomeIgnored, 0, nil, nil
 	}
-	head := pr.GetHead().GetSHA()
+	head := pr.Head.SHA
 	// A new push supersedes: the older heads' gates stop here.
-	after, _, err := s.cancelActive(ctx, tx, repo.GetFullName(), pr.GetNumber(), head, "superseded by "+short(head))
+	after, _, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, head, "superseded by "+short(head))
 	if err != nil {
 		return "", 0, nil, err
 	}
 	run := gate.Run{
-		Repository: repo.GetFullName(), PR: pr.GetNumber(), HeadSHA: head, BaseSHA: pr.GetBase().GetSHA(),
-		HeadRef: pr.GetHead().GetRef(), BaseRef: pr.GetBase().GetRef(), CloneURL: repo.GetCloneURL(),
-		Private: repo.GetPrivate(), InstallationID: e.GetInstallation().GetID(),
-		Trigger: "pull_request." + e.GetAction(), DeliveryID: guid,
+		Repository: repo.FullName, PR: pr.Number, HeadSHA: head, BaseSHA: pr.Base.SHA,
+		HeadRef: pr.Head.Ref, BaseRef: pr.Base.Ref, CloneURL: repo.CloneURL,
+		Private: repo.Private, InstallationID: e.installationID(),
+		Trigger: "pull_request." + e.Action, DeliveryID: guid,
 	}
 	outcome, id, more, err := s.enqueue(ctx, tx, run, false)
 	return outcome, id, append(after, more...), err
 }
 
 // rerequest re-runs the gate of a head commit ("Re-run" on GitHub).
-func (s *Server) rerequest(ctx context.Context, tx *sql.Tx, guid, trigger string, repo *github.Repository, installation int64,
+func (s *Server) rerequest(ctx context.Context, tx *sql.Tx, guid, trigger string, e *event,
 	head string, pr int, baseSHA string) (string, int64, []followup, error) {
-	run := gate.Run{Repository: repo.GetFullName(), PR: pr, HeadSHA: head, BaseSHA: baseSHA, CloneURL: repo.GetCloneURL(),
-		Private: repo.GetPrivate(), InstallationID: installation, Trigger: trigger, DeliveryID: guid}
+	repo := e.repo()
+	run := gate.Run{Repository: repo.FullName, PR: pr, HeadSHA: head, BaseSHA: baseSHA, CloneURL: repo.CloneURL,
+		Private: repo.Private, InstallationID: e.installationID(), Trigger: trigger, DeliveryID: guid}
 	if prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, head); err == nil {
 		run.PR, run.BaseSHA, run.HeadRef, run.BaseRef, run.RerunOf = prev.PR, prev.BaseSHA, prev.HeadRef, prev.BaseRef, prev.ID
 		if pr != 0 {
@@ -228,16 +221,27 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 		return "", 0, nil, err
 	}
 	queued := func(ctx context.Context) error {
+		// One check run per run: whoever claims it first (this, or a
+		// worker that already started) creates it.
+		claimed, err := s.store.ClaimCheckRun(ctx, run.ID)
+		if err != nil || !claimed {
+			return err
+		}
 		checkID, err := s.reporter.Queued(ctx, run)
-		if err != nil || checkID == 0 {
+		if err != nil {
+			s.store.SetCheckRun(ctx, run.ID, 0) // let the worker try
 			return err
 		}
-		// The worker may have created it already; it keeps its own.
+		if err := s.store.SetCheckRun(ctx, run.ID, checkID); err != nil {
+			return err
+		}
+		// Cancelled while the check was being created: complete it now,
+		// since the cancellation saw no check to complete.
 		cur, err := s.store.Run(ctx, run.ID)
-		if err != nil || cur.CheckRunID != 0 {
+		if err != nil || cur.Status != gate.RunCancelled {
 			return err
 		}
-		return s.store.SetCheckRun(ctx, run.ID, checkID)
+		return s.reporter.Cancelled(ctx, cur, cur.Reason)
 	}
 	return outcomeQueued, id, []followup{queued}, nil
 }
@@ -270,8 +274,8 @@ func (s *Server) cancelActive(ctx context.Context, tx *sql.Tx, repo string, pr i
 		after = append(after, func(ctx context.Context) error {
 			// The queued follow-up may still be creating the check run.
 			cur, err := s.store.Run(ctx, run.ID)
-			if err != nil {
-				return err
+			if err != nil || cur.CheckRunID <= 0 {
+				return err // no check yet: its creator completes it
 			}
 			return s.reporter.Cancelled(ctx, cur, reason)
 		})
@@ -279,25 +283,11 @@ func (s *Server) cancelActive(ctx context.Context, tx *sql.Tx, repo string, pr i
 	return after, n, nil
 }
 
-func firstPR(prs []*github.PullRequest) (int, string) {
+func firstPR(prs []pullRequest) (int, string) {
 	if len(prs) == 0 {
 		return 0, ""
 	}
-	return prs[0].GetNumber(), prs[0].GetBase().GetSHA()
-}
-
-func actionOf(e any) string {
-	if a, ok := e.(interface{ GetAction() string }); ok {
-		return a.GetAction()
-	}
-	return ""
-}
-
-func repoOf(e any) string {
-	if r, ok := e.(interface{ GetRepo() *github.Repository }); ok {
-		return r.GetRepo().GetFullName()
-	}
-	return ""
+	return prs[0].Number, prs[0].Base.SHA
 }
 
 func short(sha string) string {

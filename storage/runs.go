@@ -229,6 +229,18 @@ func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) (bool, 
 	return n == 1, nil
 }
 
+// ClaimCheckRun lets exactly one caller create a run's check run: it
+// reports true to the first caller while the run has none, and marks it as
+// being created (-1) until SetCheckRun stores the real id.
+func (s *Store) ClaimCheckRun(ctx context.Context, id int64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE runs SET check_run_id = -1 WHERE id = ? AND check_run_id = 0`, id)
+	if err != nil {
+		return false, wrap("claim check run", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
 // SetCheckRun records the GitHub check run that shows a run.
 func (s *Store) SetCheckRun(ctx context.Context, id, checkRunID int64) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE runs SET check_run_id = ? WHERE id = ?`, checkRunID, id)

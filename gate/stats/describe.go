@@ -85,3 +85,20 @@ func NormalCDF(z float64) float64 {
 func NormalQuantile(p float64) float64 {
 	return -math.Sqrt2 * math.Erfcinv(2*p)
 }
+
+// RollingMin returns the minimum of each window of w consecutive values
+// (len(x)-w+1 values). A series shorter than w is returned as it is.
+func RollingMin(x []float64, w int) []float64 {
+	if w <= 1 || len(x) < w {
+		return append([]float64(nil), x...)
+	}
+	out := make([]float64, 0, len(x)-w+1)
+	for i := 0; i+w <= len(x); i++ {
+		m := x[i]
+		for _, v := range x[i+1 : i+w] {
+			m = math.Min(m, v)
+		}
+		out = append(out, m)
+	}
+	return out
+}

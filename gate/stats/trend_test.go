@@ -169,3 +169,19 @@ func TestNormal(t *testing.T) {
 	near(t, "q99", NormalQuantile(0.99), 2.326347874040841, 1e-12)
 	near(t, "cdf", NormalCDF(1.959963984540054), 0.975, 1e-12)
 }
+
+func TestRollingMin(t *testing.T) {
+	got := RollingMin([]float64{5, 1, 7, 3, 9, 2}, 3)
+	want := []float64{1, 1, 3, 2}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if short := RollingMin([]float64{4, 2}, 3); len(short) != 2 {
+		t.Fatalf("short series: %v", short)
+	}
+}

@@ -22,6 +22,7 @@ import (
 type Store interface {
 	Run(ctx context.Context, id int64) (gate.Run, error)
 	MarkRunning(ctx context.Context, id int64, at time.Time) (bool, error)
+	ClaimCheckRun(ctx context.Context, id int64) (bool, error)
 	SetCheckRun(ctx context.Context, id, checkRunID int64) error
 	Complete(ctx context.Context, id int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
 }
@@ -88,14 +89,7 @@ func (r *Runner) Execute(ctx context.Context, runID int64, final bool) error {
 		log.Info("run no longer active; skipping", "status", run.Status)
 		return nil
 	}
-	if id, err := r.reporter.Started(ctx, run); err != nil {
-		log.Warn("could not report the start to GitHub", "err", err)
-	} else if id != 0 && id != run.CheckRunID {
-		run.CheckRunID = id
-		if err := r.store.SetCheckRun(ctx, runID, id); err != nil {
-			log.Warn("could not store the check run id", "err", err)
-		}
-	}
+	run.CheckRunID = r.started(ctx, run, log)
 	log.Info("gate started")
 
 	res, err := r.gate(ctx, run, log)
@@ -118,6 +112,44 @@ func (r *Runner) Execute(ctx context.Context, runID int64, final bool) error {
 		return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
 	}
 	return r.finish(ctx, run, res, log)
+}
+
+// started shows the run in progress on GitHub. The check run is created by
+// whoever claims it first: the server when it enqueued the run, or here.
+func (r *Runner) started(ctx context.Context, run gate.Run, log *slog.Logger) int64 {
+	claimed := false
+	if run.CheckRunID == 0 {
+		var err error
+		if claimed, err = r.store.ClaimCheckRun(ctx, run.ID); err != nil {
+			log.Warn("could not claim the check run", "err", err)
+		} else if !claimed {
+			run.CheckRunID = -1
+		}
+	}
+	// Being created by the server: wait for its id, briefly.
+	for i := 0; run.CheckRunID == -1 && i < 100; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if cur, err := r.store.Run(ctx, run.ID); err == nil {
+			run.CheckRunID = cur.CheckRunID
+		}
+	}
+	if run.CheckRunID < 0 {
+		run.CheckRunID = 0 // its creator died: make a new one
+	}
+	id, err := r.reporter.Started(ctx, run)
+	if err != nil {
+		log.Warn("could not report the start to GitHub", "err", err)
+		if claimed {
+			r.store.SetCheckRun(ctx, run.ID, 0)
+		}
+		return run.CheckRunID
+	}
+	if claimed || id != run.CheckRunID {
+		if err := r.store.SetCheckRun(ctx, run.ID, id); err != nil {
+			log.Warn("could not store the check run id", "err", err)
+		}
+	}
+	return id
 }
 
 func (r *Runner) finish(ctx context.Context, run gate.Run, res pipeline.Result, log *slog.Logger) error {

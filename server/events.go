@@ -1,0 +1,88 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// The webhook payloads memgate reads, with only the fields it uses. Real
+// payloads carry timestamps in more than one format (GitHub's own examples
+// have "2018-04-25 20:42:10" where go-github expects RFC 3339), so decoding
+// just these fields keeps a delivery from failing over a field memgate
+// ignores.
+
+type repository struct {
+	FullName string `json:"full_name"`
+	CloneURL string `json:"clone_url"`
+	Private  bool   `json:"private"`
+}
+
+type installation struct {
+	ID int64 `json:"id"`
+}
+
+type commitRef struct {
+	SHA string `json:"sha"`
+	Ref string `json:"ref"`
+}
+
+type pullRequest struct {
+	Number int       `json:"number"`
+	Draft  bool      `json:"draft"`
+	Head   commitRef `json:"head"`
+	Base   commitRef `json:"base"`
+}
+
+type event struct {
+	Action       string        `json:"action"`
+	Repository   *repository   `json:"repository"`
+	Installation *installation `json:"installation"`
+	PullRequest  *pullRequest  `json:"pull_request"`
+	CheckRun     *struct {
+		Name         string        `json:"name"`
+		HeadSHA      string        `json:"head_sha"`
+		PullRequests []pullRequest `json:"pull_requests"`
+	} `json:"check_run"`
+	CheckSuite *struct {
+		HeadSHA      string        `json:"head_sha"`
+		PullRequests []pullRequest `json:"pull_requests"`
+	} `json:"check_suite"`
+	Zen string `json:"zen"` // ping
+}
+
+func (e *event) repo() repository {
+	if e.Repository == nil {
+		return repository{}
+	}
+	return *e.Repository
+}
+
+func (e *event) installationID() int64 {
+	if e.Installation == nil {
+		return 0
+	}
+	return e.Installation.ID
+}
+
+// parseEvent decodes a payload and checks the fields its event needs.
+func parseEvent(name string, body []byte) (*event, error) {
+	var e event
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, err
+	}
+	switch name {
+	case "pull_request":
+		if e.PullRequest == nil || e.Repository == nil {
+			return nil, fmt.Errorf("pull_request event without pull_request or repository")
+		}
+	case "check_run":
+		if e.CheckRun == nil || e.Repository == nil {
+			return nil, fmt.Errorf("check_run event without check_run or repository")
+		}
+	case "check_suite":
+		if e.CheckSuite == nil || e.Repository == nil {
+			return nil, fmt.Errorf("check_suite event without check_suite or repository")
+		}
+	}
+	return &e, nil
+}
