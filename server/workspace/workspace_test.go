@@ -1,0 +1,97 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@e")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestCheckoutHeadAndReadBase(t *testing.T) {
+	src := t.TempDir()
+	git(t, src, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(src, ".memgate.yml"), []byte("load:\n  rate: 50\n"), 0o644)
+	git(t, src, "add", "-A")
+	git(t, src, "commit", "-q", "-m", "base")
+	base := git(t, src, "rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(src, ".memgate.yml"), []byte("load:\n  rate: 1\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n"), 0o644)
+	git(t, src, "add", "-A")
+	git(t, src, "commit", "-q", "-m", "head")
+	head := git(t, src, "rev-parse", "HEAD")
+
+	ctx := context.Background()
+	const token = "ghs_never_on_disk"
+	ws, err := Checkout(ctx, t.TempDir(), "file://"+src, head, []string{base}, token, Options{AllowLocal: true, Env: []string{"PATH=" + os.Getenv("PATH")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Remove()
+	if _, err := os.Stat(filepath.Join(ws.Dir, "main.go")); err != nil {
+		t.Fatalf("head not checked out: %v", err)
+	}
+	cfg, err := ws.ReadFile(ctx, base, ".memgate.yml", 1<<20)
+	if err != nil || !strings.Contains(string(cfg), "rate: 50") {
+		t.Fatalf("base config %q %v", cfg, err)
+	}
+	if _, err := ws.ReadFile(ctx, base, "main.go", 1<<20); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := ws.ReadFile(ctx, base, ".memgate.yml", 3); err == nil {
+		t.Fatal("size limit not applied")
+	}
+	// The token was only ever in git's environment.
+	filepath.Walk(ws.Dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), token) {
+				t.Errorf("token written to %s", p)
+			}
+		}
+		return nil
+	})
+	dir := ws.Dir
+	ws.Remove()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("workspace not removed: %v", err)
+	}
+}
+
+func TestCloneURLs(t *testing.T) {
+	for _, tc := range []struct {
+		url        string
+		allowLocal bool
+		ok         bool
+	}{
+		{"https://github.com/acme/api.git", false, true},
+		{"/srv/repos/api", false, false},
+		{"/srv/repos/api", true, true},
+		{"file:///srv/repos/api", false, false},
+		{"http://github.com/acme/api.git", false, false},
+		{"https://user:pw@github.com/acme/api.git", false, false},
+		{"ssh://git@github.com/acme/api.git", false, false},
+		{"ext::sh -c touch% /tmp/pwned", true, false},
+	} {
+		err := CheckURL(tc.url, tc.allowLocal)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckURL(%q, %v) = %v", tc.url, tc.allowLocal, err)
+		}
+	}
+	if _, err := Checkout(context.Background(), t.TempDir(), "https://github.com/a/b.git", "not-a-sha", nil, "", Options{}); err == nil {
+		t.Error("a bad sha was accepted")
+	}
+}
