@@ -221,7 +221,7 @@ func (r *testRepoDir) pr(t *testing.T, branch string, files map[string]string) s
 // --- payloads -------------------------------------------------------------
 
 func payload(t *testing.T, name string, edit func(m map[string]any)) []byte {
-	b, err := os.ReadFile(filepath.Join("testdata", "github-payloads", name+".json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "server", "testdata", "github-payloads", name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}

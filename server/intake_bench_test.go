@@ -1,0 +1,116 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/memgate/memgate/server/checks"
+	"github.com/memgate/memgate/server/queue"
+	"github.com/memgate/memgate/storage"
+)
+
+// BenchmarkWebhookIntake measures deliveries per second and the latency to
+// the 202 for signed pull_request deliveries, each recorded with its run and
+// queue job in one SQLite transaction. Every delivery is a new head, so each
+// one enqueues a gate (no worker runs them).
+//
+//	go test ./server -run '^$' -bench WebhookIntake -benchtime 2000x
+func BenchmarkWebhookIntake(b *testing.B) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := queue.Migrate(ctx, st.DB()); err != nil {
+		b.Fatal(err)
+	}
+	cfg := queue.DefaultConfig()
+	cfg.Workers = 0
+	q, err := queue.New(st.DB(), nil, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const secret = "bench-secret"
+	srv := httptest.NewServer(New(ctx, Config{WebhookSecret: secret}, st, q, checks.Silent{}, nil, nil).Handler())
+	defer srv.Close()
+
+	raw, err := os.ReadFile(filepath.Join("testdata", "github-payloads", "pull_request.synchronize.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.SetParallelism(4) // 4 x GOMAXPROCS concurrent senders, as a busy organisation
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var tmpl map[string]any // each sender edits its own copy
+		json.Unmarshal(raw, &tmpl)
+		var mine []time.Duration
+		for pb.Next() {
+			n := seq.Add(1)
+			body := delivery(tmpl, n)
+			mac := hmac.New(sha256.New, []byte(secret))
+			mac.Write(body)
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook", bytes.NewReader(body))
+			req.Header.Set("X-GitHub-Event", "pull_request")
+			req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("bench-%d", n))
+			req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mine = append(mine, time.Since(t0))
+			if resp.StatusCode != http.StatusAccepted {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "deliveries/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	if n, _ := st.CountRuns(ctx); n != int64(len(lat)) {
+		b.Errorf("%d runs stored for %d deliveries", n, len(lat))
+	}
+}
+
+func delivery(tmpl map[string]any, n int64) []byte {
+	head := fmt.Sprintf("%040x", n)
+	pr := tmpl["pull_request"].(map[string]any)
+	pr["head"].(map[string]any)["sha"] = head
+	pr["number"] = int(n%500) + 1
+	body, _ := json.Marshal(tmpl)
+	return body
+}
