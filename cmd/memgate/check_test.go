@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/internal/testlock"
 )
 
 func TestCheckBrokenConfigExits2AndNamesTheLine(t *testing.T) {
@@ -53,6 +54,7 @@ func TestCheckHealthyServiceEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a real gate")
 	}
+	testlock.Gate(t)
 	profiles := t.TempDir()
 	var out, errb bytes.Buffer
 	code := runCheck(context.Background(), []string{"../../examples/healthy-json", "--warmup", "2s", "--duration", "8s",

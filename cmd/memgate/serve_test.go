@@ -26,6 +26,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/memgate/memgate/internal/testlock"
 )
 
 // End-to-end tests of `memgate serve`: real git repositories made here,
@@ -435,6 +437,7 @@ func skipShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real gates through the server")
 	}
+	testlock.Gate(t)
 }
 
 // --- the tests ----------------------------------------------------------

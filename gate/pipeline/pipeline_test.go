@@ -14,6 +14,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/internal/testlock"
 )
 
 // These tests build and run real services under real load. They run one at
@@ -48,6 +49,7 @@ func gateRun(t *testing.T, ctx context.Context, dir string, cfg config.Config) (
 	if testing.Short() {
 		t.Skip("runs a real gate; skipped with -short")
 	}
+	testlock.Gate(t)
 	rec := &recorder{}
 	work := t.TempDir()
 	res := Run(ctx, Options{
