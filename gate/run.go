@@ -39,6 +39,24 @@ type Run struct {
 	StartedAt      time.Time `json:"started_at,omitzero"`
 	FinishedAt     time.Time `json:"finished_at,omitzero"`
 	Report         *Report   `json:"report,omitempty"`
+
+	// Headline numbers, for lists: nil until the run has them.
+	HeapFluctuation *float64 `json:"heap_fluctuation,omitempty"`
+	HeapGrowth      *float64 `json:"heap_growth,omitempty"`
+	GoroutineGrowth *float64 `json:"goroutine_growth,omitempty"`
+	// Progress is a running gate's latest progress line.
+	Progress string `json:"progress,omitempty"`
+}
+
+// Duration is how long the run took, or has been running.
+func (r *Run) Duration(now time.Time) time.Duration {
+	switch {
+	case r.StartedAt.IsZero():
+		return 0
+	case r.FinishedAt.IsZero():
+		return now.Sub(r.StartedAt)
+	}
+	return r.FinishedAt.Sub(r.StartedAt)
 }
 
 // Active reports whether the run has not ended.

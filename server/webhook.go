@@ -135,6 +135,13 @@ func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *e
 
 func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *event) (string, int64, []followup, error) {
 	pr, repo := e.PullRequest, e.repo()
+	state := "open"
+	if e.Action == "closed" {
+		state = "closed"
+	}
+	if err := s.store.SetPullRequest(ctx, tx, repo.FullName, pr.Number, state, pr.Head.SHA); err != nil {
+		return "", 0, nil, err
+	}
 	switch e.Action {
 	case "opened", "synchronize", "reopened", "ready_for_review":
 	case "closed":

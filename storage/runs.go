@@ -14,7 +14,7 @@ import (
 
 const runColumns = `id, repository, pr_number, head_sha, base_sha, head_ref, base_ref, clone_url, private,
 	installation_id, trigger, delivery_guid, attempt, rerun_of, status, verdict, reason, check_run_id, job_id,
-	created_at, started_at, finished_at`
+	created_at, started_at, finished_at, heap_fluctuation, heap_growth, goroutine_growth, progress`
 
 func ms(t time.Time) int64 {
 	if t.IsZero() {
@@ -37,12 +37,14 @@ func scanRun(sc scanner) (gate.Run, error) {
 	var private int
 	var status, verdict string
 	var created, started, finished int64
+	var fluct, hgrowth, ggrowth sql.NullFloat64
 	err := sc.Scan(&r.ID, &r.Repository, &r.PR, &r.HeadSHA, &r.BaseSHA, &r.HeadRef, &r.BaseRef, &r.CloneURL, &private,
 		&r.InstallationID, &r.Trigger, &r.DeliveryID, &r.Attempt, &r.RerunOf, &status, &verdict, &r.Reason,
-		&r.CheckRunID, &r.JobID, &created, &started, &finished)
+		&r.CheckRunID, &r.JobID, &created, &started, &finished, &fluct, &hgrowth, &ggrowth, &r.Progress)
 	if err != nil {
 		return r, err
 	}
+	r.HeapFluctuation, r.HeapGrowth, r.GoroutineGrowth = ptr(fluct), ptr(hgrowth), ptr(ggrowth)
 	r.Private = private != 0
 	r.Status, r.Verdict = gate.RunStatus(status), gate.Verdict(verdict)
 	r.CreatedAt, r.StartedAt, r.FinishedAt = fromMS(created), fromMS(started), fromMS(finished)
@@ -351,6 +353,19 @@ func (s *Store) CountByVerdict(ctx context.Context) (map[gate.Verdict]int64, err
 		out[gate.Verdict(v)] = n
 	}
 	return out, wrap("count runs", rows.Err())
+}
+
+func ptr(v sql.NullFloat64) *float64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Float64
+}
+
+// SetProgress records a running gate's latest progress line.
+func (s *Store) SetProgress(ctx context.Context, id int64, text string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ? AND status = 'running'`, text, id)
+	return wrap("set progress", err)
 }
 
 func wrap(what string, err error) error {

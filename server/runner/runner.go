@@ -25,6 +25,7 @@ type Store interface {
 	ClaimCheckRun(ctx context.Context, id int64) (bool, error)
 	SetCheckRun(ctx context.Context, id, checkRunID int64) error
 	Complete(ctx context.Context, id int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
+	SetProgress(ctx context.Context, id int64, text string) error
 }
 
 // Reporter shows a run on GitHub.
@@ -204,11 +205,18 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	}
 	log.Info("gate config", "from", source)
 
-	progress := &throttled{every: r.opts.ProgressEvery, send: func(text string) {
+	// Progress goes to the run's page every 2 s and to GitHub less often.
+	toGitHub := &throttled{every: r.opts.ProgressEvery, send: func(text string) {
 		if err := r.reporter.Progress(ctx, run, text); err != nil {
 			log.Warn("progress not reported", "err", err)
 		}
-	}, cfg: cfg}
+	}}
+	progress := &throttled{every: 2 * time.Second, send: func(text string) {
+		if err := r.store.SetProgress(ctx, run.ID, text); err != nil {
+			log.Warn("progress not stored", "err", err)
+		}
+		toGitHub.maybe(text, false)
+	}}
 	res := pipeline.Run(ctx, pipeline.Options{
 		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
 		Version: r.opts.Version, Logger: log, Progress: progress,
@@ -249,7 +257,6 @@ type throttled struct {
 	every time.Duration
 	last  time.Time
 	phase string
-	cfg   config.Config
 	send  func(string)
 }
 
