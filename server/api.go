@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -191,32 +190,52 @@ func (s *Server) rerun(c *gin.Context) {
 	if !ok {
 		return
 	}
-	prev, err := s.store.Run(c.Request.Context(), id)
+	newID, err := s.Rerun(c.Request.Context(), id)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	run := prev
-	run.ID, run.RerunOf, run.Trigger, run.DeliveryID, run.CheckRunID, run.JobID = 0, prev.ID, "api.rerun", "", 0, 0
-	run.Status, run.Verdict, run.Reason = gate.RunQueued, "", ""
-	run.CreatedAt, run.StartedAt, run.FinishedAt = time.Time{}, time.Time{}, time.Time{}
-	s.respondEnqueued(c, run)
+	c.Header("Location", fmt.Sprintf("/api/v1/runs/%d", newID))
+	c.JSON(http.StatusAccepted, gin.H{"id": newID})
 }
 
-func (s *Server) respondEnqueued(c *gin.Context, run gate.Run) {
+// Rerun gates a stored run's head again, as a new attempt, and returns the
+// new run's id.
+func (s *Server) Rerun(ctx context.Context, id int64) (int64, error) {
+	prev, err := s.store.Run(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	run := gate.Run{Repository: prev.Repository, PR: prev.PR, HeadSHA: prev.HeadSHA, BaseSHA: prev.BaseSHA,
+		HeadRef: prev.HeadRef, BaseRef: prev.BaseRef, CloneURL: prev.CloneURL, Private: prev.Private,
+		InstallationID: prev.InstallationID, Trigger: "api.rerun", RerunOf: prev.ID}
+	return s.enqueueNow(ctx, run)
+}
+
+// enqueueNow stores and queues a run in its own transaction, then starts
+// its follow-ups.
+func (s *Server) enqueueNow(ctx context.Context, run gate.Run) (int64, error) {
 	var id int64
 	var after []followup
-	err := s.store.Tx(c.Request.Context(), func(tx *sql.Tx) error {
+	err := s.store.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		_, id, after, err = s.enqueue(c.Request.Context(), tx, run, true)
+		_, id, after, err = s.enqueue(ctx, tx, run, true)
 		return err
 	})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return 0, err
 	}
 	for _, f := range after {
-		s.background("api follow-up", f)
+		s.background("enqueue follow-up", f)
+	}
+	return id, nil
+}
+
+func (s *Server) respondEnqueued(c *gin.Context, run gate.Run) {
+	id, err := s.enqueueNow(c.Request.Context(), run)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	c.Header("Location", fmt.Sprintf("/api/v1/runs/%d", id))
 	c.JSON(http.StatusAccepted, gin.H{"id": id})

@@ -49,7 +49,11 @@ func BenchmarkWebhookIntake(b *testing.B) {
 		b.Fatal(err)
 	}
 	const secret = "bench-secret"
-	srv := httptest.NewServer(New(ctx, Config{WebhookSecret: secret}, st, q, checks.Silent{}, nil, nil).Handler())
+	s, err := New(ctx, Config{WebhookSecret: secret}, st, q, checks.Silent{}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 
 	raw, err := os.ReadFile(filepath.Join("testdata", "github-payloads", "pull_request.synchronize.json"))

@@ -18,6 +18,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
+	"github.com/memgate/memgate/server/web"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -40,6 +41,8 @@ type Config struct {
 	APIToken      string // bearer token for API writes; without it writes are refused
 	GateDrafts    bool   // gate draft pull requests too
 	MaxBody       int64  // webhook body limit; GitHub caps payloads at 25 MB
+	GitHubURL     string // where pages link commits and pull requests
+	SecureCookies bool   // memgate is served over HTTPS
 }
 
 // Server handles HTTP.
@@ -49,6 +52,7 @@ type Server struct {
 	queue    Queue
 	reporter Reporter
 	metrics  *Metrics
+	pages    *web.Pages
 	log      *slog.Logger
 	// bg is the server's own context: work that outlives a request (GitHub
 	// calls after a delivery is committed) hangs off it, never off the
@@ -57,7 +61,7 @@ type Server struct {
 }
 
 // New creates a server. bg bounds background work started by requests.
-func New(bg context.Context, cfg Config, store *storage.Store, q Queue, reporter Reporter, metrics *Metrics, log *slog.Logger) *Server {
+func New(bg context.Context, cfg Config, store *storage.Store, q Queue, reporter Reporter, metrics *Metrics, log *slog.Logger) (*Server, error) {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 25 << 20
 	}
@@ -67,7 +71,13 @@ func New(bg context.Context, cfg Config, store *storage.Store, q Queue, reporter
 	if metrics == nil {
 		metrics = NewMetrics(store)
 	}
-	return &Server{cfg: cfg, store: store, queue: q, reporter: reporter, metrics: metrics, log: log, bg: bg}
+	s := &Server{cfg: cfg, store: store, queue: q, reporter: reporter, metrics: metrics, log: log, bg: bg}
+	pages, err := web.New(web.Config{APIToken: cfg.APIToken, GitHubURL: cfg.GitHubURL, SecureCookies: cfg.SecureCookies}, store, s, log)
+	if err != nil {
+		return nil, err
+	}
+	s.pages = pages
+	return s, nil
 }
 
 // Handler is the server's routes.
@@ -86,6 +96,15 @@ func (s *Server) Handler() http.Handler {
 	api.GET("/runs/:id/profiles/:name", s.getProfile)
 	api.POST("/runs", s.requireToken, s.createRun)
 	api.POST("/runs/:id/rerun", s.requireToken, s.rerun)
+
+	s.pages.Register(r)
+	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			c.JSON(http.StatusNotFound, gin.H{"error": "no such endpoint"})
+			return
+		}
+		s.pages.NotFound(c)
+	})
 	return r
 }
 

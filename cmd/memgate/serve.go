@@ -211,8 +211,11 @@ func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log 
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
-	srv := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts},
-		st, q, rep, metrics, log)
+	srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
+		GitHubURL: githubWebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://")}, st, q, rep, metrics, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", c.addr, err)
@@ -239,6 +242,19 @@ func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log 
 		log.Warn("queue stop", "err", err)
 	}
 	return nil
+}
+
+// githubWebURL is where pages link commits: github.com for the public API,
+// the Enterprise host for GHE's /api/v3.
+func githubWebURL(apiURL string) string {
+	u := strings.TrimRight(apiURL, "/")
+	switch {
+	case u == "https://api.github.com":
+		return "https://github.com"
+	case strings.HasSuffix(u, "/api/v3"):
+		return strings.TrimSuffix(u, "/api/v3")
+	}
+	return "https://github.com"
 }
 
 func pick(getenv func(string) string, keys ...string) []string {
