@@ -22,7 +22,7 @@ func (s *Store) SetPullRequest(ctx context.Context, tx *sql.Tx, repo string, num
 // OpenPullRequests lists a repository's open pull requests, newest first.
 func (s *Store) OpenPullRequests(ctx context.Context, repo string, limit int) ([]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT number FROM pull_requests WHERE repository = ? AND state = 'open'
-		ORDER BY updated_at DESC LIMIT ?`, repo, limit)
+		ORDER BY updated_at DESC, number DESC LIMIT ?`, repo, limit)
 	if err != nil {
 		return nil, wrap("open pull requests", err)
 	}
