@@ -88,3 +88,38 @@ func TestCheckHealthyServiceEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+func TestMigrateCreatesTheSchema(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "m.db")
+	var errb bytes.Buffer
+	if code := runMigrate(context.Background(), []string{"--database-url", "sqlite:" + db}, func(string) string { return "" }, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	// Twice is fine.
+	if code := runMigrate(context.Background(), nil, func(k string) string {
+		if k == "MEMGATE_DATABASE_URL" {
+			return "sqlite:" + db
+		}
+		return ""
+	}, &errb); code != 0 {
+		t.Fatalf("second migrate: exit %d: %s", code, errb.String())
+	}
+	if code := runMigrate(context.Background(), []string{"--database-url", "mysql://x"}, func(string) string { return "" }, &errb); code != 1 {
+		t.Fatalf("bad URL: exit %d", code)
+	}
+}
+
+func TestServeConfigErrorsExit2(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"MEMGATE_GITHUB_APP_ID": "12"},
+		{"MEMGATE_GITHUB_APP_KEY_FILE": "/k.pem"},
+		{"MEMGATE_WORKERS": "many"},
+		{"MEMGATE_JOB_TIMEOUT": "soon"},
+	} {
+		var errb bytes.Buffer
+		code := runServe(context.Background(), nil, func(k string) string { return env[k] }, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "MEMGATE_") {
+			t.Errorf("%v: exit %d: %s", env, code, errb.String())
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/memgate/memgate/internal/testlock"
 )
 
 // A real headless Chromium over the seeded pages: no console errors, the
@@ -32,6 +34,7 @@ func TestBrowser(t *testing.T) {
 	if browser == "" {
 		t.Skip("no Chromium on PATH: apt-get install chromium (CI installs it)")
 	}
+	testlock.Gate(t) // a browser starting would disturb a gate measuring in another package
 	b := setup(t, true)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -67,14 +67,16 @@ func New(cfg Config, store *storage.Store, rerun Rerunner, log *slog.Logger) (*P
 	}
 	p := &Pages{cfg: cfg, store: store, rerun: rerun, log: log, now: time.Now, tmpl: map[string]*template.Template{}}
 	funcs := template.FuncMap{
-		"bytes":    func(v float64) string { return gate.FormatBytes(v) },
-		"value":    gate.FormatValue,
-		"count":    func(v int64) string { return gate.FormatCount(v) },
-		"short":    short,
-		"ago":      p.ago,
-		"utc":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-		"dur":      roundDur,
-		"pct":      func(v *float64) string { return optFmt(v, func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }) },
+		"bytes": func(v float64) string { return gate.FormatBytes(v) },
+		"value": gate.FormatValue,
+		"count": func(v int64) string { return gate.FormatCount(v) },
+		"short": short,
+		"ago":   p.ago,
+		"utc":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+		"dur":   roundDur,
+		"pct": func(v *float64) string {
+			return optFmt(v, func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) })
+		},
 		"per1k":    func(v *float64) string { return optFmt(v, func(f float64) string { return fmt.Sprintf("%+.2f", f) }) },
 		"ghCommit": func(repo, sha string) string { return p.cfg.GitHubURL + "/" + repo + "/commit/" + sha },
 		"ghPR":     func(repo string, n int) string { return fmt.Sprintf("%s/%s/pull/%d", p.cfg.GitHubURL, repo, n) },
