@@ -8,3 +8,9 @@ import "embed"
 //
 //go:embed sqlite/*.sql
 var SQLite embed.FS
+
+// Postgres is the same schema for Postgres, where several workers share
+// one database.
+//
+//go:embed postgres/*.sql
+var Postgres embed.FS

@@ -39,7 +39,7 @@ func BenchmarkWebhookIntake(b *testing.B) {
 	if err := st.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if err := queue.Migrate(ctx, st.DB()); err != nil {
+	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
 		b.Fatal(err)
 	}
 	cfg := queue.DefaultConfig()

@@ -43,20 +43,20 @@ func (s *Store) SetDeliveryOutcome(ctx context.Context, tx *sql.Tx, guid, outcom
 func (s *Store) DeliveryOutcome(ctx context.Context, guid string) (string, int64, error) {
 	var outcome string
 	var runID sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT outcome, run_id FROM deliveries WHERE guid = ?`, guid).Scan(&outcome, &runID)
+	err := s.q(nil).QueryRowContext(ctx, `SELECT outcome, run_id FROM deliveries WHERE guid = ?`, guid).Scan(&outcome, &runID)
 	return outcome, runID.Int64, wrap("delivery outcome", err)
 }
 
 // CountDeliveries counts stored deliveries, for tests and metrics.
 func (s *Store) CountDeliveries(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries`).Scan(&n)
+	err := s.q(nil).QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries`).Scan(&n)
 	return n, wrap("count deliveries", err)
 }
 
 // CountRuns counts stored runs.
 func (s *Store) CountRuns(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&n)
+	err := s.q(nil).QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&n)
 	return n, wrap("count runs", err)
 }

@@ -21,7 +21,7 @@ func (s *Store) SetPullRequest(ctx context.Context, tx *sql.Tx, repo string, num
 
 // OpenPullRequests lists a repository's open pull requests, newest first.
 func (s *Store) OpenPullRequests(ctx context.Context, repo string, limit int) ([]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT number FROM pull_requests WHERE repository = ? AND state = 'open'
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT number FROM pull_requests WHERE repository = ? AND state = 'open'
 		ORDER BY updated_at DESC, number DESC LIMIT ?`, repo, limit)
 	if err != nil {
 		return nil, wrap("open pull requests", err)
@@ -40,7 +40,7 @@ func (s *Store) OpenPullRequests(ctx context.Context, repo string, limit int) ([
 
 // LatestCompleted is the newest completed run of a repository.
 func (s *Store) LatestCompleted(ctx context.Context, repo string) (gate.Run, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE repository = ? AND status = 'completed'
+	row := s.q(nil).QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE repository = ? AND status = 'completed'
 		ORDER BY id DESC LIMIT 1`, repo)
 	r, err := scanRun(row)
 	if errors.Is(err, sql.ErrNoRows) {

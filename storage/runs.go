@@ -83,7 +83,7 @@ func (s *Store) SetJob(ctx context.Context, tx *sql.Tx, runID, jobID int64) erro
 
 // Run returns one run, without its report.
 func (s *Store) Run(ctx context.Context, id int64) (gate.Run, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
+	row := s.q(nil).QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id)
 	r, err := scanRun(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("run %d: %w", id, ErrNotFound)
@@ -98,7 +98,7 @@ func (s *Store) RunWithReport(ctx context.Context, id int64) (gate.Run, error) {
 		return r, err
 	}
 	var report sql.NullString
-	if err := s.db.QueryRowContext(ctx, `SELECT report FROM runs WHERE id = ?`, id).Scan(&report); err != nil {
+	if err := s.q(nil).QueryRowContext(ctx, `SELECT report FROM runs WHERE id = ?`, id).Scan(&report); err != nil {
 		return r, wrap("get report", err)
 	}
 	if report.Valid && report.String != "" {
@@ -124,7 +124,7 @@ func (s *Store) LatestAttempt(ctx context.Context, tx *sql.Tx, repo, headSHA str
 
 // LatestForPR returns the newest run of a pull request.
 func (s *Store) LatestForPR(ctx context.Context, repo string, pr int) (gate.Run, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE repository = ? AND pr_number = ?
+	row := s.q(nil).QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE repository = ? AND pr_number = ?
 		ORDER BY id DESC LIMIT 1`, repo, pr)
 	r, err := scanRun(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -145,7 +145,7 @@ func (s *Store) ActiveForPR(ctx context.Context, tx *sql.Tx, repo string, pr int
 
 // Active returns every queued or running run.
 func (s *Store) Active(ctx context.Context) ([]gate.Run, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN ('queued', 'running') ORDER BY id`)
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN ('queued', 'running') ORDER BY id`)
 	if err != nil {
 		return nil, wrap("active runs", err)
 	}
@@ -203,7 +203,7 @@ func (s *Store) ListRuns(ctx context.Context, f Filter) ([]gate.Run, int64, erro
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY id DESC LIMIT ?"
-	rows, err := s.db.QueryContext(ctx, query, append(args, f.Limit+1)...)
+	rows, err := s.q(nil).QueryContext(ctx, query, append(args, f.Limit+1)...)
 	if err != nil {
 		return nil, 0, wrap("list runs", err)
 	}
@@ -222,7 +222,7 @@ func (s *Store) ListRuns(ctx context.Context, f Filter) ([]gate.Run, int64, erro
 // MarkRunning moves a queued run to running. It reports false when the run
 // is no longer queued or running (cancelled meanwhile).
 func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET status = 'running', started_at = ?
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET status = 'running', started_at = ?
 		WHERE id = ? AND status IN ('queued', 'running')`, ms(at), id)
 	if err != nil {
 		return false, wrap("mark running", err)
@@ -235,7 +235,7 @@ func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) (bool, 
 // reports true to the first caller while the run has none, and marks it as
 // being created (-1) until SetCheckRun stores the real id.
 func (s *Store) ClaimCheckRun(ctx context.Context, id int64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET check_run_id = -1 WHERE id = ? AND check_run_id = 0`, id)
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = -1 WHERE id = ? AND check_run_id = 0`, id)
 	if err != nil {
 		return false, wrap("claim check run", err)
 	}
@@ -245,7 +245,7 @@ func (s *Store) ClaimCheckRun(ctx context.Context, id int64) (bool, error) {
 
 // SetCheckRun records the GitHub check run that shows a run.
 func (s *Store) SetCheckRun(ctx context.Context, id, checkRunID int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE runs SET check_run_id = ? WHERE id = ?`, checkRunID, id)
+	_, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = ? WHERE id = ?`, checkRunID, id)
 	return wrap("set check run", err)
 }
 
@@ -277,7 +277,7 @@ func (s *Store) Complete(ctx context.Context, id int64, rep *gate.Report, profil
 	}
 	done := false
 	err = s.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = 'completed', verdict = ?, reason = ?, report = ?,
+		res, err := s.q(tx).ExecContext(ctx, `UPDATE runs SET status = 'completed', verdict = ?, reason = ?, report = ?,
 			build_log = ?, service_log = ?, heap_fluctuation = ?, heap_growth = ?, goroutine_growth = ?, finished_at = ?
 			WHERE id = ? AND status IN ('queued', 'running')`,
 			string(rep.Verdict), rep.Reason, string(data), rep.BuildOutput, rep.ServiceOutput,
@@ -291,7 +291,7 @@ func (s *Store) Complete(ctx context.Context, id int64, rep *gate.Report, profil
 		}
 		done = true
 		for i, smp := range rep.Samples {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO samples (run_id, seq, t, phase, heap_inuse, post_gc_heap, heap_live,
+			if _, err := s.q(tx).ExecContext(ctx, `INSERT INTO samples (run_id, seq, t, phase, heap_inuse, post_gc_heap, heap_live,
 				goroutines, gc_cycles, requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				id, i, smp.Offset, string(smp.Phase), int64(smp.HeapInuse), int64(smp.PostGCHeap), int64(smp.HeapLive),
 				smp.Goroutines, int64(smp.GCCycles), int64(smp.Requests)); err != nil {
@@ -299,7 +299,7 @@ func (s *Store) Complete(ctx context.Context, id int64, rep *gate.Report, profil
 			}
 		}
 		for name, p := range profiles {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO profiles (run_id, name, data) VALUES (?, ?, ?)`, id, name, p); err != nil {
+			if _, err := s.q(tx).ExecContext(ctx, `INSERT INTO profiles (run_id, name, data) VALUES (?, ?, ?)`, id, name, p); err != nil {
 				return wrap("store profile", err)
 			}
 		}
@@ -311,7 +311,7 @@ func (s *Store) Complete(ctx context.Context, id int64, rep *gate.Report, profil
 // Profile returns one stored profile of a run.
 func (s *Store) Profile(ctx context.Context, runID int64, name string) ([]byte, error) {
 	var data []byte
-	err := s.db.QueryRowContext(ctx, `SELECT data FROM profiles WHERE run_id = ? AND name = ?`, runID, name).Scan(&data)
+	err := s.q(nil).QueryRowContext(ctx, `SELECT data FROM profiles WHERE run_id = ? AND name = ?`, runID, name).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("profile %s of run %d: %w", name, runID, ErrNotFound)
 	}
@@ -320,7 +320,7 @@ func (s *Store) Profile(ctx context.Context, runID int64, name string) ([]byte, 
 
 // ProfileNames lists the profiles stored for a run.
 func (s *Store) ProfileNames(ctx context.Context, runID int64) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM profiles WHERE run_id = ? ORDER BY name`, runID)
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT name FROM profiles WHERE run_id = ? ORDER BY name`, runID)
 	if err != nil {
 		return nil, wrap("list profiles", err)
 	}
@@ -338,7 +338,7 @@ func (s *Store) ProfileNames(ctx context.Context, runID int64) ([]string, error)
 
 // CountByVerdict counts completed runs by verdict, for metrics.
 func (s *Store) CountByVerdict(ctx context.Context) (map[gate.Verdict]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT verdict, COUNT(*) FROM runs WHERE status = 'completed' GROUP BY verdict`)
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT verdict, COUNT(*) FROM runs WHERE status = 'completed' GROUP BY verdict`)
 	if err != nil {
 		return nil, wrap("count runs", err)
 	}
@@ -364,7 +364,7 @@ func ptr(v sql.NullFloat64) *float64 {
 
 // SetProgress records a running gate's latest progress line.
 func (s *Store) SetProgress(ctx context.Context, id int64, text string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ? AND status = 'running'`, text, id)
+	_, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ? AND status = 'running'`, text, id)
 	return wrap("set progress", err)
 }
 

@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
+	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
@@ -47,7 +50,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 	case strings.HasPrefix(url, "sqlite:"):
 		return openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), log)
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, fmt.Errorf("storage: Postgres is not supported by this build yet; use sqlite:PATH")
+		return openPostgres(ctx, url, log)
 	}
 	return nil, fmt.Errorf("storage: database URL %q: want sqlite:PATH or postgres://...", redact(url))
 }
@@ -71,6 +74,21 @@ func openSQLite(ctx context.Context, path string, log *slog.Logger) (*Store, err
 	return &Store{db: db, engine: SQLite, log: log}, nil
 }
 
+func openPostgres(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", redact(url), err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", redact(url), err)
+	}
+	return &Store{db: db, engine: Postgres, log: log}, nil
+}
+
 // DB is the underlying pool, shared with the job queue so that a delivery
 // and its job commit in one transaction.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -86,11 +104,15 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Migrate applies memgate's own migrations (not the queue's).
 func (s *Store) Migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrations.SQLite, "sqlite")
+	files, dir, dialect := migrations.SQLite, "sqlite", goose.DialectSQLite3
+	if s.engine == Postgres {
+		files, dir, dialect = migrations.Postgres, "postgres", goose.DialectPostgres
+	}
+	sub, err := fs.Sub(files, dir)
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, sub)
+	p, err := goose.NewProvider(dialect, s.db, sub)
 	if err != nil {
 		return fmt.Errorf("storage: migrations: %w", err)
 	}
@@ -127,12 +149,47 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// q returns the transaction when there is one, else the pool.
+// q returns the transaction when there is one, else the pool. Queries are
+// written with ? placeholders; on Postgres they become $1, $2, ...
 func (s *Store) q(tx *sql.Tx) querier {
+	var q querier = s.db
 	if tx != nil {
-		return tx
+		q = tx
 	}
-	return s.db
+	if s.engine == Postgres {
+		return rebinding{q}
+	}
+	return q
+}
+
+type rebinding struct{ q querier }
+
+func (r rebinding) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, rebind(query), args...)
+}
+
+func (r rebinding) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, rebind(query), args...)
+}
+
+func (r rebinding) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, rebind(query), args...)
+}
+
+// rebind turns ? placeholders into $1, $2, ... (memgate's queries have no
+// ? inside string literals).
+func rebind(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func redact(url string) string {

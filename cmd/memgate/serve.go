@@ -128,7 +128,7 @@ func openAndMigrate(ctx context.Context, url string, log *slog.Logger) (*storage
 		st.Close()
 		return nil, err
 	}
-	if err := queue.Migrate(ctx, st.DB()); err != nil {
+	if err := queue.Migrate(ctx, st.DB(), st.Engine() == storage.Postgres); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -203,6 +203,7 @@ func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log 
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter
+	qcfg.Postgres = st.Engine() == storage.Postgres
 	q, err := queue.New(st.DB(), run, qcfg)
 	if err != nil {
 		return err

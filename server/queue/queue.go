@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -50,6 +52,8 @@ type Config struct {
 	// PollInterval is how often idle workers look for jobs.
 	PollInterval time.Duration
 	Logger       *slog.Logger
+	// Postgres selects River's Postgres driver; otherwise SQLite.
+	Postgres bool
 }
 
 // DefaultConfig suits one gate at a time on a small machine.
@@ -63,9 +67,19 @@ type Queue struct {
 	workers int
 }
 
+// driver picks River's driver for the database: its SQLite driver, or its
+// database/sql driver on Postgres (through pgx), so that a job is inserted
+// in the same *sql.Tx as the run on either engine.
+func driver(db *sql.DB, postgres bool) riverdriver.Driver[*sql.Tx] {
+	if postgres {
+		return riverdatabasesql.New(db)
+	}
+	return riversqlite.New(db)
+}
+
 // Migrate applies River's own migrations.
-func Migrate(ctx context.Context, db *sql.DB) error {
-	m, err := rivermigrate.New(riversqlite.New(db), nil)
+func Migrate(ctx context.Context, db *sql.DB, postgres bool) error {
+	m, err := rivermigrate.New(driver(db, postgres), nil)
 	if err != nil {
 		return fmt.Errorf("queue: migrations: %w", err)
 	}
@@ -112,7 +126,7 @@ func New(db *sql.DB, exec Executor, cfg Config) (*Queue, error) {
 		rc.Workers = workers
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 	}
-	client, err := river.NewClient(riversqlite.New(db), rc)
+	client, err := river.NewClient(driver(db, cfg.Postgres), rc)
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
