@@ -222,8 +222,8 @@ func (s *Store) ListRuns(ctx context.Context, f Filter) ([]gate.Run, int64, erro
 // MarkRunning moves a queued run to running. It reports false when the run
 // is no longer queued or running (cancelled meanwhile).
 func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) (bool, error) {
-	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET status = 'running', started_at = ?
-		WHERE id = ? AND status IN ('queued', 'running')`, ms(at), id)
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?
+		WHERE id = ? AND status IN ('queued', 'running')`, ms(at), ms(at), id)
 	if err != nil {
 		return false, wrap("mark running", err)
 	}
@@ -262,9 +262,10 @@ func (s *Store) Cancel(ctx context.Context, tx *sql.Tx, id int64, reason string)
 }
 
 // Complete stores a finished run: its verdict, report, samples and
-// profiles, in one transaction. A run cancelled meanwhile stays cancelled;
-// Complete then reports false.
-func (s *Store) Complete(ctx context.Context, id int64, rep *gate.Report, profiles map[string][]byte) (bool, error) {
+// profiles, in one transaction. Only the run's current job may complete it;
+// a run cancelled meanwhile, or handed to another job, is left as it is and
+// Complete reports false.
+func (s *Store) Complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte) (bool, error) {
 	data, err := json.Marshal(rep)
 	if err != nil {
 		return false, fmt.Errorf("storage: encode report: %w", err)
@@ -279,10 +280,10 @@ func (s *Store) Complete(ctx context.Context, id int64, rep *gate.Report, profil
 	err = s.Tx(ctx, func(tx *sql.Tx) error {
 		res, err := s.q(tx).ExecContext(ctx, `UPDATE runs SET status = 'completed', verdict = ?, reason = ?, report = ?,
 			build_log = ?, service_log = ?, heap_fluctuation = ?, heap_growth = ?, goroutine_growth = ?, finished_at = ?
-			WHERE id = ? AND status IN ('queued', 'running')`,
+			WHERE id = ? AND job_id = ? AND status IN ('queued', 'running')`,
 			string(rep.Verdict), rep.Reason, string(data), rep.BuildOutput, rep.ServiceOutput,
 			crit(gate.CritHeapFluctuation), crit(gate.CritHeapGrowth), crit(gate.CritGoroutineGrowth),
-			ms(time.Now()), id)
+			ms(time.Now()), id, jobID)
 		if err != nil {
 			return wrap("complete run", err)
 		}

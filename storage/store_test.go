@@ -74,7 +74,7 @@ func TestRunLifecycle(t *testing.T) {
 		}
 		rep := &gate.Report{Verdict: gate.Fail, Reason: "heap grows", Criteria: []gate.Criterion{{Name: gate.CritHeapGrowth, Value: 1024}},
 			Samples: []gate.Sample{{Offset: 1, Phase: gate.PhaseMeasure, HeapInuse: 10, Goroutines: 3}, {Offset: 2, Phase: gate.PhaseMeasure, HeapInuse: 20, PostGCHeap: 9}}}
-		ok, err := b.store.Complete(b.ctx, id, rep, map[string][]byte{"heap-end.pb.gz": []byte("profile")})
+		ok, err := b.store.Complete(b.ctx, id, 0, rep, map[string][]byte{"heap-end.pb.gz": []byte("profile")})
 		if !ok || err != nil {
 			t.Fatalf("complete: %v %v", ok, err)
 		}
@@ -93,7 +93,7 @@ func TestRunLifecycle(t *testing.T) {
 		if ok, _ := b.store.Cancel(b.ctx, nil, id, "late"); ok {
 			t.Error("cancelled a completed run")
 		}
-		if ok, _ := b.store.Complete(b.ctx, id, rep, nil); ok {
+		if ok, _ := b.store.Complete(b.ctx, id, 0, rep, nil); ok {
 			t.Error("completed twice")
 		}
 		if _, err := b.store.Run(b.ctx, 999); !errors.Is(err, ErrNotFound) {
@@ -111,7 +111,7 @@ func TestCancelledRunStaysCancelled(t *testing.T) {
 		if ok, _ := b.store.MarkRunning(b.ctx, id, time.Now()); ok {
 			t.Error("a cancelled run started")
 		}
-		if ok, _ := b.store.Complete(b.ctx, id, &gate.Report{Verdict: gate.Pass}, nil); ok {
+		if ok, _ := b.store.Complete(b.ctx, id, 0, &gate.Report{Verdict: gate.Pass}, nil); ok {
 			t.Error("a cancelled run completed")
 		}
 		r, _ := b.store.Run(b.ctx, id)
@@ -132,7 +132,7 @@ func TestListRunsFiltersAndPages(t *testing.T) {
 			if i%3 == 0 {
 				v = gate.Fail
 			}
-			b.store.Complete(b.ctx, id, &gate.Report{Verdict: v}, nil)
+			b.store.Complete(b.ctx, id, 0, &gate.Report{Verdict: v}, nil)
 		}
 		b.store.CreateRun(b.ctx, nil, newRun("acme/web", 3, "w1"))
 

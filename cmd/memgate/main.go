@@ -36,6 +36,7 @@ const usage = `memgate: a pre-merge memory gate for Go services
 usage:
   memgate check [flags] [DIR]   gate the Go service in DIR (default .)
   memgate serve [flags]         receive GitHub webhooks, queue and run gates, report checks
+  memgate worker [flags]        run queued gates without serving HTTP (shares serve's settings)
   memgate migrate [flags]       bring the database schema up to date
   memgate version               print memgate's version
 
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(ctx, args[1:], os.Getenv, stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], os.Getenv, stderr)
+	case "worker":
+		return runWorker(ctx, args[1:], os.Getenv, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], os.Getenv, stderr)
 	case "version", "--version", "-version":

@@ -32,7 +32,7 @@ type serveConfig struct {
 	workDir                                  string
 	workers                                  int
 	allowLocalRepos, gateDrafts              bool
-	jobTimeout, rescueAfter                  time.Duration
+	jobTimeout, rescueAfter, lease           time.Duration
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -72,7 +72,8 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.BoolVar(&c.allowLocalRepos, "allow-local-repos", envBool("MEMGATE_ALLOW_LOCAL_REPOS"), "accept local paths and file:// clone URLs (MEMGATE_ALLOW_LOCAL_REPOS)")
 	fs.BoolVar(&c.gateDrafts, "gate-drafts", envBool("MEMGATE_GATE_DRAFTS"), "gate draft pull requests too (MEMGATE_GATE_DRAFTS)")
 	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 30*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
-	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "re-queue a gate whose worker died after this (MEMGATE_RESCUE_AFTER)")
+	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
+	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
 	return c
 }
 
@@ -90,6 +91,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("MEMGATE_JOB_TIMEOUT / --job-timeout must be a positive duration")
 	case c.rescueAfter <= c.jobTimeout:
 		return errors.New("MEMGATE_RESCUE_AFTER / --rescue-after must exceed the job timeout")
+	case c.lease < 3*time.Second:
+		return errors.New("MEMGATE_LEASE / --lease must be a duration of at least 3s")
 	}
 	return nil
 }
@@ -177,6 +180,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log *slog.Logger) error {
+	return runServices(ctx, c, getenv, log, true)
+}
+
+// runServices starts the gate workers (c.workers of them) and, with withHTTP, the
+// HTTP server; `memgate worker` runs without it.
+func runServices(ctx context.Context, c *serveConfig, getenv func(string) string, log *slog.Logger, withHTTP bool) error {
 	st, err := openAndMigrate(ctx, c.databaseURL, log)
 	if err != nil {
 		return err
@@ -188,23 +197,24 @@ func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log 
 		return err
 	}
 	log.Info("reporting to GitHub", "mode", rep.Describe())
-	if c.webhookSecret == "" {
+	if withHTTP && c.webhookSecret == "" {
 		log.Warn("MEMGATE_WEBHOOK_SECRET is not set: every webhook delivery will be refused with 401")
 	}
-	if c.apiToken == "" {
+	if withHTTP && c.apiToken == "" {
 		log.Warn("MEMGATE_API_TOKEN is not set: API writes (new runs, re-runs) are refused")
 	}
 
 	metrics := server.NewMetrics(st)
-	run := runner.New(st, rep, runner.Options{
+	gates := runner.New(st, rep, runner.Options{
 		WorkDir: c.workDir, AllowLocalRepos: c.allowLocalRepos,
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
+		HeartbeatEvery: c.lease / 6,
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter
 	qcfg.Postgres = st.Engine() == storage.Postgres
-	q, err := queue.New(st.DB(), run, qcfg)
+	q, err := queue.New(st.DB(), gates, qcfg)
 	if err != nil {
 		return err
 	}
@@ -212,37 +222,68 @@ func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log 
 
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
-	srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
-		GitHubURL: githubWebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://")}, st, q, rep, metrics, log)
-	if err != nil {
-		return err
+	var httpSrv *http.Server
+	errc := make(chan error, 1)
+	if withHTTP {
+		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
+			GitHubURL: githubWebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://")}, st, q, rep, metrics, log)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", c.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", c.addr, err)
+		}
+		httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
+		go func() { errc <- httpSrv.Serve(ln) }()
+		log.Info("memgate serving", "addr", ln.Addr().String(), "workers", c.workers, "database", strings.SplitN(c.databaseURL, ":", 2)[0])
+	} else {
+		log.Info("memgate worker running gates", "workers", c.workers, "database", strings.SplitN(c.databaseURL, ":", 2)[0])
 	}
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.addr, err)
-	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
 	if err := q.Start(bg); err != nil {
 		return err
 	}
-	log.Info("memgate serving", "addr", ln.Addr().String(), "workers", c.workers, "database", strings.SplitN(c.databaseURL, ":", 2)[0])
-	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	go runner.NewReaper(st, q, c.lease, log).Run(bg)
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: no new deliveries; running gates finish or go back to the queue")
+		log.Info("shutting down: running gates finish or go back to the queue")
 	case err := <-errc:
 		return err
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	httpSrv.Shutdown(shutdown)
+	if httpSrv != nil {
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		httpSrv.Shutdown(shutdown)
+	}
 	stopGates, cancelStop := context.WithTimeout(context.Background(), c.jobTimeout)
 	defer cancelStop()
 	if err := q.Stop(stopGates); err != nil {
 		log.Warn("queue stop", "err", err)
 	}
 	return nil
+}
+
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("memgate worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := serveFlags(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := newLogger(stderr)
+	if err := c.validate(); err != nil {
+		fmt.Fprintf(stderr, "memgate worker: %v\n", err)
+		return 2
+	}
+	if c.workers < 1 {
+		fmt.Fprintln(stderr, "memgate worker: --workers / MEMGATE_WORKERS must be at least 1")
+		return 2
+	}
+	if err := runServices(ctx, c, getenv, log, false); err != nil {
+		log.Error("memgate worker stopped", "err", err)
+		return 1
+	}
+	return 0
 }
 
 // githubWebURL is where pages link commits: github.com for the public API,

@@ -316,7 +316,7 @@ func startServe(t *testing.T, db, github, key string, workers int) *testServer {
 	ln.Close()
 	c := &serveConfig{addr: addr, databaseURL: "sqlite:" + db, webhookSecret: testSecret, apiURL: github + "/",
 		appID: 7, appKeyFile: key, publicURL: "https://memgate.example", apiToken: "api-secret",
-		workDir: t.TempDir(), workers: workers, allowLocalRepos: true, jobTimeout: 5 * time.Minute, rescueAfter: 6 * time.Minute}
+		workDir: t.TempDir(), workers: workers, allowLocalRepos: true, jobTimeout: 5 * time.Minute, rescueAfter: 6 * time.Minute, lease: time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -683,7 +683,7 @@ func TestServeRefusesEverythingWithoutASecret(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	c := &serveConfig{addr: addr, databaseURL: "sqlite:" + filepath.Join(t.TempDir(), "m.db"), apiURL: gh.srv.URL,
-		workers: 0, jobTimeout: time.Minute, rescueAfter: 2 * time.Minute}
+		workers: 0, jobTimeout: time.Minute, rescueAfter: 2 * time.Minute, lease: time.Minute}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs bytes.Buffer

@@ -27,15 +27,18 @@ type GateArgs struct {
 	PR         int    `json:"pr" river:"unique"`
 	HeadSHA    string `json:"head_sha" river:"unique"`
 	Attempt    int    `json:"attempt" river:"unique"`
+	// Rescue counts the times the run was handed to a new job because
+	// its worker died.
+	Rescue int `json:"rescue,omitempty" river:"unique"`
 }
 
 // Kind names the job in the queue's tables.
 func (GateArgs) Kind() string { return "memgate_gate" }
 
-// Executor runs a stored gate run. final says whether the queue will try
-// again if Execute returns an error.
+// Executor runs a stored gate run as job jobID. final says whether the
+// queue will try again if Execute returns an error.
 type Executor interface {
-	Execute(ctx context.Context, runID int64, final bool) error
+	Execute(ctx context.Context, runID, jobID int64, final bool) error
 }
 
 // Config shapes the queue.
@@ -96,7 +99,7 @@ type gateWorker struct {
 }
 
 func (w *gateWorker) Work(ctx context.Context, job *river.Job[GateArgs]) error {
-	return w.exec.Execute(ctx, job.Args.RunID, job.Attempt >= job.MaxAttempts)
+	return w.exec.Execute(ctx, job.Args.RunID, job.ID, job.Attempt >= job.MaxAttempts)
 }
 
 func (w *gateWorker) Timeout(*river.Job[GateArgs]) time.Duration { return w.timeout }

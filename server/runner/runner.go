@@ -24,8 +24,9 @@ type Store interface {
 	MarkRunning(ctx context.Context, id int64, at time.Time) (bool, error)
 	ClaimCheckRun(ctx context.Context, id int64) (bool, error)
 	SetCheckRun(ctx context.Context, id, checkRunID int64) error
-	Complete(ctx context.Context, id int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
+	Complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
 	SetProgress(ctx context.Context, id int64, text string) error
+	Heartbeat(ctx context.Context, runID, jobID int64) (bool, error)
 }
 
 // Reporter shows a run on GitHub.
@@ -51,6 +52,9 @@ type Options struct {
 	Defaults config.Config
 	// OnFinish, when set, hears every stored report (metrics).
 	OnFinish func(*gate.Report)
+	// HeartbeatEvery is how often a running gate says its worker is alive;
+	// see Reaper.
+	HeartbeatEvery time.Duration
 }
 
 // Runner executes runs.
@@ -69,19 +73,26 @@ func New(store Store, reporter Reporter, opts Options) *Runner {
 	if opts.ProgressEvery == 0 {
 		opts.ProgressEvery = 10 * time.Second
 	}
+	if opts.HeartbeatEvery == 0 {
+		opts.HeartbeatEvery = 10 * time.Second
+	}
 	return &Runner{store: store, reporter: reporter, opts: opts, log: opts.Logger}
 }
 
-// Execute runs one stored run. It returns an error only when the queue
-// should try again (final false) or record a failure; every other outcome
-// is stored and reported, so no check is left in progress.
-func (r *Runner) Execute(ctx context.Context, runID int64, final bool) error {
-	log := r.log.With("run", runID)
+// Execute runs one stored run as job jobID. It returns an error only when
+// the queue should try again (final false) or record a failure; every other
+// outcome is stored and reported, so no check is left in progress.
+func (r *Runner) Execute(ctx context.Context, runID, jobID int64, final bool) error {
+	log := r.log.With("run", runID, "job", jobID)
 	run, err := r.store.Run(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
 	log = log.With("repository", run.Repository, "pr", run.PR, "head", short(run.HeadSHA))
+	if run.JobID != 0 && run.JobID != jobID {
+		log.Info("run was handed to another job; skipping", "current_job", run.JobID)
+		return nil
+	}
 	started, err := r.store.MarkRunning(ctx, runID, time.Now())
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
@@ -90,29 +101,54 @@ func (r *Runner) Execute(ctx context.Context, runID int64, final bool) error {
 		log.Info("run no longer active; skipping", "status", run.Status)
 		return nil
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go r.heartbeat(ctx, stop, runID, jobID, log)
+
 	run.CheckRunID = r.started(ctx, run, log)
 	log.Info("gate started")
 
 	res, err := r.gate(ctx, run, log)
 	if err != nil {
 		if ctx.Err() != nil {
-			// Cancelled (a newer push, or the PR closed) or shutting
-			// down: whoever cancelled completes the check, or the queue
-			// hands the job back.
+			// Cancelled (a newer push, or the PR closed), handed to
+			// another worker, or shutting down: whoever cancelled
+			// completes the check, or the queue hands the job back.
 			return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
 		}
 		if !final {
 			log.Warn("gate could not start; the queue will try again", "err", err)
 			return err
 		}
-		now := time.Now().UTC()
-		res = pipeline.Result{Report: &gate.Report{Verdict: gate.Error, Reason: err.Error(), StartedAt: now, FinishedAt: now,
-			Environment: gate.Environment{MemgateVersion: r.opts.Version}}}
+		res = errorResult(r.opts.Version, err)
 	}
 	if res.Report.Verdict == gate.Error && ctx.Err() != nil {
 		return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
 	}
-	return r.finish(ctx, run, res, log)
+	return r.finish(ctx, run, jobID, res, log)
+}
+
+// heartbeat tells the reapers that this worker is alive, and stops the gate
+// when the run is no longer this job's.
+func (r *Runner) heartbeat(ctx context.Context, stop context.CancelCauseFunc, runID, jobID int64, log *slog.Logger) {
+	t := time.NewTicker(r.opts.HeartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			mine, err := r.store.Heartbeat(ctx, runID, jobID)
+			if err != nil {
+				log.Warn("heartbeat failed", "err", err)
+				continue
+			}
+			if !mine {
+				stop(errors.New("the run was cancelled or handed to another worker"))
+				return
+			}
+		}
+	}
 }
 
 // started shows the run in progress on GitHub. The check run is created by
@@ -153,9 +189,9 @@ func (r *Runner) started(ctx context.Context, run gate.Run, log *slog.Logger) in
 	return id
 }
 
-func (r *Runner) finish(ctx context.Context, run gate.Run, res pipeline.Result, log *slog.Logger) error {
+func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipeline.Result, log *slog.Logger) error {
 	rep := res.Report
-	stored, err := r.store.Complete(ctx, run.ID, rep, res.Profiles)
+	stored, err := r.store.Complete(ctx, run.ID, jobID, rep, res.Profiles)
 	if err != nil {
 		return fmt.Errorf("runner: store run %d: %w", run.ID, err)
 	}

@@ -125,7 +125,7 @@ func (b *testBundle) seed(t *testing.T) {
 		}
 		if rep != nil {
 			b.store.MarkRunning(ctx, id, started)
-			if _, err := b.store.Complete(ctx, id, rep, map[string][]byte{"heap-end.pb.gz": []byte("x"), "heap-warmup.pb.gz": []byte("y")}); err != nil {
+			if _, err := b.store.Complete(ctx, id, 0, rep, map[string][]byte{"heap-end.pb.gz": []byte("x"), "heap-warmup.pb.gz": []byte("y")}); err != nil {
 				t.Fatal(err)
 			}
 		}

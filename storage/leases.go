@@ -1,0 +1,53 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// Heartbeat says the worker running a run's job is alive. It reports false
+// when the run is no longer this job's (rescued to another worker, or
+// ended), so the worker can stop.
+func (s *Store) Heartbeat(ctx context.Context, runID, jobID int64) (bool, error) {
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET heartbeat_at = ? WHERE id = ? AND job_id = ? AND status = 'running'`,
+		ms(time.Now()), runID, jobID)
+	if err != nil {
+		return false, wrap("heartbeat", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// Stale lists running runs whose worker has not been heard from since
+// before the cutoff.
+func (s *Store) Stale(ctx context.Context, cutoff time.Time) ([]gate.Run, error) {
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status = 'running'
+		AND heartbeat_at < ? AND started_at < ? ORDER BY id`, ms(cutoff), ms(cutoff))
+	if err != nil {
+		return nil, wrap("stale runs", err)
+	}
+	return collect(rows)
+}
+
+// Rescues counts how often a run was handed to a new job.
+func (s *Store) Rescues(ctx context.Context, runID int64) (int, error) {
+	var n int
+	err := s.q(nil).QueryRowContext(ctx, `SELECT rescues FROM runs WHERE id = ?`, runID).Scan(&n)
+	return n, wrap("rescues", err)
+}
+
+// Rescue hands a stale run to a new job, in tx. It reports false when
+// another process rescued it first, or its worker came back.
+func (s *Store) Rescue(ctx context.Context, tx *sql.Tx, runID, oldJobID, newJobID int64, cutoff time.Time) (bool, error) {
+	res, err := s.q(tx).ExecContext(ctx, `UPDATE runs SET job_id = ?, rescues = rescues + 1, heartbeat_at = ?
+		WHERE id = ? AND job_id = ? AND status = 'running' AND heartbeat_at < ?`,
+		newJobID, ms(time.Now()), runID, oldJobID, ms(cutoff))
+	if err != nil {
+		return false, wrap("rescue", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
