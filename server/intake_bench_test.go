@@ -30,8 +30,19 @@ import (
 //
 //	go test ./server -run '^$' -bench WebhookIntake -benchtime 2000x
 func BenchmarkWebhookIntake(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchIntake(b, "sqlite:"+filepath.Join(b.TempDir(), "bench.db")) })
+	b.Run("postgres", func(b *testing.B) {
+		base := os.Getenv("MEMGATE_TEST_DATABASE_URL")
+		if base == "" {
+			b.Skip("MEMGATE_TEST_DATABASE_URL is not set")
+		}
+		benchIntake(b, storage.NewTestDatabase(b, base))
+	})
+}
+
+func benchIntake(b *testing.B, url string) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"), nil)
+	st, err := storage.Open(ctx, url, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,11 +50,12 @@ func BenchmarkWebhookIntake(b *testing.B) {
 	if err := st.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
+	pg := st.Engine() == storage.Postgres
+	if err := queue.Migrate(ctx, st.DB(), pg); err != nil {
 		b.Fatal(err)
 	}
 	cfg := queue.DefaultConfig()
-	cfg.Workers = 0
+	cfg.Workers, cfg.Postgres = 0, pg
 	q, err := queue.New(st.DB(), nil, cfg)
 	if err != nil {
 		b.Fatal(err)
