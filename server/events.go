@@ -22,8 +22,13 @@ type installation struct {
 }
 
 type commitRef struct {
-	SHA string `json:"sha"`
-	Ref string `json:"ref"`
+	SHA  string      `json:"sha"`
+	Ref  string      `json:"ref"`
+	Repo *repository `json:"repo"`
+}
+
+type label struct {
+	Name string `json:"name"`
 }
 
 type pullRequest struct {
@@ -31,6 +36,13 @@ type pullRequest struct {
 	Draft  bool      `json:"draft"`
 	Head   commitRef `json:"head"`
 	Base   commitRef `json:"base"`
+	Labels []label   `json:"labels"`
+}
+
+// fromFork reports whether the pull request's head lives in another
+// repository than its base: a stranger's code.
+func (p *pullRequest) fromFork(base string) bool {
+	return p.Head.Repo == nil || p.Head.Repo.FullName != base
 }
 
 type event struct {
@@ -47,6 +59,10 @@ type event struct {
 		HeadSHA      string        `json:"head_sha"`
 		PullRequests []pullRequest `json:"pull_requests"`
 	} `json:"check_suite"`
+	Label  *label `json:"label"` // pull_request labeled
+	Sender *struct {
+		Login string `json:"login"`
+	} `json:"sender"`
 	Zen string `json:"zen"` // ping
 }
 

@@ -32,6 +32,7 @@ type Queue interface {
 type Reporter interface {
 	Queued(ctx context.Context, run gate.Run) (int64, error)
 	Cancelled(ctx context.Context, run gate.Run, reason string) error
+	NeedsApproval(ctx context.Context, run gate.Run, text string) error
 	PullRequest(ctx context.Context, repo string, number int, installationID int64) (checks.PullRequest, error)
 }
 
@@ -43,6 +44,11 @@ type Config struct {
 	MaxBody       int64  // webhook body limit; GitHub caps payloads at 25 MB
 	GitHubURL     string // where pages link commits and pull requests
 	SecureCookies bool   // memgate is served over HTTPS
+	// AllowForks gates pull requests from forks without approval (private
+	// setups only). Otherwise a maintainer approves each head commit by
+	// adding ApproveLabel.
+	AllowForks   bool
+	ApproveLabel string
 }
 
 // Server handles HTTP.
@@ -64,6 +70,9 @@ type Server struct {
 func New(bg context.Context, cfg Config, store *storage.Store, q Queue, reporter Reporter, metrics *Metrics, log *slog.Logger) (*Server, error) {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 25 << 20
+	}
+	if cfg.ApproveLabel == "" {
+		cfg.ApproveLabel = "memgate/ok-to-test"
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -31,6 +31,7 @@ const (
 	outcomeDBDown     = "unavailable"
 	outcomeNoSecret   = "no_secret"
 	outcomeNoDelivery = "no_delivery_id"
+	outcomeApproval   = "needs_approval"
 )
 
 // followup is GitHub work to do once a delivery's transaction committed.
@@ -142,8 +143,21 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	if err := s.store.SetPullRequest(ctx, tx, repo.FullName, pr.Number, state, pr.Head.SHA); err != nil {
 		return "", 0, nil, err
 	}
+	fork := pr.fromFork(repo.FullName)
 	switch e.Action {
 	case "opened", "synchronize", "reopened", "ready_for_review":
+	case "labeled":
+		// A maintainer approves a fork's head commit for gating.
+		if e.Label == nil || e.Label.Name != s.cfg.ApproveLabel || !fork || s.cfg.AllowForks {
+			return outcomeIgnored, 0, nil, nil
+		}
+		by := ""
+		if e.Sender != nil {
+			by = e.Sender.Login
+		}
+		if err := s.store.Approve(ctx, tx, repo.FullName, pr.Number, pr.Head.SHA, by); err != nil {
+			return "", 0, nil, err
+		}
 	case "closed":
 		after, n, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, "", "the pull request was closed")
 		if err != nil {
@@ -165,11 +179,26 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	if err != nil {
 		return "", 0, nil, err
 	}
+	// The base repository's clone URL: GitHub serves a fork's pull request
+	// commits from it too, and the installation's token reaches it.
 	run := gate.Run{
 		Repository: repo.FullName, PR: pr.Number, HeadSHA: head, BaseSHA: pr.Base.SHA,
 		HeadRef: pr.Head.Ref, BaseRef: pr.Base.Ref, CloneURL: repo.CloneURL,
 		Private: repo.Private, InstallationID: e.installationID(),
 		Trigger: "pull_request." + e.Action, DeliveryID: guid,
+	}
+	if fork && !s.cfg.AllowForks {
+		approved, err := s.store.Approved(ctx, tx, repo.FullName, pr.Number, head)
+		if err != nil {
+			return "", 0, nil, err
+		}
+		if !approved {
+			text := fmt.Sprintf("This pull request comes from a fork, so memgate will not build and run its code until a maintainer approves it: "+
+				"add the label `%s` to the pull request. The approval covers this commit (%s) only; after a new push, remove and add the label again.",
+				s.cfg.ApproveLabel, short(head))
+			ask := func(ctx context.Context) error { return s.reporter.NeedsApproval(ctx, run, text) }
+			return outcomeApproval, 0, append(after, ask), nil
+		}
 	}
 	outcome, id, more, err := s.enqueue(ctx, tx, run, false)
 	return outcome, id, append(after, more...), err

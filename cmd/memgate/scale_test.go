@@ -181,4 +181,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-

@@ -31,7 +31,8 @@ type serveConfig struct {
 	appKeyFile, token, publicURL, apiToken   string
 	workDir                                  string
 	workers                                  int
-	allowLocalRepos, gateDrafts              bool
+	allowLocalRepos, gateDrafts, allowForks  bool
+	approveLabel                             string
 	jobTimeout, rescueAfter, lease           time.Duration
 }
 
@@ -71,6 +72,8 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.IntVar(&c.workers, "workers", int(envInt("MEMGATE_WORKERS", 1)), "gates run at once by this process; 0 serves HTTP only (MEMGATE_WORKERS)")
 	fs.BoolVar(&c.allowLocalRepos, "allow-local-repos", envBool("MEMGATE_ALLOW_LOCAL_REPOS"), "accept local paths and file:// clone URLs (MEMGATE_ALLOW_LOCAL_REPOS)")
 	fs.BoolVar(&c.gateDrafts, "gate-drafts", envBool("MEMGATE_GATE_DRAFTS"), "gate draft pull requests too (MEMGATE_GATE_DRAFTS)")
+	fs.BoolVar(&c.allowForks, "allow-forks", envBool("MEMGATE_ALLOW_FORKS"), "gate pull requests from forks without a maintainer's approval (MEMGATE_ALLOW_FORKS; private setups only)")
+	fs.StringVar(&c.approveLabel, "approve-label", env("MEMGATE_APPROVE_LABEL", "memgate/ok-to-test"), "the label a maintainer adds to approve gating a fork's head commit (MEMGATE_APPROVE_LABEL)")
 	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 30*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
 	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
 	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
@@ -226,7 +229,8 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	errc := make(chan error, 1)
 	if withHTTP {
 		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
-			GitHubURL: githubWebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://")}, st, q, rep, metrics, log)
+			GitHubURL: checks.WebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
+			AllowForks: c.allowForks, ApproveLabel: c.approveLabel}, st, q, rep, metrics, log)
 		if err != nil {
 			return err
 		}
@@ -284,19 +288,6 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string, s
 		return 1
 	}
 	return 0
-}
-
-// githubWebURL is where pages link commits: github.com for the public API,
-// the Enterprise host for GHE's /api/v3.
-func githubWebURL(apiURL string) string {
-	u := strings.TrimRight(apiURL, "/")
-	switch {
-	case u == "https://api.github.com":
-		return "https://github.com"
-	case strings.HasSuffix(u, "/api/v3"):
-		return strings.TrimSuffix(u, "/api/v3")
-	}
-	return "https://github.com"
 }
 
 func pick(getenv func(string) string, keys ...string) []string {

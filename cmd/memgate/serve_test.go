@@ -572,6 +572,62 @@ func TestServeSupersedesOlderHeadsAndCancelsOnClose(t *testing.T) {
 	}
 }
 
+// A fork's pull request is not built until a maintainer approves its head
+// commit with the label; a new push needs a new approval.
+func TestServeGatesForksOnlyWhenApproved(t *testing.T) {
+	skipShort(t)
+	repo := newTestRepo(t)
+	first := repo.pr(t, "fork-1", map[string]string{"README.md": "from a fork\n"})
+	second := repo.pr(t, "fork-2", map[string]string{"README.md": "pushed again\n"})
+	gh := newFakeGitHub(t)
+	srv := startServe(t, filepath.Join(t.TempDir(), "memgate.db"), gh.srv.URL, appKey(t), 1)
+	forked := func(action, head string, edit func(m map[string]any)) []byte {
+		b := prPayload(t, action, repo, 21, head)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		obj(m, "pull_request", "head")["repo"] = map[string]any{"full_name": "stranger/Hello-World", "clone_url": "https://github.com/stranger/Hello-World.git"}
+		if edit != nil {
+			edit(m)
+		}
+		out, _ := json.Marshal(m)
+		return out
+	}
+	label := func(name string) func(m map[string]any) {
+		return func(m map[string]any) {
+			m["action"] = "labeled"
+			m["label"] = map[string]any{"name": name}
+			m["sender"] = map[string]any{"login": "maintainer"}
+		}
+	}
+	body := forked("opened", first, nil)
+	if d := deliver(t, srv.url, "pull_request", "fork-1", body, sign(body, testSecret)); d.Outcome != "needs_approval" || d.RunID != 0 {
+		t.Fatalf("unapproved fork: %+v", d)
+	}
+	if c := waitCheck(t, gh, first); c.Conclusion != "action_required" || !strings.Contains(c.Summary, "memgate/ok-to-test") {
+		t.Fatalf("approval check: %+v", c)
+	}
+	body = forked("opened", first, label("bug"))
+	if d := deliver(t, srv.url, "pull_request", "fork-2", body, sign(body, testSecret)); d.Outcome != "ignored" {
+		t.Fatalf("another label: %+v", d)
+	}
+	if runs := listRuns(t, srv.url, ""); len(runs) != 0 {
+		t.Fatalf("a fork's code was queued without approval: %+v", runs)
+	}
+	body = forked("opened", first, label("memgate/ok-to-test"))
+	d := deliver(t, srv.url, "pull_request", "fork-3", body, sign(body, testSecret))
+	if d.Outcome != "queued" {
+		t.Fatalf("approved: %+v", d)
+	}
+	if r := waitRun(t, srv.url, d.RunID); r.Verdict != "pass" {
+		t.Fatalf("approved fork gate: %+v", r)
+	}
+	// A new push is a new commit nobody approved.
+	body = forked("synchronize", second, nil)
+	if d := deliver(t, srv.url, "pull_request", "fork-4", body, sign(body, testSecret)); d.Outcome != "needs_approval" {
+		t.Fatalf("new push: %+v", d)
+	}
+}
+
 func TestServeRestartLosesNoQueuedGate(t *testing.T) {
 	skipShort(t)
 	repo := newTestRepo(t)

@@ -231,6 +231,42 @@ func (a *App) Cancelled(ctx context.Context, run gate.Run, reason string) error 
 	})
 }
 
+// NeedsApproval shows a check run that blocks the pull request until a
+// maintainer approves it (action_required: a required check does not pass).
+func (a *App) NeedsApproval(ctx context.Context, run gate.Run, text string) error {
+	in, err := a.installation(run.InstallationID)
+	if err != nil {
+		return err
+	}
+	owner, repo, err := splitRepo(run.Repository)
+	if err != nil {
+		return err
+	}
+	opts := github.CreateCheckRunOptions{
+		Name: Name, HeadSHA: run.HeadSHA, Status: github.String("completed"), Conclusion: github.String("action_required"),
+		CompletedAt: &github.Timestamp{Time: time.Now()},
+		Output: &github.CheckRunOutput{Title: github.String("Waiting for a maintainer to approve gating this fork's commit"),
+			Summary: github.String(truncate(text, maxOutputBytes))},
+	}
+	// GitHub wants a page for action_required; the pull request itself is
+	// where the approval happens.
+	opts.DetailsURL = github.String(WebURL(a.opts.APIURL) + "/" + run.Repository + "/pull/" + strconv.Itoa(run.PR))
+	if _, _, err := in.client.Checks.CreateCheckRun(ctx, owner, repo, opts); err != nil {
+		return fmt.Errorf("checks: approval check on %s@%s: %w", run.Repository, run.HeadSHA, err)
+	}
+	return nil
+}
+
+// WebURL is GitHub's web address for an API URL: github.com for the public
+// API, the Enterprise host for GHE's /api/v3.
+func WebURL(apiURL string) string {
+	u := strings.TrimRight(apiURL, "/")
+	if strings.HasSuffix(u, "/api/v3") {
+		return strings.TrimSuffix(u, "/api/v3")
+	}
+	return "https://github.com"
+}
+
 // PullRequest looks a pull request up.
 func (a *App) PullRequest(ctx context.Context, repo string, number int, installationID int64) (PullRequest, error) {
 	in, err := a.installation(installationID)
@@ -334,6 +370,12 @@ func (s *Statuses) Cancelled(ctx context.Context, run gate.Run, reason string) e
 	return s.post(ctx, run, "error", "cancelled: "+reason)
 }
 
+// NeedsApproval posts a pending status saying what is needed.
+func (s *Statuses) NeedsApproval(ctx context.Context, run gate.Run, text string) error {
+	first, _, _ := strings.Cut(text, ":")
+	return s.post(ctx, run, "pending", first+": a maintainer must approve it")
+}
+
 // Token is the configured token, for cloning private repositories.
 func (s *Statuses) Token(context.Context, int64) (string, error) { return s.token, nil }
 
@@ -362,6 +404,9 @@ func (Silent) Completed(context.Context, gate.Run, *gate.Report) error { return 
 
 // Cancelled does nothing.
 func (Silent) Cancelled(context.Context, gate.Run, string) error { return nil }
+
+// NeedsApproval does nothing.
+func (Silent) NeedsApproval(context.Context, gate.Run, string) error { return nil }
 
 // Token has none.
 func (Silent) Token(context.Context, int64) (string, error) { return "", nil }
