@@ -277,7 +277,10 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 		if err != nil || cur.Status != gate.RunCancelled {
 			return err
 		}
-		return s.reporter.Cancelled(ctx, cur, cur.Reason)
+		if err := s.reporter.Cancelled(ctx, cur, cur.Reason); err != nil {
+			return err
+		}
+		return s.store.MarkReported(ctx, run.ID)
 	}
 	return outcomeQueued, id, []followup{queued}, nil
 }
@@ -310,10 +313,13 @@ func (s *Server) cancelActive(ctx context.Context, tx *sql.Tx, repo string, pr i
 		after = append(after, func(ctx context.Context) error {
 			// The queued follow-up may still be creating the check run.
 			cur, err := s.store.Run(ctx, run.ID)
-			if err != nil || cur.CheckRunID <= 0 {
-				return err // no check yet: its creator completes it
+			if err != nil || cur.CheckRunID < 0 {
+				return err // the check is being created: its creator completes it
 			}
-			return s.reporter.Cancelled(ctx, cur, reason)
+			if err := s.reporter.Cancelled(ctx, cur, reason); err != nil {
+				return err
+			}
+			return s.store.MarkReported(ctx, run.ID)
 		})
 	}
 	return after, n, nil

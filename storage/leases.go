@@ -51,3 +51,31 @@ func (s *Store) Rescue(ctx context.Context, tx *sql.Tx, runID, oldJobID, newJobI
 	n, _ := res.RowsAffected()
 	return n == 1, nil
 }
+
+// MarkReported records that a run's final state reached GitHub.
+func (s *Store) MarkReported(ctx context.Context, id int64) error {
+	_, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET reported_at = ? WHERE id = ?`, ms(time.Now()), id)
+	return wrap("mark reported", err)
+}
+
+// Unreported lists ended runs whose final state has not reached GitHub,
+// ended before the cutoff, tried fewer than maxAttempts times; each call
+// counts as an attempt.
+func (s *Store) Unreported(ctx context.Context, cutoff time.Time, maxAttempts, limit int) ([]gate.Run, error) {
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN ('completed', 'cancelled')
+		AND reported_at = 0 AND finished_at > 0 AND finished_at < ? AND report_attempts < ? ORDER BY id LIMIT ?`,
+		ms(cutoff), maxAttempts, limit)
+	if err != nil {
+		return nil, wrap("unreported runs", err)
+	}
+	runs, err := collect(rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if _, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET report_attempts = report_attempts + 1 WHERE id = ?`, r.ID); err != nil {
+			return nil, wrap("unreported runs", err)
+		}
+	}
+	return runs, nil
+}

@@ -248,6 +248,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		return err
 	}
 	go runner.NewReaper(st, q, c.lease, log).Run(bg)
+	go runner.NewReconciler(st, rep, 30*time.Second, log).Run(bg)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: running gates finish or go back to the queue")

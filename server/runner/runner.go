@@ -27,6 +27,7 @@ type Store interface {
 	Complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
 	SetProgress(ctx context.Context, id int64, text string) error
 	Heartbeat(ctx context.Context, runID, jobID int64) (bool, error)
+	MarkReported(ctx context.Context, id int64) error
 }
 
 // Reporter shows a run on GitHub.
@@ -205,8 +206,12 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 	}
 	if err := r.reporter.Completed(ctx, run, rep); err != nil {
 		// The retrying transport already tried hard; the reconciler
-		// (issue 6) completes checks whose report never arrived.
-		log.Error("could not report the verdict to GitHub", "err", err)
+		// posts it later.
+		log.Error("could not report the verdict to GitHub; the reconciler will retry", "err", err)
+		return nil
+	}
+	if err := r.store.MarkReported(ctx, run.ID); err != nil {
+		log.Warn("could not record that the verdict was reported", "err", err)
 	}
 	return nil
 }
