@@ -1,0 +1,150 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/checks"
+	"github.com/memgate/memgate/server/queue"
+	"github.com/memgate/memgate/storage"
+)
+
+type testBundle struct {
+	store *storage.Store
+	srv   *httptest.Server
+}
+
+func setup(t *testing.T) testBundle {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "w.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
+		t.Fatal(err)
+	}
+	cfg := queue.DefaultConfig()
+	cfg.Workers = 0
+	q, err := queue.New(st.DB(), nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctx, Config{WebhookSecret: "s"}, st, q, checks.Silent{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return testBundle{store: st, srv: srv}
+}
+
+func prDelivery(t *testing.T, head string) []byte {
+	raw, err := os.ReadFile(filepath.Join("testdata", "github-payloads", "pull_request.opened.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	m["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = head
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func post(t *testing.T, url, guid string, body []byte) int {
+	mac := hmac.New(sha256.New, []byte("s"))
+	mac.Write(body)
+	req, _ := http.NewRequest(http.MethodPost, url+"/webhook", bytes.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "pull_request")
+	req.Header.Set("X-GitHub-Delivery", guid)
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The same delivery ten times at once (GitHub's redelivery racing a retry):
+// one run, one job.
+func TestConcurrentRedeliveriesGateOnce(t *testing.T) {
+	b := setup(t)
+	body := prDelivery(t, fmt.Sprintf("%040x", 1))
+	var wg sync.WaitGroup
+	codes := make([]int, 10)
+	for i := range codes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			codes[i] = post(t, b.srv.URL, "same-guid", body)
+		}(i)
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusAccepted {
+			t.Errorf("delivery %d: %d", i, c)
+		}
+	}
+	if n, _ := b.store.CountRuns(context.Background()); n != 1 {
+		t.Fatalf("%d runs for one delivery sent ten times", n)
+	}
+	var jobs int
+	b.store.DB().QueryRow(`SELECT COUNT(*) FROM river_job`).Scan(&jobs)
+	if jobs != 1 {
+		t.Fatalf("%d jobs", jobs)
+	}
+}
+
+// A burst of pushes to one PR: only the newest head stays queued.
+func TestBurstOfPushesKeepsOnlyTheNewestHead(t *testing.T) {
+	b := setup(t)
+	for i := 1; i <= 8; i++ {
+		if c := post(t, b.srv.URL, fmt.Sprintf("push-%d", i), prDelivery(t, fmt.Sprintf("%040x", i))); c != http.StatusAccepted {
+			t.Fatalf("push %d: %d", i, c)
+		}
+	}
+	active, err := b.store.Active(context.Background())
+	if err != nil || len(active) != 1 || active[0].HeadSHA != fmt.Sprintf("%040x", 8) {
+		t.Fatalf("active runs %+v (%v)", active, err)
+	}
+	runs, _, _ := b.store.ListRuns(context.Background(), storage.Filter{Status: gate.RunCancelled})
+	if len(runs) != 7 {
+		t.Fatalf("%d cancelled runs, want 7", len(runs))
+	}
+}
+
+// With the database gone, a delivery gets 503 (GitHub records a failed
+// delivery to redeliver) and nothing is half-written.
+func TestDatabaseDownIs503(t *testing.T) {
+	b := setup(t)
+	b.store.Close()
+	if c := post(t, b.srv.URL, "g", prDelivery(t, fmt.Sprintf("%040x", 1))); c != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", c)
+	}
+	resp, err := http.Get(b.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz %d with the database down", resp.StatusCode)
+	}
+}
