@@ -168,7 +168,8 @@ type Environment struct {
 	GOMAXPROCS     int    `json:"gomaxprocs"` // the service's
 	GOGC           string `json:"gogc"`       // the service's, "100" by default
 	MemgateVersion string `json:"memgate_version"`
-	Source         string `json:"source"` // how the numbers were read
+	Source         string `json:"source"`    // how the numbers were read
+	Isolation      string `json:"isolation"` // how the service was contained
 	CPUs           int    `json:"cpus"`
 	OS             string `json:"os"`
 }

@@ -85,13 +85,14 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 	progress := newTerminalProgress(stderr, cfg)
 	fmt.Fprintf(stderr, "memgate %s: gating %s (%s)\n", memgateVersion(), dir, cfgSource)
 	res := pipeline.Run(ctx, pipeline.Options{
-		Dir:        dir,
-		Config:     cfg,
-		ToolEnv:    service.ToolchainEnv(getenv),
-		ServiceEnv: serviceBaseEnv(getenv),
-		Version:    memgateVersion(),
-		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Progress:   progress,
+		Dir:         dir,
+		Config:      cfg,
+		ToolEnv:     service.ToolchainEnv(getenv),
+		ServiceEnv:  serviceBaseEnv(getenv),
+		Version:     memgateVersion(),
+		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Progress:    progress,
+		RunAsNobody: os.Geteuid() == 0,
 	})
 	rep := res.Report
 

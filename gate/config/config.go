@@ -60,6 +60,15 @@ type Run struct {
 	Port int `yaml:"port"`
 	// StopTimeout is how long the service gets after SIGTERM before SIGKILL.
 	StopTimeout time.Duration `yaml:"stop_timeout"`
+	// MemoryLimit kills the service (and everything it started) when their
+	// resident memory passes it; 0 turns the watchdog off.
+	MemoryLimit Bytes `yaml:"memory_limit"`
+	// MaxProcesses bounds the processes of the service's user (a fork
+	// bomb stops there; binding when memgate runs as root, since the
+	// service then runs as nobody).
+	MaxProcesses uint64 `yaml:"max_processes"`
+	// MaxFileSize bounds any one file the service writes.
+	MaxFileSize Bytes `yaml:"max_file_size"`
 }
 
 // Readiness says when the started service can take load.
@@ -142,7 +151,7 @@ func (c Config) Effective() Sampling {
 func Default() Config {
 	return Config{
 		Build:     Build{Package: ".", Timeout: 5 * time.Minute},
-		Run:       Run{StopTimeout: 5 * time.Second},
+		Run:       Run{StopTimeout: 5 * time.Second, MemoryLimit: 2 << 30, MaxProcesses: 1024, MaxFileSize: 1 << 30},
 		Readiness: Readiness{Path: "/", Timeout: 30 * time.Second},
 		Pprof:     Pprof{Mode: "auto", Path: "/debug/pprof/"},
 		Load: Load{

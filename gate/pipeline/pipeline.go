@@ -43,6 +43,12 @@ type Options struct {
 	Logger      *slog.Logger
 	Progress    Progress
 	AttributeTo int // entries per attribution table; 0 means 10
+	// RunAsNobody runs the service as the unprivileged user nobody (set
+	// when memgate itself runs as root).
+	RunAsNobody bool
+	// OwnsDir says Dir is memgate's own checkout, whose permissions it may
+	// open to nobody; a user's directory is never changed.
+	OwnsDir bool
 }
 
 // Result is a finished run: its report and the raw profiles behind the
@@ -163,7 +169,22 @@ func (r *run) execute(ctx context.Context) (err error) {
 	}
 	env := r.serviceEnv(port, readerAddr)
 	r.phase("start", fmt.Sprintf("127.0.0.1:%d", port))
-	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: dir, Args: substitute(cfg.Run.Args, port), Env: env})
+	limits := service.Limits{MemoryBytes: uint64(cfg.Run.MemoryLimit), Processes: cfg.Run.MaxProcesses,
+		FileSizeBytes: uint64(cfg.Run.MaxFileSize), AsNobody: r.opts.RunAsNobody}
+	if limits.AsNobody {
+		// nobody must reach the binary and read the checkout.
+		os.Chmod(work, 0o755)
+		if r.opts.OwnsDir {
+			os.Chmod(dir, 0o755)
+		}
+	}
+	isolation := ""
+	if limits.AsNobody && !(traversable(work) && traversable(dir)) {
+		limits.AsNobody = false
+		isolation = "runs as root (the service directory is not readable by nobody); "
+	}
+	r.report.Environment.Isolation = isolation + limits.Isolation()
+	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: dir, Args: substitute(cfg.Run.Args, port), Env: env, Limits: limits})
 	if err != nil {
 		return err
 	}
@@ -272,6 +293,20 @@ func (r *run) chooseSource(ctx context.Context, port int, readerAddr, note strin
 		}
 	}
 	return nil, fmt.Errorf("%w: the injected reader did not answer at %s: %v", service.ErrService, readerAddr, err)
+}
+
+// traversable reports whether every directory on the way to dir lets
+// others in, so that nobody can run a service from it.
+func traversable(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 func substitute(args []string, port int) []string {

@@ -24,6 +24,7 @@ type RunSpec struct {
 	Dir    string
 	Args   []string
 	Env    []string // the complete environment: nothing else is inherited
+	Limits Limits
 }
 
 // Process is a running service in its own process group.
@@ -33,24 +34,36 @@ type Process struct {
 	done     chan struct{}
 	waitErr  error
 	stopOnce sync.Once
+	token    string
+
+	mu        sync.Mutex
+	killedFor string // why memgate killed it, when it did
 }
 
 // Start starts the service. Its output is kept in a bounded tail.
 func Start(spec RunSpec) (*Process, error) {
-	cmd := exec.Command(spec.Binary, spec.Args...)
+	binary, args := spec.Limits.wrap(spec.Binary, spec.Args)
+	cmd := exec.Command(binary, args...)
 	cmd.Dir = spec.Dir
-	cmd.Env = spec.Env
+	token := newToken()
+	cmd.Env = append(append([]string(nil), spec.Env...), tokenEnv+"="+token)
 	out := NewTail(256 << 10)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if spec.Limits.AsNobody {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: start %s: %v", ErrService, spec.Binary, err)
 	}
-	p := &Process{cmd: cmd, out: out, done: make(chan struct{})}
+	p := &Process{cmd: cmd, out: out, done: make(chan struct{}), token: token}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
+	if spec.Limits.MemoryBytes > 0 {
+		go p.watchMemory(spec.Limits.MemoryBytes)
+	}
 	return p, nil
 }
 
@@ -63,6 +76,11 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // ExitError says how the service ended; call it after Done.
 func (p *Process) ExitError() error {
 	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.killedFor != "" {
+		return errors.New(p.killedFor)
+	}
 	if p.waitErr == nil {
 		return errors.New("exited with status 0")
 	}
@@ -82,9 +100,13 @@ func (p *Process) Stop(grace time.Duration) {
 		case <-p.done:
 		case <-time.After(grace):
 		}
-		// Children may outlive the leader: kill the group regardless.
+		// Children may outlive the leader: kill the group regardless,
+		// and whatever left the group (setsid daemons) by its mark.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-p.done
+		for i := 0; i < 3 && killMarked(p.token) > 0; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 }
 

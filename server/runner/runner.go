@@ -56,6 +56,8 @@ type Options struct {
 	// HeartbeatEvery is how often a running gate says its worker is alive;
 	// see Reaper.
 	HeartbeatEvery time.Duration
+	// RunAsNobody runs services as the user nobody (memgate is root).
+	RunAsNobody bool
 }
 
 // Runner executes runs.
@@ -260,7 +262,7 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	}}
 	res := pipeline.Run(ctx, pipeline.Options{
 		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
-		Version: r.opts.Version, Logger: log, Progress: progress,
+		Version: r.opts.Version, Logger: log, Progress: progress, RunAsNobody: r.opts.RunAsNobody, OwnsDir: true,
 	})
 	return res, nil
 }

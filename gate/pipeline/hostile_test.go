@@ -1,0 +1,147 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/internal/testlock"
+)
+
+// Hostile services, each contained with a clear verdict and no surviving
+// process. They run as nobody when the tests run as root, as memgate does.
+
+// openDir makes a directory nobody can reach (t.TempDir is private).
+func openDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "memgate-hostile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func copyFixture(t *testing.T, dst string) {
+	for _, f := range []string{"go.mod", "main.go"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "hostile", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dst, f), b, 0o644)
+	}
+}
+
+// survivors lists processes whose environment carries the marker.
+func survivors(marker string) []int {
+	var out []int
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(marker)) {
+			pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
+			if pid != os.Getpid() {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+func hostile(t *testing.T, mode string, tune func(*config.Config)) (*gate.Report, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a real gate")
+	}
+	testlock.Gate(t)
+	src, work := openDir(t), openDir(t)
+	copyFixture(t, src)
+	b := make([]byte, 8)
+	rand.Read(b)
+	marker := "HOSTILE_TEST=" + hex.EncodeToString(b)
+	cfg := quick()
+	cfg.Load.Warmup, cfg.Load.Duration, cfg.Load.Cooldown = time.Second, 5*time.Second, time.Second
+	cfg.Run.Env = map[string]string{"MODE": mode, "HOSTILE_TEST": strings.TrimPrefix(marker, "HOSTILE_TEST=")}
+	if tune != nil {
+		tune(&cfg)
+	}
+	res := Run(context.Background(), Options{Dir: src, Config: cfg, WorkDir: work,
+		ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")},
+		RunAsNobody: os.Geteuid() == 0})
+	time.Sleep(200 * time.Millisecond)
+	if left := survivors(marker); len(left) > 0 {
+		t.Errorf("processes of the %s fixture survived the gate: %v", mode, left)
+	}
+	t.Logf("%s: verdict %s: %s (isolation: %s)", mode, res.Report.Verdict, res.Report.Reason, res.Report.Environment.Isolation)
+	return res.Report, marker
+}
+
+func TestHostileForkBombIsBounded(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the process limit binds a service run as nobody, which needs root; as a normal user it would limit the user's own session")
+	}
+	r, _ := hostile(t, "forkbomb", func(c *config.Config) { c.Run.MaxProcesses = 64 })
+	if r.Verdict == gate.Error && !strings.Contains(r.ServiceOutput, "fork bomb stopped") {
+		t.Errorf("the fork bomb was not bounded by the process limit: %s", r.ServiceOutput)
+	}
+	if !strings.Contains(r.ServiceOutput, "fork bomb stopped") {
+		t.Errorf("no sign of the process limit in the output: %s", r.ServiceOutput)
+	}
+}
+
+func TestHostileUnboundedAllocationIsKilled(t *testing.T) {
+	r, _ := hostile(t, "alloc", func(c *config.Config) { c.Run.MemoryLimit = 256 << 20 })
+	if r.Verdict != gate.Error || !strings.Contains(r.Reason, "passed the 256 MiB limit") {
+		t.Fatalf("verdict %s: %s", r.Verdict, r.Reason)
+	}
+}
+
+func TestHostileDaemonIsKilled(t *testing.T) {
+	r, _ := hostile(t, "daemon", nil)
+	if !strings.Contains(r.ServiceOutput, "daemon pid") {
+		t.Fatalf("the fixture did not daemonise: %s", r.ServiceOutput)
+	}
+	if r.Verdict == gate.Error {
+		t.Errorf("verdict %s: %s", r.Verdict, r.Reason)
+	}
+}
+
+func TestHostileDiskFillerIsBounded(t *testing.T) {
+	r, _ := hostile(t, "disk", func(c *config.Config) { c.Run.MaxFileSize = 64 << 20 })
+	if !strings.Contains(r.ServiceOutput, "disk filler stopped after 64 MiB") && !strings.Contains(r.Reason, "exited") {
+		t.Errorf("the file size limit did not stop the writer: %s / %s", r.Reason, r.ServiceOutput)
+	}
+	// Whatever happened, no file past the limit was left behind.
+	files, _ := filepath.Glob(filepath.Join(os.TempDir(), "hostile-*"))
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Size() > 64<<20 {
+			t.Errorf("%s is %d MiB, over the 64 MiB limit", f, st.Size()>>20)
+		}
+		os.Remove(f)
+	}
+}
+
+func TestHostileSnoopSeesNoSecrets(t *testing.T) {
+	const secret = "ghs_hostile_test_secret"
+	t.Setenv("MEMGATE_GITHUB_TOKEN", secret)
+	r, _ := hostile(t, "snoop", nil)
+	if !strings.Contains(r.ServiceOutput, "ENV:") {
+		t.Fatalf("the fixture did not run: %s", r.ServiceOutput)
+	}
+	if strings.Contains(r.ServiceOutput, secret) {
+		t.Fatalf("the service read memgate's secret:\n%s", r.ServiceOutput)
+	}
+	if os.Geteuid() == 0 && !strings.Contains(r.Environment.Isolation, "nobody") {
+		t.Errorf("isolation %q: a root memgate must run services as nobody", r.Environment.Isolation)
+	}
+}

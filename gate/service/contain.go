@@ -1,0 +1,168 @@
+package service
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Limits contain a service: strangers' code runs here.
+type Limits struct {
+	// MemoryBytes caps the resident memory of the service and everything
+	// it started; over it the whole group is killed. 0 means no cap.
+	MemoryBytes uint64
+	// Processes caps the processes of the service's user (RLIMIT_NPROC):
+	// a fork bomb stops there. It binds only a user other than root,
+	// which is why a root memgate runs services as nobody.
+	Processes uint64
+	// FileSizeBytes caps any one file the service writes (RLIMIT_FSIZE).
+	FileSizeBytes uint64
+	// AsNobody runs the service as the unprivileged user nobody; memgate
+	// sets it when it runs as root.
+	AsNobody bool
+}
+
+// tokenEnv marks every process of one service, so that processes that
+// left its process group (setsid daemons) are found and killed at the end.
+const tokenEnv = "MEMGATE_GATE_TOKEN"
+
+func newToken() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// wrap applies the rlimits through util-linux's prlimit, which sets them
+// and then execs the service in the same process.
+func (l Limits) wrap(binary string, args []string) (string, []string) {
+	if l.Processes == 0 && l.FileSizeBytes == 0 {
+		return binary, args
+	}
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		return binary, args
+	}
+	var pre []string
+	if l.Processes > 0 {
+		pre = append(pre, fmt.Sprintf("--nproc=%d", l.Processes))
+	}
+	if l.FileSizeBytes > 0 {
+		pre = append(pre, fmt.Sprintf("--fsize=%d", l.FileSizeBytes))
+	}
+	return prlimit, append(append(pre, "--", binary), args...)
+}
+
+// Isolation describes, for the report, how the service is contained here.
+func (l Limits) Isolation() string {
+	var parts []string
+	if l.AsNobody {
+		parts = append(parts, "runs as nobody")
+	}
+	if _, err := exec.LookPath("prlimit"); err == nil && (l.Processes > 0 || l.FileSizeBytes > 0) {
+		parts = append(parts, fmt.Sprintf("at most %d processes and %d MiB per file", l.Processes, l.FileSizeBytes>>20))
+	} else if l.Processes > 0 || l.FileSizeBytes > 0 {
+		parts = append(parts, "no process or file-size limits (prlimit not found)")
+	}
+	if l.MemoryBytes > 0 {
+		parts = append(parts, fmt.Sprintf("killed above %d MiB resident (watchdog)", l.MemoryBytes>>20))
+	}
+	if len(parts) == 0 {
+		return "not contained"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// procInfo is what /proc says of a process.
+type procInfo struct {
+	pid, pgid int
+	rssPages  int64
+}
+
+func readProc(pid int) (procInfo, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return procInfo{}, false
+	}
+	// The command name is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procInfo{}, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 22 {
+		return procInfo{}, false
+	}
+	pgid, _ := strconv.Atoi(f[2])
+	rss, _ := strconv.ParseInt(f[21], 10, 64)
+	return procInfo{pid: pid, pgid: pgid, rssPages: rss}, true
+}
+
+func allPIDs() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// groupRSS is the resident memory of every process in a process group.
+func groupRSS(pgid int) uint64 {
+	var pages int64
+	for _, pid := range allPIDs() {
+		if p, ok := readProc(pid); ok && p.pgid == pgid {
+			pages += p.rssPages
+		}
+	}
+	return uint64(pages) * uint64(os.Getpagesize())
+}
+
+// killMarked kills every process whose environment carries the token:
+// the service's escapees (setsid daemons, double forks).
+func killMarked(token string) int {
+	mark := []byte(tokenEnv + "=" + token)
+	n := 0
+	for _, pid := range allPIDs() {
+		if pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+		if err != nil || !bytes.Contains(env, mark) {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// watchMemory kills the group when its resident memory passes the limit.
+func (p *Process) watchMemory(limit uint64) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			if rss := groupRSS(p.cmd.Process.Pid); rss > limit {
+				p.mu.Lock()
+				p.killedFor = fmt.Sprintf("killed by memgate: resident memory %d MiB passed the %d MiB limit (run.memory_limit)", rss>>20, limit>>20)
+				p.mu.Unlock()
+				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+				return
+			}
+		}
+	}
+}
