@@ -83,6 +83,11 @@ func hostile(t *testing.T, mode string, tune func(*config.Config)) (*gate.Report
 		t.Errorf("processes of the %s fixture survived the gate: %v", mode, left)
 	}
 	t.Logf("%s: verdict %s: %s (isolation: %s)", mode, res.Report.Verdict, res.Report.Reason, res.Report.Environment.Isolation)
+	for _, line := range strings.Split(res.Report.ServiceOutput, "\n") {
+		if strings.Contains(line, "stopped") || strings.Contains(line, "daemon pid") || strings.Contains(line, "ENVIRON") {
+			t.Logf("%s: service said: %.200s", mode, line)
+		}
+	}
 	return res.Report, marker
 }
 
