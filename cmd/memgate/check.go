@@ -93,6 +93,7 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Progress:    progress,
 		RunAsNobody: os.Geteuid() == 0,
+		NobodyCache: nobodyCache(getenv, stderr),
 	})
 	rep := res.Report
 
@@ -150,6 +151,24 @@ func loadConfig(dir, path string) (config.Config, string, error) {
 	}
 	cfg, err := config.LoadFile(path)
 	return cfg, path, err
+}
+
+// nobodyCache prepares the Go caches of builds run as nobody when memgate
+// runs as root (MEMGATE_CACHE_DIR, default under the temp dir); "" builds as
+// the caller.
+func nobodyCache(getenv func(string) string, stderr io.Writer) string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	dir := getenv("MEMGATE_CACHE_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "memgate-nobody-cache")
+	}
+	if err := service.PrepareNobodyCache(dir); err != nil {
+		fmt.Fprintf(stderr, "memgate: builds run as root: %v\n", err)
+		return ""
+	}
+	return dir
 }
 
 // serviceBaseEnv is all of memgate's environment a service sees; tokens and

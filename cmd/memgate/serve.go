@@ -212,7 +212,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		WorkDir: c.workDir, AllowLocalRepos: c.allowLocalRepos,
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
-		HeartbeatEvery: c.lease / 6, RunAsNobody: os.Geteuid() == 0,
+		HeartbeatEvery: c.lease / 6, RunAsNobody: os.Geteuid() == 0, NobodyCache: nobodyCache(getenv, os.Stderr),
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter

@@ -49,6 +49,9 @@ type Options struct {
 	// OwnsDir says Dir is memgate's own checkout, whose permissions it may
 	// open to nobody; a user's directory is never changed.
 	OwnsDir bool
+	// NobodyCache holds the Go caches of builds run as nobody; see
+	// service.PrepareNobodyCache. Empty builds as the caller.
+	NobodyCache string
 }
 
 // Result is a finished run: its report and the raw profiles behind the
@@ -132,12 +135,28 @@ func (r *run) execute(ctx context.Context) (err error) {
 	}
 	defer os.RemoveAll(work)
 
-	// Build.
+	// Build: as nobody, like the service, when memgate is root and nobody
+	// can reach the code.
+	asNobody := r.opts.RunAsNobody
+	if asNobody {
+		os.Chmod(work, 0o755)
+		if r.opts.OwnsDir {
+			os.Chmod(dir, 0o755)
+		}
+		asNobody = traversable(work) && traversable(dir)
+	}
+	buildAsNobody := asNobody && r.opts.NobodyCache != ""
+	if buildAsNobody {
+		if err := os.Chown(work, 65534, 65534); err != nil {
+			buildAsNobody = false
+		}
+	}
 	r.phase("build", dir)
 	built, err := service.Build(ctx, service.BuildSpec{
 		Dir: dir, Package: cfg.Build.Package, Command: cfg.Build.Command, Flags: cfg.Build.Flags,
 		Env: cfg.Build.Env, Timeout: cfg.Build.Timeout, Output: filepath.Join(work, "service"),
 		Inject: cfg.Pprof.Mode != "service", WorkDir: work, ToolEnv: r.opts.ToolEnv,
+		AsNobody: buildAsNobody, CacheDir: r.opts.NobodyCache,
 	})
 	r.report.Timings.Build = gate.Duration(built.Took)
 	r.report.BuildOutput = tailLines(built.Output, 60)
@@ -170,18 +189,13 @@ func (r *run) execute(ctx context.Context) (err error) {
 	env := r.serviceEnv(port, readerAddr)
 	r.phase("start", fmt.Sprintf("127.0.0.1:%d", port))
 	limits := service.Limits{MemoryBytes: uint64(cfg.Run.MemoryLimit), Processes: cfg.Run.MaxProcesses,
-		FileSizeBytes: uint64(cfg.Run.MaxFileSize), AsNobody: r.opts.RunAsNobody}
-	if limits.AsNobody {
-		// nobody must reach the binary and read the checkout.
-		os.Chmod(work, 0o755)
-		if r.opts.OwnsDir {
-			os.Chmod(dir, 0o755)
-		}
-	}
+		FileSizeBytes: uint64(cfg.Run.MaxFileSize), AsNobody: asNobody}
 	isolation := ""
-	if limits.AsNobody && !(traversable(work) && traversable(dir)) {
-		limits.AsNobody = false
+	switch {
+	case r.opts.RunAsNobody && !asNobody:
 		isolation = "runs as root (the service directory is not readable by nobody); "
+	case buildAsNobody:
+		isolation = "built as nobody; "
 	}
 	r.report.Environment.Isolation = isolation + limits.Isolation()
 	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: dir, Args: substitute(cfg.Run.Args, port), Env: env, Limits: limits})

@@ -56,8 +56,10 @@ type Options struct {
 	// HeartbeatEvery is how often a running gate says its worker is alive;
 	// see Reaper.
 	HeartbeatEvery time.Duration
-	// RunAsNobody runs services as the user nobody (memgate is root).
+	// RunAsNobody runs services as the user nobody (memgate is root), and
+	// builds too, with the Go caches in NobodyCache.
 	RunAsNobody bool
+	NobodyCache string
 }
 
 // Runner executes runs.
@@ -263,6 +265,7 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	res := pipeline.Run(ctx, pipeline.Options{
 		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
 		Version: r.opts.Version, Logger: log, Progress: progress, RunAsNobody: r.opts.RunAsNobody, OwnsDir: true,
+		NobodyCache: r.opts.NobodyCache,
 	})
 	return res, nil
 }
