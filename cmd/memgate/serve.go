@@ -164,19 +164,33 @@ func newReporter(c *serveConfig, log *slog.Logger) (reporter, error) {
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("memgate serve", flag.ContinueOnError)
+	return runCommand(ctx, "serve", args, getenv, stderr)
+}
+
+func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	return runCommand(ctx, "worker", args, getenv, stderr)
+}
+
+// runCommand is `memgate serve` (HTTP and, by default, gates) and `memgate
+// worker` (gates only): the same settings, flags and environment.
+func runCommand(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("memgate "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := serveFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := newLogger(stderr)
-	if err := c.validate(); err != nil {
-		fmt.Fprintf(stderr, "memgate serve: %v\n", err)
+	err := c.validate()
+	if err == nil && name == "worker" && c.workers < 1 {
+		err = errors.New("--workers / MEMGATE_WORKERS must be at least 1")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "memgate %s: %v\n", name, err)
 		return 2
 	}
-	if err := serve(ctx, c, getenv, log); err != nil {
-		log.Error("memgate serve stopped", "err", err)
+	if err := runServices(ctx, c, getenv, log, name == "serve"); err != nil {
+		log.Error("memgate "+name+" stopped", "err", err)
 		return 1
 	}
 	return 0
@@ -266,29 +280,6 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		log.Warn("queue stop", "err", err)
 	}
 	return nil
-}
-
-func runWorker(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("memgate worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := serveFlags(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log := newLogger(stderr)
-	if err := c.validate(); err != nil {
-		fmt.Fprintf(stderr, "memgate worker: %v\n", err)
-		return 2
-	}
-	if c.workers < 1 {
-		fmt.Fprintln(stderr, "memgate worker: --workers / MEMGATE_WORKERS must be at least 1")
-		return 2
-	}
-	if err := runServices(ctx, c, getenv, log, false); err != nil {
-		log.Error("memgate worker stopped", "err", err)
-		return 1
-	}
-	return 0
 }
 
 func pick(getenv func(string) string, keys ...string) []string {
