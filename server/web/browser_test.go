@@ -110,6 +110,18 @@ func TestBrowser(t *testing.T) {
 	}
 	do(chromedp.Navigate(b.srv.URL+"/repos/acme/orders-service"), chromedp.WaitVisible(chromedp.CSS("svg.chart")), shot("repo.png"))
 
+	// On a phone the page must not scroll sideways: wide tables scroll in
+	// their own box, and charts shrink to the width.
+	do(chromedp.EmulateViewport(390, 844), chromedp.Navigate(runURL), chromedp.WaitVisible(chromedp.CSS("svg.chart")), shot("run-phone.png"))
+	if n := eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`); n > 0 {
+		t.Errorf("the run page is %d px wider than a phone", n)
+	}
+	do(chromedp.Navigate(b.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("table.runs")), shot("list-phone.png"))
+	if n := eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`); n > 0 {
+		t.Errorf("the list is %d px wider than a phone", n)
+	}
+	do(chromedp.EmulateViewport(1280, 1800))
+
 	// Without signing in, a forged re-run is refused.
 	forged := eval(fmt.Sprintf(`fetch("/runs/%d/rerun", {method: "POST", headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "csrf=guess"}).then(r => r.status)`, b.ids["fail"]))
 	if forged != 403 || len(b.rerun.calls) != 0 {
