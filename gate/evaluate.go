@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/memgate/memgate/gate/stats"
 )
@@ -146,46 +147,58 @@ func fitTrend(t, y []float64, minPoints int) (trend, error) {
 	return trend{mk: mk, ts: ts, span: span, total: ts.Slope * span}, nil
 }
 
-func heapGrowth(t, y []float64, rate float64, th Thresholds) Criterion {
-	c := Criterion{Name: CritHeapGrowth, Limit: th.HeapGrowthBytesPerRequest, Unit: "bytes/request", Comparison: "<="}
+// growthRule is a trend criterion: what grows, per how many requests it is
+// judged, and its minimum effects.
+type growthRule struct {
+	criterion Criterion
+	subject   string
+	per       float64 // requests the per-request effect is counted over (1 or 1000)
+	minPer    float64 // minimum effect per `per` requests
+	minTotal  float64 // minimum effect over the judged window
+	amount    func(float64) string
+	minText   string
+}
+
+// judgeGrowth fails a series only when its rise is significant, the lower
+// end of its slope's 95% confidence interval clears the minimum effect per
+// request, and the rise over the window clears the minimum in total. A
+// noisy healthy series (requests in flight at a checkpoint hold their
+// buffers) can make a significant-looking slope whose interval reaches
+// down to zero: that is not growth.
+func judgeGrowth(t, y []float64, rate float64, th Thresholds, g growthRule) Criterion {
+	c := g.criterion
 	tr, err := fitTrend(t, y, th.MinPoints)
 	if err != nil {
 		c.Status = StatusInconclusive
-		c.Detail = "post-GC heap: " + err.Error()
+		c.Detail = g.subject + ": " + err.Error()
 		return c
 	}
-	c.Value = tr.ts.Slope / rate
-	// The growth must be significant, and the lower end of the slope's 95%
-	// confidence interval must clear the minimum effect: a noisy healthy
-	// heap (requests in flight at a checkpoint hold their buffers) can make
-	// a significant-looking slope whose interval reaches down to zero.
+	c.Value = g.per * tr.ts.Slope / rate
 	significant := tr.mk.PUpper < th.Alpha
-	surePerRequest := tr.ts.Lower/rate >= th.HeapGrowthBytesPerRequest
-	bigTotal := tr.total >= float64(th.HeapGrowthTotalBytes)
-	c.Status = statusIf(!(significant && surePerRequest && bigTotal))
-	c.Detail = fmt.Sprintf("post-GC heap %s/s (95%% CI %s to %s), %s over %.0f s; Mann-Kendall Z=%.2f p=%.2g (alpha %g); fails only if significant, its CI's lower end >= %s/request, and >= %s in total",
-		signedBytes(tr.ts.Slope), signedBytes(tr.ts.Lower), signedBytes(tr.ts.Upper), signedBytes(tr.total), tr.span,
-		tr.mk.Z, tr.mk.PUpper, th.Alpha, FormatBytes(th.HeapGrowthBytesPerRequest), FormatBytes(float64(th.HeapGrowthTotalBytes)))
+	sure := g.per*tr.ts.Lower/rate >= g.minPer
+	bigTotal := tr.total >= g.minTotal
+	c.Status = statusIf(!(significant && sure && bigTotal))
+	c.Detail = fmt.Sprintf("%s %s/s (95%% CI %s to %s), %s over %.0f s; Mann-Kendall Z=%.2f p=%.2g (alpha %g); fails only if significant, its CI's lower end >= %s, and >= %s in total",
+		g.subject, g.amount(tr.ts.Slope), g.amount(tr.ts.Lower), g.amount(tr.ts.Upper), g.amount(tr.total), tr.span,
+		tr.mk.Z, tr.mk.PUpper, th.Alpha, g.minText, strings.TrimPrefix(g.amount(g.minTotal), "+"))
 	return c
 }
 
+func heapGrowth(t, y []float64, rate float64, th Thresholds) Criterion {
+	return judgeGrowth(t, y, rate, th, growthRule{
+		criterion: Criterion{Name: CritHeapGrowth, Limit: th.HeapGrowthBytesPerRequest, Unit: "bytes/request", Comparison: "<="},
+		subject:   "post-GC heap", per: 1, minPer: th.HeapGrowthBytesPerRequest, minTotal: float64(th.HeapGrowthTotalBytes),
+		amount: signedBytes, minText: FormatBytes(th.HeapGrowthBytesPerRequest) + "/request",
+	})
+}
+
 func goroutineGrowth(t, y []float64, rate float64, th Thresholds) Criterion {
-	c := Criterion{Name: CritGoroutineGrowth, Limit: th.GoroutineGrowthPer1kRequests, Unit: "goroutines/1k requests", Comparison: "<="}
-	tr, err := fitTrend(t, y, th.MinPoints)
-	if err != nil {
-		c.Status = StatusInconclusive
-		c.Detail = "goroutines: " + err.Error()
-		return c
-	}
-	c.Value = 1000 * tr.ts.Slope / rate
-	significant := tr.mk.PUpper < th.Alpha
-	surePerRequest := 1000*tr.ts.Lower/rate >= th.GoroutineGrowthPer1kRequests
-	bigTotal := tr.total >= th.GoroutineGrowthTotal
-	c.Status = statusIf(!(significant && surePerRequest && bigTotal))
-	c.Detail = fmt.Sprintf("goroutines %+.2f/s (95%% CI %+.2f to %+.2f), %+.0f over %.0f s; Mann-Kendall Z=%.2f p=%.2g (alpha %g); fails only if significant, its CI's lower end >= %g per 1k requests, and >= %g in total",
-		tr.ts.Slope, tr.ts.Lower, tr.ts.Upper, tr.total, tr.span, tr.mk.Z, tr.mk.PUpper, th.Alpha,
-		th.GoroutineGrowthPer1kRequests, th.GoroutineGrowthTotal)
-	return c
+	return judgeGrowth(t, y, rate, th, growthRule{
+		criterion: Criterion{Name: CritGoroutineGrowth, Limit: th.GoroutineGrowthPer1kRequests, Unit: "goroutines/1k requests", Comparison: "<="},
+		subject:   "goroutines", per: 1000, minPer: th.GoroutineGrowthPer1kRequests, minTotal: th.GoroutineGrowthTotal,
+		amount:  func(v float64) string { return fmt.Sprintf("%+.2f", v) },
+		minText: fmt.Sprintf("%g per 1k requests", th.GoroutineGrowthPer1kRequests),
+	})
 }
 
 func goroutineSettle(s Settle, th Thresholds) Criterion {
