@@ -19,6 +19,9 @@ type Options struct {
 	Rate        float64       // requests per second
 	Connections int           // fixed: goroutines on the server follow it
 	Timeout     time.Duration // per request
+	// Dial, when set, opens the connections (inside the service's own
+	// network namespace); only loopback addresses are dialled either way.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Tick is the load's progress, reported once a second.
@@ -63,8 +66,21 @@ func New(base string, targets []Target, opts Options) (*Generator, error) {
 			return nil
 		},
 	}
+	dial := dialer.DialContext
+	if opts.Dial != nil {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				return nil, fmt.Errorf("loadgen: refusing to connect to %s: not loopback", addr)
+			}
+			return opts.Dial(ctx, network, addr)
+		}
+	}
 	tr := &http.Transport{
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		MaxIdleConnsPerHost: opts.Connections,
 		MaxConnsPerHost:     opts.Connections,
 		IdleConnTimeout:     0, // keep them until CloseIdleConnections

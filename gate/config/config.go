@@ -69,6 +69,10 @@ type Run struct {
 	MaxProcesses uint64 `yaml:"max_processes"`
 	// MaxFileSize bounds any one file the service writes.
 	MaxFileSize Bytes `yaml:"max_file_size"`
+	// Network is "isolated" (a network of its own with only loopback,
+	// where the host allows it) or "host" (for services that must reach
+	// something outside, e.g. a database).
+	Network string `yaml:"network"`
 }
 
 // Readiness says when the started service can take load.
@@ -151,7 +155,7 @@ func (c Config) Effective() Sampling {
 func Default() Config {
 	return Config{
 		Build:     Build{Package: ".", Timeout: 5 * time.Minute},
-		Run:       Run{StopTimeout: 5 * time.Second, MemoryLimit: 2 << 30, MaxProcesses: 1024, MaxFileSize: 1 << 30},
+		Run:       Run{StopTimeout: 5 * time.Second, MemoryLimit: 2 << 30, MaxProcesses: 1024, MaxFileSize: 1 << 30, Network: "isolated"},
 		Readiness: Readiness{Path: "/", Timeout: 30 * time.Second},
 		Pprof:     Pprof{Mode: "auto", Path: "/debug/pprof/"},
 		Load: Load{
@@ -251,6 +255,8 @@ func (c Config) Validate() error {
 		return keyErr("must be a port number, or 0 to pick a free one", "run", "port")
 	case c.Run.StopTimeout <= 0:
 		return keyErr("must be > 0", "run", "stop_timeout")
+	case c.Run.Network != "isolated" && c.Run.Network != "host":
+		return keyErr(fmt.Sprintf("must be isolated or host, not %q", c.Run.Network), "run", "network")
 	case !strings.HasPrefix(c.Readiness.Path, "/"):
 		return keyErr("must start with /", "readiness", "path")
 	case c.Readiness.Timeout <= 0:

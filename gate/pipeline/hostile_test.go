@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,7 +85,7 @@ func hostile(t *testing.T, mode string, tune func(*config.Config)) (*gate.Report
 	}
 	t.Logf("%s: verdict %s: %s (isolation: %s)", mode, res.Report.Verdict, res.Report.Reason, res.Report.Environment.Isolation)
 	for _, line := range strings.Split(res.Report.ServiceOutput, "\n") {
-		if strings.Contains(line, "stopped") || strings.Contains(line, "daemon pid") || strings.Contains(line, "ENVIRON") {
+		if strings.Contains(line, "stopped") || strings.Contains(line, "daemon pid") || strings.Contains(line, "ENVIRON") || strings.Contains(line, "ROUTE") {
 			t.Logf("%s: service said: %.200s", mode, line)
 		}
 	}
@@ -96,11 +97,15 @@ func TestHostileForkBombIsBounded(t *testing.T) {
 		t.Skip("the process limit binds a service run as nobody, which needs root; as a normal user it would limit the user's own session")
 	}
 	r, _ := hostile(t, "forkbomb", func(c *config.Config) { c.Run.MaxProcesses = 64 })
-	if r.Verdict == gate.Error && !strings.Contains(r.ServiceOutput, "fork bomb stopped") {
-		t.Errorf("the fork bomb was not bounded by the process limit: %s", r.ServiceOutput)
-	}
-	if !strings.Contains(r.ServiceOutput, "fork bomb stopped") {
-		t.Errorf("no sign of the process limit in the output: %s", r.ServiceOutput)
+	// The limit counts threads too: either the bomb hits it first and the
+	// service goes on serving, or it starves the service's own runtime,
+	// which then dies of the limit with an error verdict. Both are bounded;
+	// hostile() has checked that nothing of it survived.
+	bounded := strings.Contains(r.ServiceOutput, "fork bomb stopped") ||
+		(r.Verdict == gate.Error && (strings.Contains(r.ServiceOutput, "failed to create new OS thread") ||
+			strings.Contains(r.ServiceOutput, "resource temporarily unavailable")))
+	if !bounded {
+		t.Errorf("no sign of the process limit: verdict %s (%s)\n%s", r.Verdict, r.Reason, r.ServiceOutput)
 	}
 }
 
@@ -148,5 +153,37 @@ func TestHostileSnoopSeesNoSecrets(t *testing.T) {
 	}
 	if os.Geteuid() == 0 && !strings.Contains(r.Environment.Isolation, "nobody") {
 		t.Errorf("isolation %q: a root memgate must run services as nobody", r.Environment.Isolation)
+	}
+}
+
+// The service's network is its own: it cannot reach a port on the host's
+// loopback, let alone anything else.
+func TestHostileServiceHasNoNetwork(t *testing.T) {
+	if ok, why := service.CanIsolateNetwork(); !ok {
+		t.Skip(why)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	reached := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+			reached <- struct{}{}
+		}
+	}()
+	r, _ := hostile(t, "net", func(c *config.Config) { c.Run.Env["TARGET"] = ln.Addr().String() })
+	if !strings.Contains(r.ServiceOutput, "NO ROUTE") || strings.Contains(r.ServiceOutput, "REACHED") {
+		t.Fatalf("the service reached the host: %s", r.ServiceOutput)
+	}
+	select {
+	case <-reached:
+		t.Fatal("the host's listener got a connection from the service")
+	default:
+	}
+	if !strings.Contains(r.Environment.Isolation, "no network but its own loopback") || r.Verdict == gate.Error {
+		t.Errorf("verdict %s (%s), isolation %q", r.Verdict, r.Reason, r.Environment.Isolation)
 	}
 }

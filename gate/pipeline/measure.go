@@ -15,12 +15,13 @@ import (
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/attribution"
+	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/loadgen"
 )
 
 // measure runs the load phases on a ready service: idle baseline, warm-up,
 // the measured window, settle; then profiles and the verdict.
-func (r *run) measure(ctx context.Context, source Source, base string, port int) error {
+func (r *run) measure(ctx context.Context, source Source, base string, port int, dial service.DialFunc) error {
 	cfg := r.opts.Config
 	src := &serialSource{Source: source}
 	targets, err := r.targets(port)
@@ -28,7 +29,7 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int)
 		return err
 	}
 	gen, err := loadgen.New(base, targets, loadgen.Options{
-		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout,
+		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout, Dial: dial,
 	})
 	if err != nil {
 		return err

@@ -190,6 +190,13 @@ func (r *run) execute(ctx context.Context) (err error) {
 	r.phase("start", fmt.Sprintf("127.0.0.1:%d", port))
 	limits := service.Limits{MemoryBytes: uint64(cfg.Run.MemoryLimit), Processes: cfg.Run.MaxProcesses,
 		FileSizeBytes: uint64(cfg.Run.MaxFileSize), AsNobody: asNobody}
+	netNote := ""
+	if cfg.Run.Network == "isolated" {
+		var ok bool
+		if ok, netNote = service.CanIsolateNetwork(); ok {
+			limits.IsolateNetwork = true
+		}
+	}
 	isolation := ""
 	switch {
 	case r.opts.RunAsNobody && !asNobody:
@@ -198,6 +205,9 @@ func (r *run) execute(ctx context.Context) (err error) {
 		isolation = "built as nobody; "
 	}
 	r.report.Environment.Isolation = isolation + limits.Isolation()
+	if netNote != "" {
+		r.report.Environment.Isolation += "; " + netNote
+	}
 	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: dir, Args: substitute(cfg.Run.Args, port), Env: env, Limits: limits})
 	if err != nil {
 		return err
@@ -235,14 +245,14 @@ func (r *run) execute(ctx context.Context) (err error) {
 	}
 	r.report.Timings.Start = gate.Duration(time.Since(startAt))
 
-	src, err := r.chooseSource(ctx, port, readerAddr, built.Note)
+	src, err := r.chooseSource(ctx, port, readerAddr, built.Note, probe.DialFunc(proc.Dial()))
 	if err != nil {
 		return err
 	}
 	r.report.Environment.Source = src.Describe()
 	r.phase("ready", src.Describe())
 
-	return r.measure(ctx, src, base, port)
+	return r.measure(ctx, src, base, port, proc.Dial())
 }
 
 // serviceEnv is the service's whole environment: the base the caller
@@ -266,7 +276,7 @@ func (r *run) serviceEnv(port int, readerAddr string) []string {
 
 // chooseSource picks where numbers are read: the service's pprof when it is
 // really there (auto, service), else the injected reader (auto, reader).
-func (r *run) chooseSource(ctx context.Context, port int, readerAddr, note string) (Source, error) {
+func (r *run) chooseSource(ctx context.Context, port int, readerAddr, note string, dial probe.DialFunc) (Source, error) {
 	cfg := r.opts.Config.Pprof
 	addr := strings.ReplaceAll(cfg.Address, "{{port}}", strconv.Itoa(port))
 	if addr == "" {
@@ -278,7 +288,7 @@ func (r *run) chooseSource(ctx context.Context, port int, readerAddr, note strin
 	}
 	var pprofErr error
 	if cfg.Mode != "reader" {
-		p := probe.NewPprof("http://" + addr + cfg.Path)
+		p := probe.NewPprof("http://"+addr+cfg.Path, dial)
 		if pprofErr = p.Detect(ctx); pprofErr == nil {
 			return p, nil
 		}
@@ -292,7 +302,7 @@ func (r *run) chooseSource(ctx context.Context, port int, readerAddr, note strin
 		}
 		return nil, fmt.Errorf("%w: no pprof (%v) and %s", service.ErrService, pprofErr, note)
 	}
-	rd := probe.NewReader(readerAddr)
+	rd := probe.NewReader(readerAddr, dial)
 	// The reader starts in an init func: it is up by the time the service
 	// answers, but give it a moment on a loaded machine.
 	var err error

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,8 +30,15 @@ const (
 // (e.g. a catch-all route answering 200 to any path).
 var ErrNotPprof = errors.New("not net/http/pprof")
 
-func newClient() *http.Client {
-	return &http.Client{Timeout: 30 * time.Second}
+// DialFunc opens connections to the service (inside its own network
+// namespace when it has one); nil means the default dialer.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func newClient(dial DialFunc) *http.Client {
+	if dial == nil {
+		return &http.Client{Timeout: 30 * time.Second}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4}}
 }
 
 func get(ctx context.Context, c *http.Client, url string, limit int64) ([]byte, error) {
@@ -63,11 +71,11 @@ type Pprof struct {
 }
 
 // NewPprof reads pprof under base, which ends in "/".
-func NewPprof(base string) *Pprof {
+func NewPprof(base string, dial DialFunc) *Pprof {
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
 	}
-	return &Pprof{base: base, client: newClient()}
+	return &Pprof{base: base, client: newClient(dial)}
 }
 
 // Describe says where the numbers come from, for the report.
@@ -217,8 +225,8 @@ type Reader struct {
 }
 
 // NewReader reads the injected reader listening at addr (host:port).
-func NewReader(addr string) *Reader {
-	return &Reader{base: "http://" + addr, client: newClient()}
+func NewReader(addr string, dial DialFunc) *Reader {
+	return &Reader{base: "http://" + addr, client: newClient(dial)}
 }
 
 // Describe says where the numbers come from, for the report.

@@ -22,7 +22,7 @@ func pprofServer(t *testing.T) *httptest.Server {
 
 func TestPprofDetectAndRead(t *testing.T) {
 	srv := pprofServer(t)
-	p := NewPprof(srv.URL + "/debug/pprof/")
+	p := NewPprof(srv.URL+"/debug/pprof/", nil)
 	ctx := context.Background()
 	if err := p.Detect(ctx); err != nil {
 		t.Fatal(err)
@@ -58,14 +58,14 @@ func TestCatchAllIsNotPprof(t *testing.T) {
 		w.Write([]byte(`{"path":"` + r.URL.Path + `"}`))
 	}))
 	defer srv.Close()
-	err := NewPprof(srv.URL + "/debug/pprof/").Detect(context.Background())
+	err := NewPprof(srv.URL+"/debug/pprof/", nil).Detect(context.Background())
 	if !errors.Is(err, ErrNotPprof) {
 		t.Fatalf("err = %v, want ErrNotPprof", err)
 	}
 	// A 404 is not pprof either.
 	srv404 := httptest.NewServer(http.NotFoundHandler())
 	defer srv404.Close()
-	if err := NewPprof(srv404.URL + "/debug/pprof/").Detect(context.Background()); !errors.Is(err, ErrNotPprof) {
+	if err := NewPprof(srv404.URL+"/debug/pprof/", nil).Detect(context.Background()); !errors.Is(err, ErrNotPprof) {
 		t.Fatalf("404: err = %v", err)
 	}
 }
@@ -107,7 +107,7 @@ func TestBodiesAreBounded(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	_, err := NewPprof(srv.URL+"/").Profile(context.Background(), "heap", false)
+	_, err := NewPprof(srv.URL+"/", nil).Profile(context.Background(), "heap", false)
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("err = %v", err)
 	}

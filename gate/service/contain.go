@@ -28,6 +28,9 @@ type Limits struct {
 	// AsNobody runs the service as the unprivileged user nobody; memgate
 	// sets it when it runs as root.
 	AsNobody bool
+	// IsolateNetwork gives the service a network namespace of its own with
+	// only loopback (see CanIsolateNetwork); memgate reaches it from inside.
+	IsolateNetwork bool
 }
 
 // tokenEnv marks every process of one service, so that processes that
@@ -40,24 +43,38 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// wrap applies the rlimits through util-linux's prlimit, which sets them
-// and then execs the service in the same process.
+// netnsScript runs first in the service's new network namespace, as root:
+// it brings loopback up, then execs the rest of the command line.
+const netnsScript = `ip link set lo up || { echo "memgate: cannot bring up loopback in the service's network" >&2; exit 97; }; exec "$@"`
+
+// wrap builds the command line that applies the limits, each tool setting
+// its part and exec-ing the next in the same process: with an isolated
+// network, sh brings loopback up and setpriv drops to nobody (keeping the
+// parent-death signal, which a change of user would clear); then prlimit
+// sets the rlimits; then the service.
 func (l Limits) wrap(binary string, args []string) (string, []string) {
-	if l.Processes == 0 && l.FileSizeBytes == 0 {
-		return binary, args
+	cmd := append([]string{binary}, args...)
+	if prlimit, err := exec.LookPath("prlimit"); err == nil && (l.Processes > 0 || l.FileSizeBytes > 0) {
+		pre := []string{prlimit}
+		if l.Processes > 0 {
+			pre = append(pre, fmt.Sprintf("--nproc=%d", l.Processes))
+		}
+		if l.FileSizeBytes > 0 {
+			pre = append(pre, fmt.Sprintf("--fsize=%d", l.FileSizeBytes))
+		}
+		cmd = append(append(pre, "--"), cmd...)
 	}
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		return binary, args
+	if l.IsolateNetwork {
+		if l.AsNobody {
+			cmd = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--pdeathsig=KILL", "--"}, cmd...)
+		}
+		cmd = append([]string{"sh", "-c", netnsScript, "memgate-netns"}, cmd...)
 	}
-	var pre []string
-	if l.Processes > 0 {
-		pre = append(pre, fmt.Sprintf("--nproc=%d", l.Processes))
+	path := cmd[0]
+	if p, err := exec.LookPath(path); err == nil {
+		path = p
 	}
-	if l.FileSizeBytes > 0 {
-		pre = append(pre, fmt.Sprintf("--fsize=%d", l.FileSizeBytes))
-	}
-	return prlimit, append(append(pre, "--", binary), args...)
+	return path, cmd[1:]
 }
 
 // Isolation describes, for the report, how the service is contained here.
@@ -65,6 +82,9 @@ func (l Limits) Isolation() string {
 	var parts []string
 	if l.AsNobody {
 		parts = append(parts, "runs as nobody")
+	}
+	if l.IsolateNetwork {
+		parts = append(parts, "no network but its own loopback")
 	}
 	if _, err := exec.LookPath("prlimit"); err == nil && (l.Processes > 0 || l.FileSizeBytes > 0) {
 		parts = append(parts, fmt.Sprintf("at most %d processes and %d MiB per file", l.Processes, l.FileSizeBytes>>20))

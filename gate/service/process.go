@@ -38,6 +38,20 @@ type Process struct {
 
 	mu        sync.Mutex
 	killedFor string // why memgate killed it, when it did
+
+	dial DialFunc // inside the service's network, when it has its own
+}
+
+// Dial is how to reach the service: inside its own network namespace when
+// it has one, else nil (the default dialer).
+func (p *Process) Dial() DialFunc { return p.dial }
+
+// HTTPClient is a client that reaches the service.
+func (p *Process) HTTPClient(timeout time.Duration) *http.Client {
+	if p.dial == nil {
+		return &http.Client{Timeout: timeout}
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: p.dial, MaxIdleConnsPerHost: 4}}
 }
 
 // Start starts the service. Its output is kept in a bounded tail.
@@ -50,13 +64,21 @@ func Start(spec RunSpec) (*Process, error) {
 	out := NewTail(256 << 10)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if spec.Limits.AsNobody {
+	switch {
+	case spec.Limits.IsolateNetwork:
+		// A new network namespace; setpriv in the command line drops to
+		// nobody after sh has brought loopback up as root.
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
+	case spec.Limits.AsNobody:
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: start %s: %v", ErrService, spec.Binary, err)
 	}
 	p := &Process{cmd: cmd, out: out, done: make(chan struct{}), token: token}
+	if spec.Limits.IsolateNetwork {
+		p.dial = netnsDialer(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
+	}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -115,7 +137,7 @@ func (p *Process) Stop(grace time.Duration) {
 func (p *Process) WaitReady(ctx context.Context, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second}
+	client := p.HTTPClient(time.Second)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var last string

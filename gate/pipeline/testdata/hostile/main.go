@@ -5,10 +5,12 @@
 //	daemon    leaves a setsid daemon behind that sleeps forever
 //	disk      writes one file without end
 //	snoop     prints what it can read of memgate's environment
+//	net       tries to reach TARGET, a port memgate's host listens on
 package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	_ "net/http/pprof"
 	"os"
@@ -64,6 +66,14 @@ func main() {
 				}
 			}
 		}()
+	case "net":
+		c, err := net.DialTimeout("tcp", os.Getenv("TARGET"), 2*time.Second)
+		if err == nil {
+			c.Close()
+			fmt.Println("REACHED", os.Getenv("TARGET"))
+		} else {
+			fmt.Println("NO ROUTE:", err)
+		}
 	case "snoop":
 		fmt.Println("ENV:", strings.Join(os.Environ(), " "))
 		for _, pid := range []int{1, os.Getppid()} {
