@@ -224,15 +224,22 @@ func (r *run) execute(ctx context.Context) (err error) {
 	go func() {
 		select {
 		case <-proc.Done():
-			cancel(fmt.Errorf("%w: exited during the run (%v)", service.ErrService, proc.ExitError()))
+			cancel(proc.Exited("during the run"))
 		case <-ctx.Done():
 		}
 	}()
 	defer func() {
-		// An error caused by the exit (a cancelled read or attack) is
-		// reported as the exit itself.
-		if cause := context.Cause(ctx); errors.Is(err, context.Canceled) && errors.Is(cause, service.ErrService) {
-			err = cause
+		// An error caused by the exit (a cancelled read or attack, a read
+		// of a service that is gone) is reported as the exit itself.
+		if err == nil || errors.Is(err, service.ErrService) {
+			return
+		}
+		// A crashing service may still be writing its dump: give it a
+		// moment to be reaped.
+		select {
+		case <-proc.Done():
+			err = proc.Exited("during the run")
+		case <-time.After(time.Second):
 		}
 	}()
 

@@ -31,6 +31,7 @@ type RunSpec struct {
 type Process struct {
 	cmd      *exec.Cmd
 	out      *Tail
+	crash    *crashCatcher
 	done     chan struct{}
 	waitErr  error
 	stopOnce sync.Once
@@ -62,7 +63,9 @@ func Start(spec RunSpec) (*Process, error) {
 	token := newToken()
 	cmd.Env = append(append([]string(nil), spec.Env...), tokenEnv+"="+token)
 	out := NewTail(256 << 10)
-	cmd.Stdout, cmd.Stderr = out, out
+	crash := &crashCatcher{}
+	w := io.MultiWriter(out, crash)
+	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	switch {
 	case spec.Limits.IsolateNetwork:
@@ -75,7 +78,7 @@ func Start(spec RunSpec) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: start %s: %v", ErrService, spec.Binary, err)
 	}
-	p := &Process{cmd: cmd, out: out, done: make(chan struct{}), token: token}
+	p := &Process{cmd: cmd, out: out, crash: crash, done: make(chan struct{}), token: token}
 	if spec.Limits.IsolateNetwork {
 		p.dial = netnsDialer(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
 	}
@@ -111,6 +114,19 @@ func (p *Process) ExitError() error {
 
 // Output is the tail of what the service wrote.
 func (p *Process) Output() *Tail { return p.out }
+
+// Crash is the line that says why a Go service died ("panic: ...",
+// "fatal error: ..." and the runtime's reason before it), or "".
+func (p *Process) Crash() string { return p.crash.String() }
+
+// Exited describes how the service ended, with its crash line if any.
+func (p *Process) Exited(when string) error {
+	msg := fmt.Sprintf("exited %s (%v)", when, p.ExitError())
+	if c := p.Crash(); c != "" {
+		msg += ": " + c
+	}
+	return fmt.Errorf("%w: %s", ErrService, msg)
+}
 
 // Stop sends SIGTERM to the service's whole process group, waits up to
 // grace, then SIGKILLs the group. It is safe to call more than once.
@@ -156,11 +172,11 @@ func (p *Process) WaitReady(ctx context.Context, url string, timeout time.Durati
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%w: exited before becoming ready (%v)", ErrService, p.ExitError())
+			return p.Exited("before becoming ready")
 		case <-ctx.Done():
 			select {
 			case <-p.done:
-				return fmt.Errorf("%w: exited before becoming ready (%v)", ErrService, p.ExitError())
+				return p.Exited("before becoming ready")
 			default:
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -53,3 +53,21 @@ func TestCheckPortFree(t *testing.T) {
 		t.Fatalf("free port reported taken: %v", err)
 	}
 }
+
+func TestCrashCatcherFindsTheReasonBeforeALongDump(t *testing.T) {
+	c := &crashCatcher{}
+	c.Write([]byte("listening on 127.0.0.1:8080\nruntime: failed to create new OS thread (have 9 already; errno=11)\nruntime: may need"))
+	c.Write([]byte(" to increase max user processes (ulimit -u)\nfatal error: newosproc\n"))
+	for i := 0; i < 10000; i++ {
+		c.Write([]byte("goroutine 1 [running]:\n\tmain.main()\n"))
+	}
+	if got := c.String(); got != "runtime: failed to create new OS thread (have 9 already; errno=11); fatal error: newosproc" {
+		t.Fatalf("reason %q", got)
+	}
+	p := &crashCatcher{}
+	p.Write([]byte("panic: orders: nil map wr"))
+	p.Write([]byte("ite\n\ngoroutine 7 [running]:\n"))
+	if got := p.String(); got != "panic: orders: nil map write" {
+		t.Fatalf("reason %q", got)
+	}
+}

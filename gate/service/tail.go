@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"strings"
 	"sync"
 )
@@ -52,4 +53,58 @@ func (t *Tail) LastLines(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// crashCatcher remembers the lines that say why a Go program died, however
+// much output follows them (a crash dump's goroutine stacks can be far
+// longer than any tail).
+type crashCatcher struct {
+	mu      sync.Mutex
+	partial []byte
+	runtime string // "runtime: ..." seen before the fatal line
+	reason  string
+}
+
+func (c *crashCatcher) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reason != "" {
+		return len(p), nil
+	}
+	data := append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		c.line(string(data[:i]))
+		data = data[i+1:]
+		if c.reason != "" {
+			break
+		}
+	}
+	if len(data) > 4096 {
+		data = data[len(data)-4096:]
+	}
+	c.partial = append(c.partial[:0], data...)
+	return len(p), nil
+}
+
+func (c *crashCatcher) line(l string) {
+	switch {
+	case strings.HasPrefix(l, "runtime: ") && c.runtime == "":
+		c.runtime = l
+	case strings.HasPrefix(l, "panic: "), strings.HasPrefix(l, "fatal error: "), strings.HasPrefix(l, "unexpected signal"),
+		strings.HasPrefix(l, "SIGSEGV"), strings.HasPrefix(l, "SIGABRT"):
+		c.reason = l
+		if c.runtime != "" {
+			c.reason = c.runtime + "; " + l
+		}
+	}
+}
+
+func (c *crashCatcher) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
 }
