@@ -28,18 +28,21 @@ type proc struct {
 	log string
 }
 
+// startProc starts memgate in a process group of its own, killed with
+// everything it started when the test ends; its log is shown on failure.
 func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	logf, _ := os.CreateTemp(t.TempDir(), "memgate-*.log")
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, log: logf.Name()}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		if t.Failed() {
 			b, _ := os.ReadFile(p.log)

@@ -31,10 +31,7 @@ func TestScaleOutOnPostgresSurvivesAKilledWorker(t *testing.T) {
 		t.Skip("MEMGATE_TEST_DATABASE_URL is not set: the Postgres scale-out test is skipped")
 	}
 	dbURL := storage.NewTestDatabase(t, base)
-	bin := filepath.Join(t.TempDir(), "memgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build memgate: %v\n%s", err, out)
-	}
+	bin := buildMemgate(t)
 	repo := newTestRepo(t)
 	// Short gates: the test is about sharing the work, not the verdicts.
 	git(t, repo.dir, "checkout", "-q", "main")
@@ -50,28 +47,9 @@ func TestScaleOutOnPostgresSurvivesAKilledWorker(t *testing.T) {
 	env := append(os.Environ(), "MEMGATE_DATABASE_URL="+dbURL, "MEMGATE_WEBHOOK_SECRET="+testSecret,
 		"MEMGATE_GITHUB_API_URL="+gh.srv.URL+"/", "MEMGATE_GITHUB_APP_ID=7", "MEMGATE_GITHUB_APP_KEY_FILE="+key,
 		"MEMGATE_ALLOW_LOCAL_REPOS=true", "MEMGATE_LEASE=6s", "MEMGATE_ADDR="+addr, "MEMGATE_WORKDIR="+t.TempDir())
-	start := func(name string, args ...string) *exec.Cmd {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		logf, _ := os.Create(filepath.Join(t.TempDir(), name+".log"))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			cmd.Wait()
-			if t.Failed() {
-				b, _ := os.ReadFile(logf.Name())
-				t.Logf("%s log:\n%s", name, tail(string(b), 3000))
-			}
-		})
-		return cmd
-	}
-	start("server", "serve", "--workers", "0")
+	startProc(t, bin, env, "serve", "--workers", "0")
 	waitHTTP(t, "http://"+addr+"/readyz")
-	workers := []*exec.Cmd{start("worker-1", "worker"), start("worker-2", "worker"), start("worker-3", "worker")}
+	workers := []*exec.Cmd{startProc(t, bin, env, "worker").cmd, startProc(t, bin, env, "worker").cmd, startProc(t, bin, env, "worker").cmd}
 
 	const gates = 12
 	var heads []string
