@@ -58,12 +58,16 @@ type fakeGitHub struct {
 	nextID  int64
 	fail502 int // answer this many check-run calls with 502 first
 	badAuth []string
+	// tokenTTL is how long an installation token lives (an hour, as on
+	// GitHub, unless a test shortens it); tokens are checked for expiry.
+	tokenTTL time.Duration
+	tokens   map[string]time.Time
 }
 
 var checkRunPath = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/check-runs(?:/(\d+))?$`)
 
 func newFakeGitHub(t *testing.T) *fakeGitHub {
-	f := &fakeGitHub{t: t, nextID: 1000}
+	f := &fakeGitHub{t: t, nextID: 1000, tokenTTL: time.Hour, tokens: map[string]time.Time{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -84,11 +88,15 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
+		token := fmt.Sprintf("%s_%d", testToken, len(f.tokens)+1)
+		expires := time.Now().Add(f.tokenTTL)
+		f.tokens[token] = expires
 		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, `{"token":%q,"expires_at":%q}`, testToken, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, `{"token":%q,"expires_at":%q}`, token, expires.UTC().Format(time.RFC3339))
 		return
 	}
-	if auth != "token "+testToken {
+	token, _ := strings.CutPrefix(auth, "token ")
+	if expires, ok := f.tokens[token]; !ok || time.Now().After(expires) {
 		f.badAuth = append(f.badAuth, r.Method+" "+r.URL.Path+" "+auth)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -625,6 +633,34 @@ func TestServeGatesForksOnlyWhenApproved(t *testing.T) {
 	body = forked("synchronize", second, nil)
 	if d := deliver(t, srv.url, "pull_request", "fork-4", body, sign(body, testSecret)); d.Outcome != "needs_approval" {
 		t.Fatalf("new push: %+v", d)
+	}
+}
+
+// Installation tokens that expire during a gate are refreshed: with tokens
+// that live 40 s (ghinstallation renews a token in its last minute), every
+// call gets a fresh one and none is refused as expired.
+func TestServeRefreshesExpiringInstallationTokens(t *testing.T) {
+	skipShort(t)
+	repo := newTestRepo(t)
+	head := repo.pr(t, "pr", map[string]string{"README.md": "x\n"})
+	gh := newFakeGitHub(t)
+	gh.tokenTTL = 40 * time.Second
+	srv := startServe(t, filepath.Join(t.TempDir(), "memgate.db"), gh.srv.URL, appKey(t), 1)
+	body := prPayload(t, "opened", repo, 6, head)
+	d := deliver(t, srv.url, "pull_request", "tokens-1", body, sign(body, testSecret))
+	if r := waitRun(t, srv.url, d.RunID); r.Verdict != "pass" {
+		t.Fatalf("run %+v", r)
+	}
+	if c := waitCheck(t, gh, head); c.Conclusion != "success" {
+		t.Fatalf("check %+v", c)
+	}
+	gh.mu.Lock()
+	defer gh.mu.Unlock()
+	if len(gh.tokens) < 2 {
+		t.Errorf("%d installation tokens issued: short-lived tokens were not refreshed", len(gh.tokens))
+	}
+	if len(gh.badAuth) > 0 {
+		t.Errorf("calls refused: %v", gh.badAuth)
 	}
 }
 
