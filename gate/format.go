@@ -73,3 +73,11 @@ func FormatValue(v float64, unit string) string {
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }
+
+// ShortSHA is a commit's first seven hex digits, as GitHub shows it.
+func ShortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

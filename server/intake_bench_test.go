@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memgate/memgate/server/checks"
-	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -42,31 +39,9 @@ func BenchmarkWebhookIntake(b *testing.B) {
 
 func benchIntake(b *testing.B, url string) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, url, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
-	pg := st.Engine() == storage.Postgres
-	if err := queue.Migrate(ctx, st.DB(), pg); err != nil {
-		b.Fatal(err)
-	}
-	cfg := queue.DefaultConfig()
-	cfg.Workers, cfg.Postgres = 0, pg
-	q, err := queue.New(st.DB(), nil, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
 	const secret = "bench-secret"
-	s, err := New(ctx, Config{WebhookSecret: secret}, st, q, checks.Silent{}, nil, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	tb := newTestServer(b, url, secret)
+	st, srv := tb.store, tb.srv
 
 	raw, err := os.ReadFile(filepath.Join("testdata", "github-payloads", "pull_request.synchronize.json"))
 	if err != nil {

@@ -161,7 +161,7 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errUnprocessable):
 		return http.StatusUnprocessableEntity
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errUnavailable):
+	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -170,7 +170,6 @@ func statusFor(err error) int {
 var (
 	errBadRequest    = errors.New("bad request")
 	errUnprocessable = errors.New("cannot be done")
-	errUnavailable   = errors.New("unavailable")
 )
 
 func (s *Server) fail(c *gin.Context, err error) {

@@ -175,7 +175,7 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	}
 	head := pr.Head.SHA
 	// A new push supersedes: the older heads' gates stop here.
-	after, _, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, head, "superseded by "+short(head))
+	after, _, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, head, "superseded by "+gate.ShortSHA(head))
 	if err != nil {
 		return "", 0, nil, err
 	}
@@ -195,7 +195,7 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 		if !approved {
 			text := fmt.Sprintf("This pull request comes from a fork, so memgate will not build and run its code until a maintainer approves it: "+
 				"add the label `%s` to the pull request. The approval covers this commit (%s) only; after a new push, remove and add the label again.",
-				s.cfg.ApproveLabel, short(head))
+				s.cfg.ApproveLabel, gate.ShortSHA(head))
 			ask := func(ctx context.Context) error { return s.reporter.NeedsApproval(ctx, run, text) }
 			return outcomeApproval, 0, append(after, ask), nil
 		}
@@ -251,7 +251,7 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 		return "", 0, nil, err
 	}
 	if dup {
-		return "", 0, nil, fmt.Errorf("queue already holds a gate for %s@%s attempt %d", run.Repository, short(run.HeadSHA), run.Attempt)
+		return "", 0, nil, fmt.Errorf("queue already holds a gate for %s@%s attempt %d", run.Repository, gate.ShortSHA(run.HeadSHA), run.Attempt)
 	}
 	if err := s.store.SetJob(ctx, tx, id, jobID); err != nil {
 		return "", 0, nil, err
@@ -330,11 +330,4 @@ func firstPR(prs []pullRequest) (int, string) {
 		return 0, ""
 	}
 	return prs[0].Number, prs[0].Base.SHA
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

@@ -28,30 +28,38 @@ type testBundle struct {
 
 func setup(t *testing.T) testBundle {
 	t.Helper()
+	return newTestServer(t, "sqlite:"+filepath.Join(t.TempDir(), "w.db"), "s")
+}
+
+// newTestServer is a real server on a loopback port over the database url
+// (either engine), with an insert-only queue and no GitHub.
+func newTestServer(tb testing.TB, url, secret string) testBundle {
+	tb.Helper()
 	ctx := context.Background()
-	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "w.db"), nil)
+	st, err := storage.Open(ctx, url, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	tb.Cleanup(func() { st.Close() })
 	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
-		t.Fatal(err)
+	pg := st.Engine() == storage.Postgres
+	if err := queue.Migrate(ctx, st.DB(), pg); err != nil {
+		tb.Fatal(err)
 	}
 	cfg := queue.DefaultConfig()
-	cfg.Workers = 0
+	cfg.Workers, cfg.Postgres = 0, pg
 	q, err := queue.New(st.DB(), nil, cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	s, err := New(ctx, Config{WebhookSecret: "s"}, st, q, checks.Silent{}, nil, nil)
+	s, err := New(ctx, Config{WebhookSecret: secret}, st, q, checks.Silent{}, nil, nil)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
+	tb.Cleanup(srv.Close)
 	return testBundle{store: st, srv: srv}
 }
 

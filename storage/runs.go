@@ -117,7 +117,7 @@ func (s *Store) LatestAttempt(ctx context.Context, tx *sql.Tx, repo, headSHA str
 		ORDER BY attempt DESC, id DESC LIMIT 1`, repo, headSHA)
 	r, err := scanRun(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("no run of %s@%s: %w", repo, short(headSHA), ErrNotFound)
+		return r, fmt.Errorf("no run of %s@%s: %w", repo, gate.ShortSHA(headSHA), ErrNotFound)
 	}
 	return r, wrap("latest attempt", err)
 }
@@ -374,11 +374,4 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("storage: %s: %w", what, err)
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

@@ -57,12 +57,10 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 	go func() { defer sampling.Done(); smp.run(sampleCtx) }()
 	defer func() { stopSampling(); sampling.Wait() }()
 
-	tick := func(t loadgen.Tick) {
-		smp.rate.Store(uint64(math.Round(t.Rate)))
-	}
+	// Requests count across the warm-up and the window.
 	var sentBefore uint64
 	tickWith := func(t loadgen.Tick) {
-		tick(t)
+		smp.rate.Store(uint64(math.Round(t.Rate)))
 		smp.requests.Store(sentBefore + t.Requests)
 	}
 

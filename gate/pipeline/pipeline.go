@@ -159,7 +159,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 		AsNobody: buildAsNobody, CacheDir: r.opts.NobodyCache,
 	})
 	r.report.Timings.Build = gate.Duration(built.Took)
-	r.report.BuildOutput = tailLines(built.Output, 60)
+	r.report.BuildOutput = service.LastLines(built.Output, 60)
 	r.report.Environment.GoVersion = built.GoVersion
 	if err != nil {
 		return err
@@ -360,12 +360,4 @@ func settingsOf(cfg config.Config) gate.Settings {
 		s.Targets = append(s.Targets, "file "+cfg.Load.TargetsFile)
 	}
 	return s
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

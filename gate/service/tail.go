@@ -46,9 +46,11 @@ func (t *Tail) String() string {
 }
 
 // LastLines returns at most n trailing lines of the kept output.
-func (t *Tail) LastLines(n int) string {
-	s := strings.TrimRight(t.String(), "\n")
-	lines := strings.Split(s, "\n")
+func (t *Tail) LastLines(n int) string { return LastLines(t.String(), n) }
+
+// LastLines returns at most n trailing lines of s.
+func LastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

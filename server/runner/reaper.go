@@ -102,7 +102,7 @@ func (r *Reaper) Reap(ctx context.Context) (int, error) {
 		}
 		n++
 		r.log.Warn("rescued a gate whose worker stopped answering", "run", run.ID, "repository", run.Repository,
-			"head", short(run.HeadSHA), "lease", r.lease)
+			"head", gate.ShortSHA(run.HeadSHA), "lease", r.lease)
 	}
 	return n, nil
 }

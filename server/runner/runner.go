@@ -93,7 +93,7 @@ func (r *Runner) Execute(ctx context.Context, runID, jobID int64, final bool) er
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
-	log = log.With("repository", run.Repository, "pr", run.PR, "head", short(run.HeadSHA))
+	log = log.With("repository", run.Repository, "pr", run.PR, "head", gate.ShortSHA(run.HeadSHA))
 	if run.JobID != 0 && run.JobID != jobID {
 		log.Info("run was handed to another job; skipping", "current_job", run.JobID)
 		return nil
@@ -285,9 +285,9 @@ func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.R
 	}
 	cfg, err := config.Parse(data)
 	if err != nil {
-		return config.Config{}, "", fmt.Errorf("%s in the base commit %s: %w", config.FileName, short(run.BaseSHA), err)
+		return config.Config{}, "", fmt.Errorf("%s in the base commit %s: %w", config.FileName, gate.ShortSHA(run.BaseSHA), err)
 	}
-	return cfg, config.FileName + " of the base commit " + short(run.BaseSHA), nil
+	return cfg, config.FileName + " of the base commit " + gate.ShortSHA(run.BaseSHA), nil
 }
 
 func errorResult(version string, err error) pipeline.Result {
@@ -328,11 +328,4 @@ func (t *throttled) maybe(text string, force bool) {
 	t.last = time.Now()
 	t.mu.Unlock()
 	t.send(text)
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

@@ -70,7 +70,7 @@ func New(cfg Config, store *storage.Store, rerun Rerunner, log *slog.Logger) (*P
 		"bytes": func(v float64) string { return gate.FormatBytes(v) },
 		"value": gate.FormatValue,
 		"count": func(v int64) string { return gate.FormatCount(v) },
-		"short": short,
+		"short": gate.ShortSHA,
 		"ago":   p.ago,
 		"utc":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"dur":   roundDur,
@@ -262,11 +262,4 @@ func optFmt(v *float64, f func(float64) string) string {
 		return "–"
 	}
 	return f(*v)
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

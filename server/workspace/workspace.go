@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/memgate/memgate/gate"
 )
 
 // ErrCloneURL is returned for a clone URL memgate will not fetch from.
@@ -91,10 +93,10 @@ func Checkout(ctx context.Context, parent, cloneURL, sha string, extra []string,
 	}
 	args := append([]string{"fetch", "-q", "--no-tags", "--depth", "1", cloneURL, sha}, extra...)
 	if _, err := ws.git(ctx, args...); err != nil {
-		return fail(fmt.Errorf("workspace: fetch %s from %s: %w", short(sha), cloneURL, err))
+		return fail(fmt.Errorf("workspace: fetch %s from %s: %w", gate.ShortSHA(sha), cloneURL, err))
 	}
 	if _, err := ws.git(ctx, "-c", "advice.detachedHead=false", "checkout", "-q", "--detach", sha); err != nil {
-		return fail(fmt.Errorf("workspace: checkout %s: %w", short(sha), err))
+		return fail(fmt.Errorf("workspace: checkout %s: %w", gate.ShortSHA(sha), err))
 	}
 	return ws, nil
 }
@@ -106,14 +108,14 @@ func (w *Workspace) ReadFile(ctx context.Context, sha, path string, limit int64)
 	if err != nil {
 		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "Not a valid object") ||
 			strings.Contains(err.Error(), "exists on disk, but not in") {
-			return nil, fmt.Errorf("%s at %s: %w", path, short(sha), os.ErrNotExist)
+			return nil, fmt.Errorf("%s at %s: %w", path, gate.ShortSHA(sha), os.ErrNotExist)
 		}
-		return nil, fmt.Errorf("workspace: %s at %s: %w", path, short(sha), err)
+		return nil, fmt.Errorf("workspace: %s at %s: %w", path, gate.ShortSHA(sha), err)
 	}
 	var size int64
 	fmt.Sscan(string(out), &size)
 	if size > limit {
-		return nil, fmt.Errorf("workspace: %s at %s is %d bytes, over the %d limit", path, short(sha), size, limit)
+		return nil, fmt.Errorf("workspace: %s at %s is %d bytes, over the %d limit", path, gate.ShortSHA(sha), size, limit)
 	}
 	return w.git(ctx, "show", sha+":"+path)
 }
@@ -155,11 +157,4 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }
