@@ -1,10 +1,12 @@
 // Command accuracy runs every example fixture several times through
 // `memgate check` at the default settings and prints a Markdown table of
 // verdicts, false positives and negatives, and each criterion's values
-// against its limit. It is a benchmark, not a test: it takes about a minute
-// a run. See docs/benchmarks.md.
+// against its limit, with the margin each fixture kept. It is a benchmark,
+// not a test: it takes about a minute a run. Each run holds the machine-wide
+// gate lock, so a test suite running meanwhile never overlaps a gate. See
+// docs/benchmarks.md.
 //
-//	go run ./bench/accuracy -runs 5 > bench/out/accuracy.md
+//	go run ./bench/accuracy -runs 10 > bench/out/accuracy.md
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/internal/testlock"
 )
 
 type fixture struct {
@@ -39,6 +43,8 @@ var fixtures = []fixture{
 	{"heap-leak 128 B/req (required)", "heap-leak", map[string]string{"LEAK_BYTES": "128"}, gate.Fail},
 	{"goroutine-leak every request", "goroutine-leak", nil, gate.Fail},
 	{"goroutine-leak 1 per 100 req (required)", "goroutine-leak", map[string]string{"LEAK_EVERY": "100"}, gate.Fail},
+	{"big-heap 256 MiB, no leak", "big-heap", map[string]string{"LEAK_BYTES": "0"}, gate.Pass},
+	{"big-heap 256 MiB, 128 B/req leak", "big-heap", nil, gate.Fail},
 }
 
 var sweep = []fixture{
@@ -50,7 +56,7 @@ var sweep = []fixture{
 }
 
 func main() {
-	runs := flag.Int("runs", 5, "runs per fixture")
+	runs := flag.Int("runs", 10, "runs per fixture")
 	sweepRuns := flag.Int("sweep-runs", 2, "runs per fixture of the smallest-leak sweep (0 to skip)")
 	memgate := flag.String("memgate", "", "memgate binary (default: build ./cmd/memgate)")
 	outDir := flag.String("out", "bench/out/accuracy", "where the JSON reports go")
@@ -90,8 +96,8 @@ func filter(fs []fixture, only string) []fixture {
 
 func table(bin, outDir string, fs []fixture, runs int) {
 	names := []string{gate.CritHeapFluctuation, gate.CritHeapGrowth, gate.CritGoroutineGrowth, gate.CritGoroutineSettle, gate.CritLoadRate}
-	fmt.Printf("| fixture | expected | verdicts | wrong | %s | mean time |\n", strings.Join(names, " | "))
-	fmt.Printf("|---|---|---|---|%s---|\n", strings.Repeat("---|", len(names)))
+	fmt.Printf("| fixture | expected | verdicts | wrong | margin | %s | mean time |\n", strings.Join(names, " | "))
+	fmt.Printf("|---|---|---|---|---|%s---|\n", strings.Repeat("---|", len(names)))
 	for _, f := range fs {
 		var reports []*gate.Report
 		var took time.Duration
@@ -128,8 +134,64 @@ func table(bin, outDir string, fs []fixture, runs int) {
 		for i, n := range names {
 			cells[i] = criterionCell(reports, n)
 		}
-		fmt.Printf("| %s | %s | %s | %d %s | %s | %.0f s |\n", f.name, f.expect, strings.Join(vs, ", "), wrong, kind,
-			strings.Join(cells, " | "), took.Seconds()/float64(runs))
+		fmt.Printf("| %s | %s | %s | %d %s | %s | %s | %.0f s |\n", f.name, f.expect, strings.Join(vs, ", "), wrong, kind,
+			margin(reports, f.expect), strings.Join(cells, " | "), took.Seconds()/float64(runs))
+	}
+}
+
+// margin says how far the worst run stayed from the wrong verdict. For a
+// service that should pass: the criterion that came closest to its limit,
+// as the share of the limit it reached (a point estimate; growth criteria
+// also need their interval to clear the limit). For one that should fail:
+// the weakest run's strongest failing criterion, as a multiple of its limit.
+func margin(reports []*gate.Report, expect gate.Verdict) string {
+	worstName, worst := "", -1.0
+	if expect == gate.Fail {
+		worst = math.Inf(1)
+	}
+	for _, r := range reports {
+		runName, run := "", -1.0
+		for _, c := range r.Criteria {
+			x := ofLimit(c)
+			if math.IsNaN(x) || (expect == gate.Fail && c.Status != gate.StatusFail) {
+				continue
+			}
+			if x > run {
+				runName, run = c.Name, x
+			}
+		}
+		if runName == "" {
+			continue
+		}
+		if (expect == gate.Pass && run > worst) || (expect == gate.Fail && run < worst) {
+			worstName, worst = runName, run
+		}
+	}
+	if worstName == "" {
+		return "-"
+	}
+	if expect == gate.Pass {
+		return fmt.Sprintf("%s at %.0f%% of its limit", worstName, 100*worst)
+	}
+	return fmt.Sprintf("%s %.1fx its limit", worstName, worst)
+}
+
+// ofLimit is how far a criterion's value went towards failing: value/limit
+// for upper limits, limit/value for lower ones (load rate, success); for
+// the settle count, which can be negative, the rise over its tolerance.
+func ofLimit(c gate.Criterion) float64 {
+	switch {
+	case c.Limit == 0:
+		return math.NaN()
+	case c.Comparison == ">=":
+		if c.Value <= 0 {
+			return math.Inf(1)
+		}
+		return c.Limit / c.Value
+	case c.Value < 0:
+		return 0
+	default:
+		return c.Value / c.Limit
 	}
 }
 
@@ -178,6 +240,11 @@ func runOnce(bin, outDir string, f fixture, i int) (*gate.Report, error) {
 		return nil, err
 	}
 	jsonPath := filepath.Join(outDir, fmt.Sprintf("%s-%d.json", slug, i))
+	release, err := testlock.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	cmd := exec.Command(bin, "check", "--config", cfgPath, "--json", jsonPath, filepath.Join("examples", f.dir))
 	cmd.Stdout, cmd.Stderr = nil, nil
 	_ = cmd.Run() // the exit status is the verdict; the JSON says more

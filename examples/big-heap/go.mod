@@ -1,0 +1,3 @@
+module example.com/big-heap
+
+go 1.22
