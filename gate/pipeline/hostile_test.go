@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,6 +115,39 @@ func TestHostileUnboundedAllocationIsKilled(t *testing.T) {
 	r, _ := hostile(t, "alloc", func(c *config.Config) { c.Run.MemoryLimit = 256 << 20 })
 	if r.Verdict != gate.Error || !strings.Contains(r.Reason, "passed the 256 MiB limit") {
 		t.Fatalf("verdict %s: %s", r.Verdict, r.Reason)
+	}
+	// Where memgate has a memory controller the kernel enforces the cap.
+	if strings.Contains(r.Environment.Isolation, "memory at 256 MiB") && !strings.Contains(r.Reason, "killed by the kernel") {
+		t.Errorf("capped by a control group, but: %s", r.Reason)
+	}
+}
+
+// A process that leaves the service's session and empties its environment
+// carries neither the process group nor memgate's mark: only a control
+// group still knows it.
+func TestHostileHiddenDaemonIsKilled(t *testing.T) {
+	r, _ := hostile(t, "hide", nil)
+	var pid int
+	for _, line := range strings.Split(r.ServiceOutput, "\n") {
+		if n, err := fmt.Sscanf(line, "hidden pid %d", &pid); n == 1 && err == nil {
+			break
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("the fixture did not leave its hidden daemon: %s", r.ServiceOutput)
+	}
+	dead := false
+	for i := 0; i < 50 && !dead; i++ {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		dead = err != nil || strings.Contains(string(b), ") Z ")
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !dead {
+		syscall.Kill(pid, syscall.SIGKILL)
+		if strings.Contains(r.Environment.Isolation, "control group") {
+			t.Fatalf("hidden daemon %d survived its control group", pid)
+		}
+		t.Skipf("no control group here (%s): a hidden daemon escapes; it was killed by the test", r.Environment.Isolation)
 	}
 }
 

@@ -204,14 +204,14 @@ func (r *run) execute(ctx context.Context) (err error) {
 	case buildAsNobody:
 		isolation = "built as nobody; "
 	}
-	r.report.Environment.Isolation = isolation + limits.Isolation()
 	if netNote != "" {
-		r.report.Environment.Isolation += "; " + netNote
+		netNote = "; " + netNote
 	}
 	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: dir, Args: substitute(cfg.Run.Args, port), Env: env, Limits: limits})
 	if err != nil {
 		return err
 	}
+	r.report.Environment.Isolation = isolation + proc.Isolation() + netNote
 	r.proc = proc
 	defer func() {
 		proc.Stop(cfg.Run.StopTimeout)

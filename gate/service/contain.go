@@ -43,32 +43,33 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// netnsScript runs first in the service's new network namespace, as root:
-// it brings loopback up, then execs the rest of the command line.
-const netnsScript = `ip link set lo up || { echo "memgate: cannot bring up loopback in the service's network" >&2; exit 97; }; exec "$@"`
-
 // wrap builds the command line that applies the limits, each tool setting
-// its part and exec-ing the next in the same process: with an isolated
-// network, sh brings loopback up and setpriv drops to nobody (keeping the
-// parent-death signal, which a change of user would clear); then prlimit
-// sets the rlimits; then the service.
-func (l Limits) wrap(binary string, args []string) (string, []string) {
+// its part and exec-ing the next in the same process: first, as root, sh
+// joins the v1 control groups and brings up loopback in a new network;
+// then setpriv drops to nobody (keeping the parent-death signal, which a
+// change of user would clear); then prlimit sets the rlimits; then the
+// service. With a pids control group the process cap is the group's.
+func (l Limits) wrap(binary string, args []string, g *serviceGroup) (string, []string) {
 	cmd := append([]string{binary}, args...)
-	if prlimit, err := exec.LookPath("prlimit"); err == nil && (l.Processes > 0 || l.FileSizeBytes > 0) {
+	nproc := l.Processes
+	if g != nil && g.pids > 0 {
+		nproc = 0
+	}
+	if prlimit, err := exec.LookPath("prlimit"); err == nil && (nproc > 0 || l.FileSizeBytes > 0) {
 		pre := []string{prlimit}
-		if l.Processes > 0 {
-			pre = append(pre, fmt.Sprintf("--nproc=%d", l.Processes))
+		if nproc > 0 {
+			pre = append(pre, fmt.Sprintf("--nproc=%d", nproc))
 		}
 		if l.FileSizeBytes > 0 {
 			pre = append(pre, fmt.Sprintf("--fsize=%d", l.FileSizeBytes))
 		}
 		cmd = append(append(pre, "--"), cmd...)
 	}
-	if l.IsolateNetwork {
+	if script := l.rootScript(g); script != "" {
 		if l.AsNobody {
 			cmd = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--pdeathsig=KILL", "--"}, cmd...)
 		}
-		cmd = append([]string{"sh", "-c", netnsScript, "memgate-netns"}, cmd...)
+		cmd = append([]string{"sh", "-c", script + `exec "$@"`, "memgate-contain"}, cmd...)
 	}
 	path := cmd[0]
 	if p, err := exec.LookPath(path); err == nil {
@@ -77,8 +78,23 @@ func (l Limits) wrap(binary string, args []string) (string, []string) {
 	return path, cmd[1:]
 }
 
-// Isolation describes, for the report, how the service is contained here.
-func (l Limits) Isolation() string {
+// rootScript is what must run as root in the service's first process
+// before the service: "" when nothing must.
+func (l Limits) rootScript(g *serviceGroup) string {
+	var b strings.Builder
+	if g != nil {
+		for _, f := range g.joinFiles() {
+			fmt.Fprintf(&b, `echo $$ > %s || { echo "memgate: cannot join the service's control group" >&2; exit 97; }; `, shellQuote(f))
+		}
+	}
+	if l.IsolateNetwork {
+		b.WriteString(`ip link set lo up || { echo "memgate: cannot bring up loopback in the service's network" >&2; exit 97; }; `)
+	}
+	return b.String()
+}
+
+// isolation describes, for the report, how the service is contained here.
+func (l Limits) isolation(g *serviceGroup, groupNote string) string {
 	var parts []string
 	if l.AsNobody {
 		parts = append(parts, "runs as nobody")
@@ -86,13 +102,30 @@ func (l Limits) Isolation() string {
 	if l.IsolateNetwork {
 		parts = append(parts, "no network but its own loopback")
 	}
-	if _, err := exec.LookPath("prlimit"); err == nil && (l.Processes > 0 || l.FileSizeBytes > 0) {
-		parts = append(parts, fmt.Sprintf("at most %d processes and %d MiB per file", l.Processes, l.FileSizeBytes>>20))
-	} else if l.Processes > 0 || l.FileSizeBytes > 0 {
+	if g != nil {
+		parts = append(parts, g.describe())
+	}
+	nproc := l.Processes
+	if g != nil && g.pids > 0 {
+		nproc = 0
+	}
+	if _, err := exec.LookPath("prlimit"); err == nil && (nproc > 0 || l.FileSizeBytes > 0) {
+		var lim []string
+		if nproc > 0 {
+			lim = append(lim, fmt.Sprintf("at most %d processes of its user", nproc))
+		}
+		if l.FileSizeBytes > 0 {
+			lim = append(lim, fmt.Sprintf("%d MiB per file", l.FileSizeBytes>>20))
+		}
+		parts = append(parts, strings.Join(lim, " and "))
+	} else if nproc > 0 || l.FileSizeBytes > 0 {
 		parts = append(parts, "no process or file-size limits (prlimit not found)")
 	}
-	if l.MemoryBytes > 0 {
+	if l.MemoryBytes > 0 && (g == nil || g.memory == 0) {
 		parts = append(parts, fmt.Sprintf("killed above %d MiB resident (watchdog)", l.MemoryBytes>>20))
+	}
+	if g == nil && groupNote != "" {
+		parts = append(parts, groupNote)
 	}
 	if len(parts) == 0 {
 		return "not contained"

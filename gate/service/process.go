@@ -36,9 +36,12 @@ type Process struct {
 	waitErr  error
 	stopOnce sync.Once
 	token    string
+	group    *serviceGroup // nil when the host gives no control group
+	contain  string        // how it is contained, for the report
 
 	mu        sync.Mutex
 	killedFor string // why memgate killed it, when it did
+	oomKilled bool   // the kernel killed it at its group's memory cap
 
 	dial DialFunc // inside the service's network, when it has its own
 }
@@ -56,37 +59,67 @@ func (p *Process) HTTPClient(timeout time.Duration) *http.Client {
 }
 
 // Start starts the service. Its output is kept in a bounded tail.
-func Start(spec RunSpec) (*Process, error) {
-	binary, args := spec.Limits.wrap(spec.Binary, spec.Args)
+func Start(spec RunSpec) (*Process, error) { return start(spec, cgroups()) }
+
+func start(spec RunSpec, host *cgroupHost) (*Process, error) {
+	token := newToken()
+	var group *serviceGroup
+	groupNote := ""
+	if host.usable() {
+		g, err := host.newServiceGroup(token, spec.Limits.MemoryBytes, spec.Limits.Processes)
+		if err != nil {
+			groupNote = "no control group: " + err.Error()
+		} else {
+			group = g
+		}
+	} else {
+		groupNote = host.note
+	}
+	binary, args := spec.Limits.wrap(spec.Binary, spec.Args, group)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = spec.Dir
-	token := newToken()
 	cmd.Env = append(append([]string(nil), spec.Env...), tokenEnv+"="+token)
 	out := NewTail(256 << 10)
 	crash := &crashCatcher{}
 	w := io.MultiWriter(out, crash)
 	cmd.Stdout, cmd.Stderr = w, w
+	// A process the service left behind may hold its output open: once
+	// the service has exited and been killed, stop waiting for it.
+	cmd.WaitDelay = 2 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	switch {
-	case spec.Limits.IsolateNetwork:
-		// A new network namespace; setpriv in the command line drops to
-		// nobody after sh has brought loopback up as root.
+	if spec.Limits.IsolateNetwork {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
-	case spec.Limits.AsNobody:
+	}
+	if spec.Limits.AsNobody && spec.Limits.rootScript(group) == "" {
+		// Otherwise setpriv in the command line drops to nobody after
+		// the root steps.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
 	}
+	if group != nil && group.fd != nil {
+		// v2: the service is born in its group (clone3 CLONE_INTO_CGROUP).
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(group.fd.Fd())
+	}
 	if err := cmd.Start(); err != nil {
+		if group != nil {
+			group.remove()
+		}
 		return nil, fmt.Errorf("%w: start %s: %v", ErrService, spec.Binary, err)
 	}
-	p := &Process{cmd: cmd, out: out, crash: crash, done: make(chan struct{}), token: token}
+	p := &Process{cmd: cmd, out: out, crash: crash, done: make(chan struct{}), token: token,
+		group: group, contain: spec.Limits.isolation(group, groupNote)}
 	if spec.Limits.IsolateNetwork {
 		p.dial = netnsDialer(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
 	}
 	go func() {
-		p.waitErr = cmd.Wait()
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.waitErr = err
+		p.oomKilled = group != nil && group.oomKilled()
+		p.mu.Unlock()
 		close(p.done)
 	}()
-	if spec.Limits.MemoryBytes > 0 {
+	if spec.Limits.MemoryBytes > 0 && (group == nil || group.memory == 0) {
 		go p.watchMemory(spec.Limits.MemoryBytes)
 	}
 	return p, nil
@@ -106,11 +139,17 @@ func (p *Process) ExitError() error {
 	if p.killedFor != "" {
 		return errors.New(p.killedFor)
 	}
+	if p.oomKilled {
+		return fmt.Errorf("killed by the kernel: memory passed the %d MiB limit (run.memory_limit, the service's control group)", p.group.memory>>20)
+	}
 	if p.waitErr == nil {
 		return errors.New("exited with status 0")
 	}
 	return p.waitErr
 }
+
+// Isolation says how the service is contained, for the report.
+func (p *Process) Isolation() string { return p.contain }
 
 // Output is the tail of what the service wrote.
 func (p *Process) Output() *Tail { return p.out }
@@ -141,9 +180,17 @@ func (p *Process) Stop(grace time.Duration) {
 		// Children may outlive the leader: kill the group regardless,
 		// and whatever left the group (setsid daemons) by its mark.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
+		if p.group != nil {
+			// Everything the service started is in its group, whatever
+			// session or environment it made itself.
+			p.group.kill()
+		}
 		for i := 0; i < 3 && killMarked(p.token) > 0; i++ {
 			time.Sleep(50 * time.Millisecond)
+		}
+		<-p.done
+		if p.group != nil {
+			p.group.remove()
 		}
 	})
 }

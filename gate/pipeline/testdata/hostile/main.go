@@ -3,6 +3,7 @@
 //	forkbomb  starts copies of itself without end
 //	alloc     keeps 8 MiB more for every request
 //	daemon    leaves a setsid daemon behind that sleeps forever
+//	hide      leaves one behind with an empty environment (no mark)
 //	disk      writes one file without end
 //	snoop     prints what it can read of memgate's environment
 //	net       tries to reach TARGET, a port memgate's host listens on
@@ -49,6 +50,13 @@ func main() {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := cmd.Start(); err == nil {
 			fmt.Println("daemon pid", cmd.Process.Pid)
+		}
+	case "hide":
+		cmd := exec.Command("/proc/self/exe")
+		cmd.Env = []string{"HOSTILE_CHILD=sleep"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err == nil {
+			fmt.Println("hidden pid", cmd.Process.Pid)
 		}
 	case "disk":
 		go func() {
