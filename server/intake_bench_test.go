@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memgate/memgate/internal/testlock"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -27,6 +28,7 @@ import (
 //
 //	go test ./server -run '^$' -bench WebhookIntake -benchtime 2000x
 func BenchmarkWebhookIntake(b *testing.B) {
+	testlock.Gate(b) // no gate (or other benchmark) shares the machine meanwhile
 	b.Run("sqlite", func(b *testing.B) { benchIntake(b, "sqlite:"+filepath.Join(b.TempDir(), "bench.db")) })
 	b.Run("postgres", func(b *testing.B) {
 		base := os.Getenv("MEMGATE_TEST_DATABASE_URL")

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/internal/testlock"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -26,6 +27,7 @@ import (
 //
 //	go test ./server/web -run '^$' -bench Pages100k -benchtime 400x
 func BenchmarkPages100k(b *testing.B) {
+	testlock.Gate(b) // no gate (or other benchmark) shares the machine meanwhile
 	const runs, withReport, repos = 100_000, 2_000, 200
 	ctx := context.Background()
 	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "pages.db"), nil)
