@@ -1,0 +1,32 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/memgate/memgate/gate"
+)
+
+func TestMarginReadsTheWorstRun(t *testing.T) {
+	crit := func(name string, v, limit float64, cmp string, st gate.Status) gate.Criterion {
+		return gate.Criterion{Name: name, Value: v, Limit: limit, Comparison: cmp, Status: st}
+	}
+	healthy := []*gate.Report{
+		{Criteria: []gate.Criterion{crit("heap_growth", 8, 32, "<=", gate.StatusPass), crit("load_rate", 1, 0.9, ">=", gate.StatusPass)}},
+		{Criteria: []gate.Criterion{crit("heap_growth", 24, 32, "<=", gate.StatusPass), crit("goroutine_settle", -3, 5, "<=", gate.StatusPass)}},
+	}
+	if got, want := margin(healthy, gate.Pass), "heap_growth at 75% of its limit"; got != want {
+		t.Errorf("healthy margin %q, want %q", got, want)
+	}
+	leaking := []*gate.Report{
+		{Criteria: []gate.Criterion{crit("heap_growth", 160, 32, "<=", gate.StatusFail), crit("heap_fluctuation", 0.1, 0.15, "<=", gate.StatusPass)}},
+		{Criteria: []gate.Criterion{crit("heap_growth", 96, 32, "<=", gate.StatusFail), crit("goroutine_settle", 20, 5, "<=", gate.StatusFail)}},
+	}
+	// The weakest run is the second: its strongest failing criterion is
+	// the settle count at 4x; passing criteria do not count.
+	if got, want := margin(leaking, gate.Fail), "goroutine_settle 4.0x its limit"; got != want {
+		t.Errorf("leaking margin %q, want %q", got, want)
+	}
+	if got := margin([]*gate.Report{{Verdict: gate.Error}}, gate.Fail); got != "-" {
+		t.Errorf("no criteria: %q", got)
+	}
+}
