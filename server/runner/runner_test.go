@@ -1,0 +1,61 @@
+package runner
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/storage"
+)
+
+// recordingReporter is a Reporter that remembers what it was asked to show.
+type recordingReporter struct{ calls []string }
+
+func (r *recordingReporter) Started(context.Context, gate.Run) (int64, error) {
+	r.calls = append(r.calls, "started")
+	return 1, nil
+}
+func (r *recordingReporter) Progress(context.Context, gate.Run, string) error {
+	r.calls = append(r.calls, "progress")
+	return nil
+}
+func (r *recordingReporter) Completed(context.Context, gate.Run, *gate.Report) error {
+	r.calls = append(r.calls, "completed")
+	return nil
+}
+func (r *recordingReporter) Token(context.Context, int64) (string, error) { return "", nil }
+
+// The server does not cancel the queue job of a run superseded while still
+// queued (on Postgres that cancel costs every intake a global lock): the
+// job starts, finds its run cancelled, and does nothing.
+func TestJobOfARunCancelledWhileQueuedDoesNothing(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: "abc", CloneURL: "/nonexistent", Trigger: "t", JobID: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.Cancel(ctx, nil, id, "superseded by def"); !ok || err != nil {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	rep := &recordingReporter{}
+	r := New(st, rep, Options{AllowLocalRepos: true})
+	if err := r.Execute(ctx, id, 5, true); err != nil {
+		t.Fatalf("execute: %v", err)
+	}
+	if len(rep.calls) != 0 {
+		t.Errorf("GitHub was told %v about a cancelled run", rep.calls)
+	}
+	run, _ := st.Run(ctx, id)
+	if run.Status != gate.RunCancelled || run.Reason != "superseded by def" || run.Report != nil {
+		t.Errorf("after the job: status %s, reason %q, report %v", run.Status, run.Reason, run.Report != nil)
+	}
+}
