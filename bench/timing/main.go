@@ -97,7 +97,7 @@ func main() {
 	for i, r := range timed {
 		other := r.memgate - r.memBuild - r.memStart - r.memLoad
 		ratio := r.memgate.Seconds() / r.hand.Seconds()
-		fmt.Printf("| %d | %.1f s | %.1f s | %.2f s | %.1f s | %.1f s | %.1f s | %.1f s | %.2f s | %.1f s | %.2f | %s |\n", i+1,
+		fmt.Printf("| %d | %.1f s | %.1f s | %.2f s | %.1f s | %.2f s | %.1f s | %.1f s | %.2f s | %.1f s | %.2f | %s |\n", i+1,
 			r.memgate.Seconds(), r.memBuild.Seconds(), r.memStart.Seconds(), r.memLoad.Seconds(), other.Seconds(),
 			r.hand.Seconds(), r.handBuild.Seconds(), r.handStart.Seconds(), r.handLoad.Seconds(), ratio, r.verdict)
 		ratios = append(ratios, ratio)
