@@ -38,6 +38,7 @@ func main() {
 	fixture := flag.String("fixture", "examples/healthy-json", "the target service")
 	vegeta := flag.String("vegeta", "bench/out/bin/vegeta", "the vegeta command line")
 	outDir := flag.String("out", "bench/out/fidelity", "scratch")
+	cliFlags := flag.String("cli-flags", "", `extra flags for "vegeta attack", e.g. "-workers 10 -max-workers 10 -connections 10" to match memgate's fixed connections`)
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -82,8 +83,8 @@ func main() {
 	d := time.Duration(*seconds) * time.Second
 
 	host, _ := os.Hostname()
-	fmt.Printf("Load fidelity, %s on %s: %s as the target, %d s per rate and attacker, alternating which goes first. memgate: package loadgen with a gate's defaults (%d connections, %s timeout). vegeta: the command line's defaults (10 workers growing as needed, keep-alive).\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, *fixture, *seconds, defaults.Connections, defaults.Timeout)
+	fmt.Printf("Load fidelity, %s on %s: %s as the target, %d s per rate and attacker, alternating which goes first. memgate: package loadgen with a gate's defaults (%d connections, %s timeout). vegeta: the command line's defaults (10 workers growing as needed, keep-alive)%s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), host, *fixture, *seconds, defaults.Connections, defaults.Timeout, withFlags(*cliFlags))
 	fmt.Println("| requested/s | memgate sent/s | memgate ok/s | memgate p50 | memgate p99 | vegeta CLI sent/s | vegeta CLI ok/s | vegeta CLI p50 | vegeta CLI p99 | memgate ok/s as share of requested | vegeta CLI ok/s as share |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for i, s := range strings.Split(*rates, ",") {
@@ -94,7 +95,7 @@ func main() {
 		var mem, cli result
 		steps := []func() error{
 			func() (err error) { mem, err = inProcess(base, rate, d, defaults); return err },
-			func() (err error) { cli, err = commandLine(veg, base, rate, *seconds, *outDir); return err },
+			func() (err error) { cli, err = commandLine(veg, base, rate, *seconds, *outDir, strings.Fields(*cliFlags)); return err },
 		}
 		if i%2 == 1 {
 			steps[0], steps[1] = steps[1], steps[0]
@@ -150,10 +151,18 @@ type vegetaReport struct {
 	Success  float64 `json:"success"`
 }
 
-func commandLine(vegeta, base string, rate float64, seconds int, outDir string) (result, error) {
+func withFlags(f string) string {
+	if f == "" {
+		return ""
+	}
+	return ", with " + f
+}
+
+func commandLine(vegeta, base string, rate float64, seconds int, outDir string, extra []string) (result, error) {
 	results := filepath.Join(outDir, "results.bin")
 	start := time.Now()
-	attack := exec.Command(vegeta, "attack", "-rate", fmt.Sprintf("%g/s", rate), "-duration", fmt.Sprintf("%ds", seconds), "-output", results)
+	args := append([]string{"attack", "-rate", fmt.Sprintf("%g/s", rate), "-duration", fmt.Sprintf("%ds", seconds), "-output", results}, extra...)
+	attack := exec.Command(vegeta, args...)
 	attack.Stdin = strings.NewReader("GET " + base + "/\n")
 	if out, err := attack.CombinedOutput(); err != nil {
 		return result{}, fmt.Errorf("vegeta attack: %v\n%s", err, out)
