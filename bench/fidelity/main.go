@@ -95,7 +95,10 @@ func main() {
 		var mem, cli result
 		steps := []func() error{
 			func() (err error) { mem, err = inProcess(base, rate, d, defaults); return err },
-			func() (err error) { cli, err = commandLine(veg, base, rate, *seconds, *outDir, strings.Fields(*cliFlags)); return err },
+			func() (err error) {
+				cli, err = commandLine(veg, base, rate, *seconds, *outDir, strings.Fields(*cliFlags))
+				return err
+			},
 		}
 		if i%2 == 1 {
 			steps[0], steps[1] = steps[1], steps[0]
