@@ -6,6 +6,9 @@ import (
 	"runtime/pprof"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/memgate/memgate/gate"
 )
 
 func heapProfile(t *testing.T) []byte {
@@ -74,14 +77,18 @@ func TestGoroutineGrowthNamesTheStack(t *testing.T) {
 		go parkedForever(block)
 	}
 	defer close(block)
-	runtime.Gosched()
-	for i := 0; i < 100 && runtime.NumGoroutine() < 40; i++ {
-		runtime.Gosched()
-	}
-	cur := goroutineProfile(t)
-	stacks, err := GoroutineGrowth(base, cur, 3)
-	if err != nil {
-		t.Fatal(err)
+	// On a loaded machine some of them may not have run to their receive
+	// yet (their stack then differs): wait until all 40 are parked.
+	var stacks []gate.GoroutineStack
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		stacks, err = GoroutineGrowth(base, goroutineProfile(t), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(stacks) > 0 && stacks[0].Delta == 40) || time.Now().After(deadline) {
+			break
+		}
 	}
 	if len(stacks) == 0 || !strings.HasSuffix(stacks[0].Top, "attribution.parkedForever") || stacks[0].Delta != 40 {
 		t.Fatalf("stacks %+v", stacks)
