@@ -81,3 +81,11 @@ func ShortSHA(sha string) string {
 	}
 	return sha
 }
+
+// plural is "1 thing" or "n things".
+func plural(n int64, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -35,7 +36,11 @@ func Headline(r *Report) string {
 			part := fmt.Sprintf("heap +%s/request (+%s over %.0f s)", FormatBytes(c.Value),
 				FormatBytes(c.Value*r.Load.AchievedRate*window), window)
 			if len(r.Attribution.Heap) > 0 {
-				part += ", held by " + r.Attribution.Heap[0].Where()
+				if h := r.Attribution.Heap[0]; h.Uncertain() {
+					part += fmt.Sprintf(", perhaps held by %s (%s: too few to be sure)", h.Where(), plural(int64(max(1, math.Round(h.Samples))), "heap profile sample"))
+				} else {
+					part += ", held by " + h.Where()
+				}
 			}
 			parts = append(parts, part)
 		} else if c, ok := failed(CritHeapFluctuation); ok {

@@ -141,7 +141,20 @@ type HeapSite struct {
 	DeltaBytes int64    `json:"delta_bytes"`      // growth in inuse_space
 	DeltaObjs  int64    `json:"delta_objects"`    // growth in inuse_objects
 	Stack      []string `json:"stack"`            // a representative stack, leaf first
+	// Samples is about how many heap-profile samples the growth rests on
+	// (DeltaBytes over the profile's sampling period, 512 KiB by default);
+	// 0 when unknown. Under MinHeapSamples the function is a guess.
+	Samples float64 `json:"samples,omitempty"`
 }
+
+// MinHeapSamples is how many heap-profile samples a site's growth needs
+// before memgate names it without hedging: the runtime samples one
+// allocation per 512 KiB, so a small leak may rest on a single sample, and
+// a single sample may land on any allocation of the window.
+const MinHeapSamples = 3
+
+// Uncertain reports whether the site rests on too few samples to be sure.
+func (h HeapSite) Uncertain() bool { return h.Samples > 0 && h.Samples < MinHeapSamples }
 
 // GoroutineStack is one goroutine stack whose count grew between the two
 // goroutine profiles.

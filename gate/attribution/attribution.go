@@ -56,9 +56,17 @@ func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
 			a.site.Origin = origin(stack)
 		}
 	}
+	// A space-sampled profile says how many bytes one sample stands for.
+	period := int64(0)
+	if diff.PeriodType != nil && diff.PeriodType.Unit == "bytes" && diff.Period > 0 {
+		period = diff.Period
+	}
 	var out []gate.HeapSite
 	for _, a := range byFn {
 		if a.site.DeltaBytes > 0 {
+			if period > 0 {
+				a.site.Samples = float64(a.site.DeltaBytes) / float64(period)
+			}
 			out = append(out, a.site)
 		}
 	}

@@ -64,6 +64,10 @@ func TestHeapGrowthNamesTheAllocatingFunction(t *testing.T) {
 	if top.DeltaBytes < 2000*4096 {
 		t.Errorf("delta %d bytes, want >= %d", top.DeltaBytes, 2000*4096)
 	}
+	// Growth over the sampling period: how many samples it rests on.
+	if want := float64(top.DeltaBytes) / float64(runtime.MemProfileRate); top.Samples < want*0.99 || top.Samples > want*1.01 || top.Uncertain() {
+		t.Errorf("samples %.1f, want %.1f (and certain)", top.Samples, want)
+	}
 	if top.Where() != top.Function || top.Origin == "" {
 		t.Errorf("origin %q", top.Origin)
 	}
