@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,8 +33,9 @@ func quick() config.Config {
 }
 
 type recorder struct {
-	phases []string
-	port   string
+	phases  []string
+	port    string
+	onPhase func(string) // optional
 }
 
 func (r *recorder) Phase(p, detail string) {
@@ -41,16 +43,23 @@ func (r *recorder) Phase(p, detail string) {
 	if p == "start" {
 		_, r.port, _ = net.SplitHostPort(detail)
 	}
+	if r.onPhase != nil {
+		r.onPhase(p)
+	}
 }
 func (r *recorder) Sample(gate.Sample) {}
 
 func gateRun(t *testing.T, ctx context.Context, dir string, cfg config.Config) (Result, *recorder) {
 	t.Helper()
+	return gateRunWith(t, ctx, dir, cfg, &recorder{})
+}
+
+func gateRunWith(t *testing.T, ctx context.Context, dir string, cfg config.Config, rec *recorder) (Result, *recorder) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("runs a real gate; skipped with -short")
 	}
 	testlock.Gate(t)
-	rec := &recorder{}
 	work := t.TempDir()
 	res := Run(ctx, Options{
 		Dir: dir, Config: cfg, WorkDir: work,
@@ -278,16 +287,21 @@ func TestInterruptLeavesNothingRunning(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := quick()
-	go func() {
-		time.Sleep(4 * time.Second)
-		cancel()
-	}()
-	start := time.Now()
-	res, rec := gateRun(t, ctx, examples("goroutine-leak"), cfg)
+	// Interrupt a second into the warm-up: the service is up and under load.
+	var cancelledAt atomic.Int64
+	rec := &recorder{onPhase: func(p string) {
+		if p == "warmup" {
+			time.AfterFunc(time.Second, func() {
+				cancelledAt.Store(time.Now().UnixNano())
+				cancel()
+			})
+		}
+	}}
+	res, rec := gateRunWith(t, ctx, examples("goroutine-leak"), cfg, rec)
 	if res.Report.Verdict != gate.Error || !errors.Is(ctx.Err(), context.Canceled) {
 		t.Fatalf("verdict %s: %s", res.Report.Verdict, res.Report.Reason)
 	}
-	if took := time.Since(start); took > 15*time.Second {
+	if took := time.Since(time.Unix(0, cancelledAt.Load())); took > 10*time.Second {
 		t.Errorf("interrupted run took %v to stop", took)
 	}
 	if rec.port == "" {
