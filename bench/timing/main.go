@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/gate/stats"
 	"github.com/memgate/memgate/internal/testlock"
 )
 
@@ -108,7 +108,7 @@ func main() {
 		handBuild = append(handBuild, r.handBuild.Seconds())
 	}
 	fmt.Printf("\nMedians: memgate %.1f s, by hand %.1f s, **ratio %.2f**; memgate's build %.1f s against %.1f s by hand; memgate's own work beyond build, start and load: %.1f s.\n",
-		median(mem), median(hand), median(ratios), median(memBuild), median(handBuild), median(rest))
+		stats.Median(mem), stats.Median(hand), stats.Median(ratios), stats.Median(memBuild), stats.Median(handBuild), stats.Median(rest))
 }
 
 func runMemgate(bin, fixture, outDir string, i int, r *round) error {
@@ -172,16 +172,4 @@ func runByHand(fixture string, rate float64, seconds int, vegeta, outDir string,
 	}
 	r.handBuild, r.handStart, r.handLoad = phases["build"], phases["start"], phases["load"]
 	return nil
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/probe"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/gate/stats"
 	"github.com/memgate/memgate/internal/testlock"
 	"github.com/memgate/memgate/loadgen"
 )
@@ -73,8 +73,8 @@ func samplingCost(b *testing.B, rate float64) {
 		b.Fatal(err)
 	}
 
-	type stats struct{ rate, p50, p99, max []float64 }
-	var on, off stats
+	type phaseStats struct{ rate, p50, p99, max []float64 }
+	var on, off phaseStats
 	every := cfg.Effective()
 	b.ResetTimer()
 	for round := 0; round < rounds; round++ {
@@ -114,28 +114,16 @@ func samplingCost(b *testing.B, rate float64) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(median(on.rate), "ok/s-on")
-	b.ReportMetric(median(off.rate), "ok/s-off")
-	b.ReportMetric(median(on.p50), "p50-ms-on")
-	b.ReportMetric(median(off.p50), "p50-ms-off")
-	b.ReportMetric(median(on.p99), "p99-ms-on")
-	b.ReportMetric(median(off.p99), "p99-ms-off")
-	b.ReportMetric(median(on.p50)/median(off.p50), "p50-ratio")
-	b.ReportMetric(median(on.p99)/median(off.p99), "p99-ratio")
-	b.ReportMetric(median(on.max), "max-ms-on")
-	b.ReportMetric(median(off.max), "max-ms-off")
+	b.ReportMetric(stats.Median(on.rate), "ok/s-on")
+	b.ReportMetric(stats.Median(off.rate), "ok/s-off")
+	b.ReportMetric(stats.Median(on.p50), "p50-ms-on")
+	b.ReportMetric(stats.Median(off.p50), "p50-ms-off")
+	b.ReportMetric(stats.Median(on.p99), "p99-ms-on")
+	b.ReportMetric(stats.Median(off.p99), "p99-ms-off")
+	b.ReportMetric(stats.Median(on.p50)/stats.Median(off.p50), "p50-ratio")
+	b.ReportMetric(stats.Median(on.p99)/stats.Median(off.p99), "p99-ratio")
+	b.ReportMetric(stats.Median(on.max), "max-ms-on")
+	b.ReportMetric(stats.Median(off.max), "max-ms-off")
 }
 
 func ms[D ~int64](d D) float64 { return float64(d) / float64(time.Millisecond) }
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}

@@ -19,9 +19,13 @@ import (
 // machine), and a membership no process of the service can leave, so that
 // everything it started is found and killed at the end however it hid.
 //
-// cgroup v2 is used where the unified hierarchy is mounted, v1's memory and
-// pids hierarchies otherwise; without either (no root, no delegation) the
-// RSS watchdog, prlimit and the environment mark remain.
+// cgroup v2 is used where its memory or pids controller can be had, v1's
+// memory and pids hierarchies otherwise (hybrid hosts), then a v2 group
+// without controllers; without any (no root, no delegation) the RSS
+// watchdog, prlimit and the environment mark remain.
+
+// groupControllers are the controllers a service's group uses.
+var groupControllers = []string{"memory", "pids"}
 
 // cgroupHost is where this process may make control groups.
 type cgroupHost struct {
@@ -37,14 +41,6 @@ type cgroupHost struct {
 }
 
 func (h *cgroupHost) usable() bool { return h.v2 != "" || len(h.v1) > 0 }
-
-func (h *cgroupHost) has(controller string) bool {
-	if h.v2 != "" {
-		return h.v2Controllers[controller]
-	}
-	_, ok := h.v1[controller]
-	return ok
-}
 
 var (
 	hostOnce   sync.Once
@@ -115,7 +111,7 @@ func candidateCgroups(mountinfo, selfCgroup string) (v2, v1 *cgroupHost, note st
 		if m.v2 {
 			continue
 		}
-		for _, c := range []string{"memory", "pids"} {
+		for _, c := range groupControllers {
 			own, ok := paths[c]
 			if !m.options[c] || !ok {
 				continue
@@ -223,21 +219,16 @@ func prepareV2(own string) (cgroupHost, error) {
 		return cgroupHost{}, fmt.Errorf("%s is not writable", own)
 	}
 	available := readWords(filepath.Join(own, "cgroup.controllers"))
-	want := []string{}
-	for _, c := range []string{"memory", "pids"} {
-		if available[c] {
-			want = append(want, "+"+c)
-		}
-	}
 	enabled := readWords(filepath.Join(own, "cgroup.subtree_control"))
-	missing := false
-	for _, w := range want {
-		if !enabled[w[1:]] {
-			missing = true
+	var enable []string
+	for _, c := range groupControllers {
+		if available[c] && !enabled[c] {
+			enable = append(enable, "+"+c)
 		}
 	}
-	if missing {
-		err := writeFile(filepath.Join(own, "cgroup.subtree_control"), strings.Join(want, " "))
+	if len(enable) > 0 {
+		control := filepath.Join(own, "cgroup.subtree_control")
+		err := writeFile(control, strings.Join(enable, " "))
 		if errors.Is(err, syscall.EBUSY) {
 			self := filepath.Join(own, fmt.Sprintf("memgate-%d-self", os.Getpid()))
 			if err := os.Mkdir(self, 0o755); err != nil && !os.IsExist(err) {
@@ -246,17 +237,15 @@ func prepareV2(own string) (cgroupHost, error) {
 			if err := writeFile(filepath.Join(self, "cgroup.procs"), strconv.Itoa(os.Getpid())); err != nil {
 				return cgroupHost{}, fmt.Errorf("move memgate into a leaf group: %w", err)
 			}
-			err = writeFile(filepath.Join(own, "cgroup.subtree_control"), strings.Join(want, " "))
+			_ = writeFile(control, strings.Join(enable, " "))
 		}
-		if err != nil {
-			// Other processes share our group: groups still contain and
-			// kill, only without the limits.
-			want = nil
-		}
+		// Should it still fail (other processes share our group), groups
+		// still contain and kill, only without the limits: what is
+		// enabled is read back below.
 	}
 	h := cgroupHost{v2: own, v2Controllers: map[string]bool{}}
 	enabled = readWords(filepath.Join(own, "cgroup.subtree_control"))
-	for _, c := range []string{"memory", "pids"} {
+	for _, c := range groupControllers {
 		h.v2Controllers[c] = enabled[c]
 	}
 	return h, nil
@@ -363,7 +352,7 @@ func (h *cgroupHost) newServiceGroup(token string, memory, pids uint64) (*servic
 		g.fd = fd
 		return g, nil
 	}
-	for _, c := range []string{"memory", "pids"} {
+	for _, c := range groupControllers {
 		parent, ok := h.v1[c]
 		if !ok {
 			continue
@@ -435,25 +424,21 @@ func (g *serviceGroup) members() []int {
 
 // kill SIGKILLs every process in the group until it is empty; a fork bomb
 // may add processes meanwhile, but no more than the pids cap.
-func (g *serviceGroup) kill() int {
+func (g *serviceGroup) kill() {
 	if g.v2 {
 		// cgroup.kill (Linux 5.14) kills the whole group at once.
 		_ = writeFile(filepath.Join(g.dirs[0], "cgroup.kill"), "1")
 	}
-	killed := 0
 	for i := 0; i < 100; i++ {
 		pids := g.members()
 		if len(pids) == 0 {
-			return killed
+			return
 		}
 		for _, pid := range pids {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed++
-			}
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return killed
 }
 
 // oomKilled reports whether the kernel killed a process of the group for

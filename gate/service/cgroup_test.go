@@ -71,6 +71,15 @@ func TestMountinfoAndOwnGroupAreRead(t *testing.T) {
 	}
 }
 
+// has reports whether groups made on h get the controller.
+func (h *cgroupHost) has(controller string) bool {
+	if h.v2 != "" {
+		return h.v2Controllers[controller]
+	}
+	_, ok := h.v1[controller]
+	return ok
+}
+
 // eachHost runs f with every kind of control group this machine offers
 // (a hybrid host has both: v1 controllers and an empty v2 tree).
 func eachHost(t *testing.T, f func(t *testing.T, h *cgroupHost)) {

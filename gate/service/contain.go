@@ -51,10 +51,7 @@ func newToken() string {
 // service. With a pids control group the process cap is the group's.
 func (l Limits) wrap(binary string, args []string, g *serviceGroup) (string, []string) {
 	cmd := append([]string{binary}, args...)
-	nproc := l.Processes
-	if g != nil && g.pids > 0 {
-		nproc = 0
-	}
+	nproc := l.rlimitProcesses(g)
 	if prlimit, err := exec.LookPath("prlimit"); err == nil && (nproc > 0 || l.FileSizeBytes > 0) {
 		pre := []string{prlimit}
 		if nproc > 0 {
@@ -76,6 +73,15 @@ func (l Limits) wrap(binary string, args []string, g *serviceGroup) (string, []s
 		path = p
 	}
 	return path, cmd[1:]
+}
+
+// rlimitProcesses is the RLIMIT_NPROC to set: none when the service's
+// control group caps its tasks itself.
+func (l Limits) rlimitProcesses(g *serviceGroup) uint64 {
+	if g != nil && g.pids > 0 {
+		return 0
+	}
+	return l.Processes
 }
 
 // rootScript is what must run as root in the service's first process
@@ -105,10 +111,7 @@ func (l Limits) isolation(g *serviceGroup, groupNote string) string {
 	if g != nil {
 		parts = append(parts, g.describe())
 	}
-	nproc := l.Processes
-	if g != nil && g.pids > 0 {
-		nproc = 0
-	}
+	nproc := l.rlimitProcesses(g)
 	if _, err := exec.LookPath("prlimit"); err == nil && (nproc > 0 || l.FileSizeBytes > 0) {
 		var lim []string
 		if nproc > 0 {

@@ -2,25 +2,16 @@ package runner
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/server/queue"
-	"github.com/memgate/memgate/storage"
 )
 
 func TestReaperHandsADeadWorkersRunToANewJob(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := migratedStore(t)
 	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
 		t.Fatal(err)
 	}

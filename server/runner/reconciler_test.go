@@ -3,12 +3,10 @@ package runner
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/memgate/memgate/gate"
-	"github.com/memgate/memgate/storage"
 )
 
 type fakeFinal struct {
@@ -38,12 +36,7 @@ func (f *fakeFinal) Cancelled(_ context.Context, run gate.Run, _ string) error {
 
 func TestReconcilerPostsWhatNeverReachedGitHub(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	st.Migrate(ctx)
+	st := migratedStore(t)
 	mk := func(sha string) int64 {
 		id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: sha, CloneURL: "https://x/y.git", Trigger: "t"})
 		if err != nil {

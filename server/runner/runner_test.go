@@ -9,6 +9,22 @@ import (
 	"github.com/memgate/memgate/storage"
 )
 
+// migratedStore is a real SQLite store with memgate's tables, closed when
+// the test ends.
+func migratedStore(t *testing.T) *storage.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // recordingReporter is a Reporter that remembers what it was asked to show.
 type recordingReporter struct{ calls []string }
 
@@ -31,14 +47,7 @@ func (r *recordingReporter) Token(context.Context, int64) (string, error) { retu
 // job starts, finds its run cancelled, and does nothing.
 func TestJobOfARunCancelledWhileQueuedDoesNothing(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := migratedStore(t)
 	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: "abc", CloneURL: "/nonexistent", Trigger: "t", JobID: 5})
 	if err != nil {
 		t.Fatal(err)
