@@ -18,6 +18,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/internal/gatetest"
 	"github.com/memgate/memgate/internal/testlock"
 )
 
@@ -80,12 +81,15 @@ func hostile(t *testing.T, mode string, tune func(*config.Config)) (*gate.Report
 	}
 	res := Run(context.Background(), Options{Dir: src, Config: cfg, WorkDir: work,
 		ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")},
-		RunAsNobody: os.Geteuid() == 0})
+		Containment: gatetest.Containment(t)})
 	time.Sleep(200 * time.Millisecond)
 	if left := survivors(marker); len(left) > 0 {
 		t.Errorf("processes of the %s fixture survived the gate: %v", mode, left)
 	}
 	t.Logf("%s: verdict %s: %s (isolation: %s)", mode, res.Report.Verdict, res.Report.Reason, res.Report.Environment.Isolation)
+	if res.Report.Verdict == gate.Error {
+		t.Logf("%s: build output:\n%s", mode, res.Report.BuildOutput)
+	}
 	for _, line := range strings.Split(res.Report.ServiceOutput, "\n") {
 		if strings.Contains(line, "stopped") || strings.Contains(line, "daemon pid") || strings.Contains(line, "ENVIRON") || strings.Contains(line, "ROUTE") {
 			t.Logf("%s: service said: %.200s", mode, line)

@@ -43,15 +43,12 @@ type Options struct {
 	Logger      *slog.Logger
 	Progress    Progress
 	AttributeTo int // entries per attribution table; 0 means 10
-	// RunAsNobody runs the service as the unprivileged user nobody (set
-	// when memgate itself runs as root).
-	RunAsNobody bool
+	// Containment says how the repository's code runs: sandboxed, or
+	// (only where the caller knowingly chose it) uncontained.
+	Containment service.Containment
 	// OwnsDir says Dir is memgate's own checkout, whose permissions it may
-	// open to nobody; a user's directory is never changed.
+	// open to the sandbox's users; a user's directory is never changed.
 	OwnsDir bool
-	// NobodyCache holds the Go caches of builds run as nobody; see
-	// service.PrepareNobodyCache. Empty builds as the caller.
-	NobodyCache string
 }
 
 // Result is a finished run: its report and the raw profiles behind the
@@ -134,30 +131,13 @@ func (r *run) execute(ctx context.Context) (err error) {
 		return fmt.Errorf("scratch directory: %w", err)
 	}
 	defer os.RemoveAll(work)
+	g, err := r.prepare(dir, work)
+	if err != nil {
+		return err
+	}
 
-	// Build: as nobody, like the service, when memgate is root and nobody
-	// can reach the code.
-	asNobody := r.opts.RunAsNobody
-	if asNobody {
-		os.Chmod(work, 0o755)
-		if r.opts.OwnsDir {
-			os.Chmod(dir, 0o755)
-		}
-		asNobody = traversable(work) && traversable(dir)
-	}
-	buildAsNobody := asNobody && r.opts.NobodyCache != ""
-	if buildAsNobody {
-		if err := os.Chown(work, 65534, 65534); err != nil {
-			buildAsNobody = false
-		}
-	}
 	r.phase("build", dir)
-	built, err := service.Build(ctx, service.BuildSpec{
-		Dir: dir, Package: cfg.Build.Package, Command: cfg.Build.Command, Flags: cfg.Build.Flags,
-		Env: cfg.Build.Env, Timeout: cfg.Build.Timeout, Output: filepath.Join(work, "service"),
-		Inject: cfg.Pprof.Mode != "service", WorkDir: work, ToolEnv: r.opts.ToolEnv,
-		AsNobody: buildAsNobody, CacheDir: r.opts.NobodyCache,
-	})
+	built, err := service.Build(ctx, g.buildSpec(cfg, r.opts.ToolEnv))
 	r.report.Timings.Build = gate.Duration(built.Took)
 	r.report.BuildOutput = service.LastLines(built.Output, 60)
 	r.report.Environment.GoVersion = built.GoVersion
@@ -188,30 +168,16 @@ func (r *run) execute(ctx context.Context) (err error) {
 	}
 	env := r.serviceEnv(port, readerAddr)
 	r.phase("start", fmt.Sprintf("127.0.0.1:%d", port))
-	limits := service.Limits{MemoryBytes: uint64(cfg.Run.MemoryLimit), Processes: cfg.Run.MaxProcesses,
-		FileSizeBytes: uint64(cfg.Run.MaxFileSize), AsNobody: asNobody}
-	netNote := ""
-	if cfg.Run.Network == "isolated" {
-		var ok bool
-		if ok, netNote = service.CanIsolateNetwork(); ok {
-			limits.IsolateNetwork = true
-		}
-	}
-	isolation := ""
-	switch {
-	case r.opts.RunAsNobody && !asNobody:
-		isolation = "runs as root (the service directory is not readable by nobody); "
-	case buildAsNobody:
-		isolation = "built as nobody; "
-	}
-	if netNote != "" {
-		netNote = "; " + netNote
+	limits, err := g.limits(cfg)
+	if err != nil {
+		return err
 	}
 	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: dir, Args: substitute(cfg.Run.Args, port), Env: env, Limits: limits})
 	if err != nil {
 		return err
 	}
-	r.report.Environment.Isolation = isolation + proc.Isolation() + netNote
+	r.report.Environment.Isolation = g.buildNote() + proc.Isolation()
+
 	r.proc = proc
 	defer func() {
 		proc.Stop(cfg.Run.StopTimeout)
@@ -266,6 +232,10 @@ func (r *run) execute(ctx context.Context) (err error) {
 // allows, PORT, the config's run.env and the reader's address.
 func (r *run) serviceEnv(port int, readerAddr string) []string {
 	env := append([]string(nil), r.opts.ServiceEnv...)
+	if r.opts.Containment.Sandboxed {
+		// Inside a sandbox, memgate's home and temp dir do not exist.
+		env = append(keepVars(env, "PATH", "LANG", "TZ"), "HOME=/home/sandbox", "TMPDIR=/tmp", "USER=sandbox")
+	}
 	env = append(env, "PORT="+strconv.Itoa(port))
 	keys := make([]string, 0, len(r.opts.Config.Run.Env))
 	for k := range r.opts.Config.Run.Env {
@@ -324,20 +294,6 @@ func (r *run) chooseSource(ctx context.Context, port int, readerAddr, note strin
 		}
 	}
 	return nil, fmt.Errorf("%w: the injected reader did not answer at %s: %v", service.ErrService, readerAddr, err)
-}
-
-// traversable reports whether every directory on the way to dir lets
-// others in, so that nobody can run a service from it.
-func traversable(dir string) bool {
-	for d := dir; ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil || st.Mode().Perm()&0o001 == 0 {
-			return false
-		}
-		if d == filepath.Dir(d) {
-			return true
-		}
-	}
 }
 
 func substitute(args []string, port int) []string {

@@ -15,6 +15,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/internal/gatetest"
 	"github.com/memgate/memgate/internal/testlock"
 )
 
@@ -60,9 +61,9 @@ func gateRunWith(t *testing.T, ctx context.Context, dir string, cfg config.Confi
 		t.Skip("runs a real gate; skipped with -short")
 	}
 	testlock.Gate(t)
-	work := t.TempDir()
+	work := gatetest.WorkDir(t)
 	res := Run(ctx, Options{
-		Dir: dir, Config: cfg, WorkDir: work,
+		Dir: dir, Config: cfg, WorkDir: work, Containment: gatetest.Containment(t),
 		ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")},
 		Version: "test", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Progress: rec,

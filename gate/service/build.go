@@ -46,10 +46,9 @@ type BuildSpec struct {
 	// ToolEnv is the toolchain environment (PATH, HOME, Go caches, proxy);
 	// see ToolchainEnv. memgate's own environment never reaches a build.
 	ToolEnv []string
-	// AsNobody builds as the user nobody, with Go caches of its own under
-	// CacheDir (memgate runs as root).
-	AsNobody bool
-	CacheDir string
+	// Sandbox, when set, runs the module download and the build in
+	// sandboxes (see sandboxed.go); nil builds as memgate's own user.
+	Sandbox *BuildSandbox
 }
 
 // Built is a finished build.
@@ -148,40 +147,20 @@ func writeOverlay(spec BuildSpec) (string, error) {
 func runBuild(ctx context.Context, spec BuildSpec, overlay string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
+	if spec.Sandbox != nil {
+		return spec.Sandbox.build(ctx, spec, overlay)
+	}
 	env := append([]string(nil), spec.ToolEnv...)
-	if spec.AsNobody {
-		env = nobodyEnv(env, spec.CacheDir)
-	}
 	env = append(env, sortedEnv(spec.Env)...)
-	var cmd *exec.Cmd
-	if spec.Command != "" {
-		command := strings.ReplaceAll(spec.Command, "{{output}}", shellQuote(spec.Output))
-		cmd = exec.CommandContext(ctx, "sh", "-c", command)
-		goflags := "-buildvcs=false"
-		if overlay != "" {
-			goflags += " -overlay=" + overlay
-		}
-		env = append(env, "GOFLAGS="+goflags)
-	} else {
-		// No VCS stamping: a gate needs none, and git refuses to read a
-		// checkout owned by another user (the build may run as nobody).
-		args := []string{"build", "-buildvcs=false", "-o", spec.Output}
-		if overlay != "" {
-			args = append(args, "-overlay", overlay)
-		}
-		args = append(args, spec.Flags...)
-		args = append(args, spec.Package)
-		cmd = exec.CommandContext(ctx, "go", args...)
-	}
+	name, args, extra := buildCommand(spec, overlay)
+	cmd := exec.CommandContext(ctx, name, args...)
+	env = append(env, extra...)
 	cmd.Dir = spec.Dir
 	cmd.Env = env
 	out := NewTail(64 << 10)
 	cmd.Stdout, cmd.Stderr = out, out
 	// The go command starts compilers and linkers: stop them all.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if spec.AsNobody {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: nobodyUID, Gid: nobodyGID}
-	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
@@ -197,36 +176,25 @@ func runBuild(ctx context.Context, spec BuildSpec, overlay string) (string, erro
 	return out.String(), nil
 }
 
-// The unprivileged user services and builds run as when memgate is root.
-const nobodyUID, nobodyGID = 65534, 65534
-
-// PrepareNobodyCache makes the Go caches a build as nobody uses, owned by
-// nobody and shared by every gate (builds are most of a gate's time).
-func PrepareNobodyCache(dir string) error {
-	for _, sub := range []string{"", "go-build", "gopath", "gopath/pkg/mod", "home"} {
-		p := filepath.Join(dir, sub)
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			return fmt.Errorf("build cache for nobody: %w", err)
+// buildCommand is the build's command line, and what it adds to the
+// environment.
+func buildCommand(spec BuildSpec, overlay string) (string, []string, []string) {
+	if spec.Command != "" {
+		command := strings.ReplaceAll(spec.Command, "{{output}}", shellQuote(spec.Output))
+		goflags := "-buildvcs=false"
+		if overlay != "" {
+			goflags += " -overlay=" + overlay
 		}
-		if err := os.Chown(p, nobodyUID, nobodyGID); err != nil {
-			return fmt.Errorf("build cache for nobody: %w", err)
-		}
+		return "sh", []string{"-c", command}, []string{"GOFLAGS=" + goflags}
 	}
-	return nil
-}
-
-// nobodyEnv points the toolchain at nobody's own caches and home.
-func nobodyEnv(env []string, cache string) []string {
-	drop := map[string]bool{"HOME": true, "GOCACHE": true, "GOPATH": true, "GOMODCACHE": true, "XDG_CACHE_HOME": true}
-	var out []string
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if !drop[k] {
-			out = append(out, kv)
-		}
+	// No VCS stamping: a gate needs none, and git refuses to read a
+	// checkout owned by another user (the build runs as one).
+	args := []string{"build", "-buildvcs=false", "-o", spec.Output}
+	if overlay != "" {
+		args = append(args, "-overlay", overlay)
 	}
-	return append(out, "HOME="+filepath.Join(cache, "home"), "GOCACHE="+filepath.Join(cache, "go-build"),
-		"GOPATH="+filepath.Join(cache, "gopath"), "GOMODCACHE="+filepath.Join(cache, "gopath", "pkg", "mod"), "GOENV=off")
+	args = append(args, spec.Flags...)
+	return "go", append(args, spec.Package), nil
 }
 
 func sortedEnv(m map[string]string) []string {

@@ -388,18 +388,18 @@ func (h *cgroupHost) newServiceGroup(token string, memory, pids uint64) (*servic
 	return g, nil
 }
 
-// joinFiles are the cgroup.procs files the service's first process must
-// write itself into before it execs the service (v1: there is no way to
-// start a process inside a group).
-func (g *serviceGroup) joinFiles() []string {
+// join moves pid into the group's v1 hierarchies (v1 has no way to start a
+// process inside a group; a v2 service is born in its group).
+func (g *serviceGroup) join(pid int) error {
 	if g.v2 {
 		return nil
 	}
-	var out []string
 	for _, d := range g.dirs {
-		out = append(out, filepath.Join(d, "cgroup.procs"))
+		if err := writeFile(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("join the service's control group: %w", err)
+		}
 	}
-	return out
+	return nil
 }
 
 // members are the processes in the group now (each once: in v1 every

@@ -43,7 +43,8 @@ type Process struct {
 	killedFor string // why memgate killed it, when it did
 	oomKilled bool   // the kernel killed it at its group's memory cap
 
-	dial DialFunc // inside the service's network, when it has its own
+	dial      DialFunc // inside the service's network, when it has its own
+	sandboxed bool
 }
 
 // Dial is how to reach the service: inside its own network namespace when
@@ -75,41 +76,68 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 	} else {
 		groupNote = host.note
 	}
-	binary, args := spec.Limits.wrap(spec.Binary, spec.Args, group)
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = spec.Dir
-	cmd.Env = append(append([]string(nil), spec.Env...), tokenEnv+"="+token)
 	out := NewTail(256 << 10)
 	crash := &crashCatcher{}
 	w := io.MultiWriter(out, crash)
-	cmd.Stdout, cmd.Stderr = w, w
+	env := append(append([]string(nil), spec.Env...), tokenEnv+"="+token)
+	var cmd *exec.Cmd
+	var release func() error
+	if sb := spec.Limits.Sandbox; sb != nil {
+		sc, err := sb.command(spec, env, w, group)
+		if err != nil {
+			if group != nil {
+				group.remove()
+			}
+			return nil, err
+		}
+		cmd, release = sc.Cmd, sc.Release
+	} else {
+		cmd = exec.Command(spec.Binary, spec.Args...)
+		cmd.Dir = spec.Dir
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = w, w
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if group != nil && group.fd != nil {
+			// v2: the service is born in its group (clone3 CLONE_INTO_CGROUP).
+			cmd.SysProcAttr.UseCgroupFD = true
+			cmd.SysProcAttr.CgroupFD = int(group.fd.Fd())
+		}
+	}
 	// A process the service left behind may hold its output open: once
 	// the service has exited and been killed, stop waiting for it.
 	cmd.WaitDelay = 2 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if spec.Limits.IsolateNetwork {
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
-	}
-	if spec.Limits.AsNobody && spec.Limits.rootScript(group) == "" {
-		// Otherwise setpriv in the command line drops to nobody after
-		// the root steps.
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
-	}
-	if group != nil && group.fd != nil {
-		// v2: the service is born in its group (clone3 CLONE_INTO_CGROUP).
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(group.fd.Fd())
-	}
 	if err := cmd.Start(); err != nil {
 		if group != nil {
 			group.remove()
 		}
 		return nil, fmt.Errorf("%w: start %s: %v", ErrService, spec.Binary, err)
 	}
+	// v1 groups cannot be born into: the first process joins them before it
+	// forks anything (a sandbox waits for its release; an uncontained
+	// service may have started a child by then, which stays outside).
+	if group != nil {
+		if err := group.join(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			group.remove()
+			return nil, err
+		}
+	}
+	if release != nil {
+		if err := release(); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if group != nil {
+				group.remove()
+			}
+			return nil, fmt.Errorf("%w: %v", ErrService, err)
+		}
+	}
 	p := &Process{cmd: cmd, out: out, crash: crash, done: make(chan struct{}), token: token,
 		group: group, contain: spec.Limits.isolation(group, groupNote)}
-	if spec.Limits.IsolateNetwork {
-		p.dial = netnsDialer(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
+	if spec.Limits.Sandbox != nil {
+		p.dial = spec.Limits.Sandbox.dialer(cmd.Process.Pid)
+		p.sandboxed = true
 	}
 	go func() {
 		err := cmd.Wait()

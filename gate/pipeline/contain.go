@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/service"
+)
+
+// gateContainment is one gate's containment: its scratch directory, its
+// users, and the sandboxes its build and service run in.
+type gateContainment struct {
+	cont  service.Containment
+	ids   service.Identities
+	dir   string // the source
+	work  string // the gate's scratch directory
+	build *service.BuildSandbox
+}
+
+// prepare lays out the scratch directory for the gate's sandboxes.
+func (r *run) prepare(dir, work string) (*gateContainment, error) {
+	cont := r.opts.Containment
+	g := &gateContainment{cont: cont, dir: dir, work: work}
+	if !cont.Sandboxed {
+		return g, nil
+	}
+	if cont.Caches == nil {
+		return nil, fmt.Errorf("%w: no cache directory was prepared", service.ErrContainment)
+	}
+	g.ids = cont.NewIdentities()
+	if cont.Root {
+		// The sandboxes' users must reach their directories (not list
+		// what is beside them); the scratch directory is memgate's own.
+		os.Chmod(work, 0o711)
+		if r.opts.OwnsDir {
+			os.Chmod(dir, 0o755)
+		}
+		if !service.Traversable(dir) {
+			return nil, fmt.Errorf("%w: %s: memgate runs as root and the sandbox's user cannot reach this directory (a directory on its path is not searchable by others); move it under one that is, or run memgate as an ordinary user", service.ErrContainment, dir)
+		}
+	}
+	inject := filepath.Join(work, "inject")
+	if err := os.Mkdir(inject, 0o755); err != nil {
+		return nil, fmt.Errorf("scratch directory: %w", err)
+	}
+	g.build = &service.BuildSandbox{Containment: cont, Identity: g.ids.Build, Scratch: work}
+	return g, nil
+}
+
+func (g *gateContainment) buildSpec(cfg config.Config, toolEnv []string) service.BuildSpec {
+	spec := service.BuildSpec{
+		Dir: g.dir, Package: cfg.Build.Package, Command: cfg.Build.Command, Flags: cfg.Build.Flags,
+		Env: cfg.Build.Env, Timeout: cfg.Build.Timeout, Output: filepath.Join(g.work, "service"),
+		Inject: cfg.Pprof.Mode != "service", WorkDir: g.work, ToolEnv: toolEnv,
+	}
+	if g.build != nil {
+		spec.Output = filepath.Join(g.work, "out", "service")
+		spec.WorkDir = filepath.Join(g.work, "inject")
+		spec.Sandbox = g.build
+	}
+	return spec
+}
+
+// limits are the service's: a sandbox of its own seeing its binary and its
+// source (with what the build wrote on top), read-only.
+func (g *gateContainment) limits(cfg config.Config) (service.Limits, error) {
+	l := service.Limits{MemoryBytes: uint64(cfg.Run.MemoryLimit), Processes: cfg.Run.MaxProcesses,
+		FileSizeBytes: uint64(cfg.Run.MaxFileSize)}
+	if g.build == nil {
+		return l, nil
+	}
+	root := filepath.Join(g.work, "root-service")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return l, fmt.Errorf("scratch directory: %w", err)
+	}
+	sb := &service.ServiceSandbox{
+		Identity: g.ids.Service, Root: root,
+		Binds:       []service.Bind{{Source: filepath.Join(g.work, "out")}},
+		Overlays:    []service.Overlay{{Target: g.dir, Lowers: []string{g.build.SourceUpper(), g.dir}}},
+		HostNetwork: cfg.Run.Network == "host",
+	}
+	if !g.cont.Root && !sb.HostNetwork {
+		sb.Relay = filepath.Join(g.work, "relay.sock")
+	}
+	l.Sandbox = sb
+	return l, nil
+}
+
+func (g *gateContainment) buildNote() string {
+	if !g.cont.Sandboxed {
+		why := g.cont.Why
+		if why == "" {
+			why = "containment turned off"
+		}
+		return "UNCONTAINED (" + why + "): build and service run as memgate's own user; "
+	}
+	if g.cont.Root {
+		return "built in a sandbox as a user of its own, without network (modules fetched first, by the go command alone); "
+	}
+	return "built in a sandbox without network (modules fetched first, by the go command alone); "
+}
+
+// keepVars keeps the named variables of env.
+func keepVars(env []string, names ...string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		for _, n := range names {
+			if k == n {
+				out = append(out, kv)
+			}
+		}
+	}
+	return out
+}

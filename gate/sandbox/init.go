@@ -1,0 +1,437 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The first process inside runs here, before main, in every binary that
+// imports this package: it was started under InitName by Command.
+func init() {
+	if len(os.Args) > 0 && os.Args[0] == InitName {
+		os.Exit(runInit())
+	}
+}
+
+// initExit codes: the sandbox could not be assembled. Above 128 the code
+// says a signal ended the sandboxed program (128 + signal), as a shell does.
+const exitSetup = 125
+
+func runInit() int {
+	// Nothing of this process is for the sandboxed code to read or trace.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	var w wire
+	spec := os.NewFile(3, "spec")
+	if err := json.NewDecoder(spec).Decode(&w); err != nil {
+		// The parent gave up before sending it: nothing to do.
+		return exitSetup
+	}
+	spec.Close()
+	relay, err := assemble(&w)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "memgate sandbox: %v\n", err)
+		return exitSetup
+	}
+	if relay != nil {
+		go relay.serve()
+	}
+	return supervise(&w)
+}
+
+// assemble builds the sandbox's root and moves into it.
+func assemble(w *wire) (*relayServer, error) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return nil, fmt.Errorf("make mounts private: %w", err)
+	}
+	root := w.Root
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=16m,mode=0755"); err != nil {
+		return nil, fmt.Errorf("root tmpfs: %w", err)
+	}
+	// The private mounts first: what is bound below may live under /tmp.
+	if err := makeDev(root); err != nil {
+		return nil, err
+	}
+	if err := mountAt(root, "/proc", "proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return nil, fmt.Errorf("%w (a container needs --security-opt systempaths=unconfined for a sandbox to mount its own /proc)", err)
+	}
+	tmp := fmt.Sprintf("size=%d,mode=1777", w.TmpBytes)
+	if err := mountAt(root, "/tmp", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmp); err != nil {
+		return nil, err
+	}
+	if err := mountAt(root, "/home/sandbox", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d", w.TmpBytes, w.InsideUID, w.InsideGID)); err != nil {
+		return nil, err
+	}
+	for _, b := range w.Binds {
+		if err := bindInto(root, b); err != nil {
+			return nil, err
+		}
+	}
+	for link, to := range w.Symlinks {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755)
+		if err := os.Symlink(to, filepath.Join(root, link)); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFiles(root, w.Files); err != nil {
+		return nil, err
+	}
+	for _, o := range w.Overlays {
+		if err := overlayInto(root, o); err != nil {
+			return nil, err
+		}
+	}
+	unix.Sethostname([]byte("memgate-sandbox"))
+	if w.OwnNetwork {
+		if err := loopbackUp(); err != nil {
+			return nil, fmt.Errorf("bring up loopback: %w", err)
+		}
+	}
+	var relay *relayServer
+	if w.Relay != "" {
+		var err error
+		if relay, err = listenRelay(w.Relay); err != nil {
+			return nil, err
+		}
+	}
+	if err := enter(root); err != nil {
+		return nil, err
+	}
+	return relay, nil
+}
+
+// enter makes root the process's / and forgets the host's tree.
+func enter(root string) error {
+	old := filepath.Join(root, ".old")
+	if err := os.Mkdir(old, 0o700); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(root, old); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if err := unix.Unmount("/.old", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the host's tree: %w", err)
+	}
+	os.Remove("/.old")
+	// Nothing more is to be made at the top: it becomes read-only.
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("remount / read-only: %w", err)
+	}
+	return nil
+}
+
+// openNoFollow opens path for a mount source as the sandbox's user,
+// following no symlink on the way.
+func openNoFollow(path string) (int, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", path, err)
+	}
+	return fd, nil
+}
+
+func bindInto(root string, b wireBind) error {
+	fd, err := openNoFollow(b.Source)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	target := filepath.Join(root, b.Target)
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	} else if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	src := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", b.Target, err)
+	}
+	flags := uintptr(unix.MS_REMOUNT | unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV)
+	if !b.Writable {
+		flags |= unix.MS_RDONLY
+	}
+	// A remount must keep the flags the host's mount has (the kernel locks
+	// them for a less privileged namespace).
+	var sf unix.Statfs_t
+	if err := unix.Statfs(target, &sf); err == nil && sf.Flags&unix.ST_NOEXEC != 0 {
+		flags |= unix.MS_NOEXEC
+	}
+	if err := unix.Mount("", target, "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s: %w", b.Target, err)
+	}
+	return nil
+}
+
+func overlayInto(root string, o wireOverlay) error {
+	if o.Upper == "" && len(o.Lowers) == 1 {
+		// overlayfs wants two lowers without an upper: a bind is the same.
+		return bindInto(root, wireBind{Source: o.Lowers[0], Target: o.Target})
+	}
+	target := filepath.Join(root, o.Target)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	// Every layer is opened without following symlinks; overlayfs takes
+	// them as paths, through /proc/self/fd.
+	var fds []string
+	open := func(p string) error {
+		fd, err := openNoFollow(p)
+		if err != nil {
+			return err
+		}
+		fds = append(fds, "/proc/self/fd/"+strconv.Itoa(fd))
+		return nil
+	}
+	for _, l := range o.Lowers {
+		if err := open(l); err != nil {
+			return err
+		}
+	}
+	opts := "lowerdir=" + strings.Join(fds, ":")
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+	if o.Upper != "" {
+		if err := open(o.Upper); err != nil {
+			return err
+		}
+		if err := open(o.Work); err != nil {
+			return err
+		}
+		opts += ",upperdir=" + fds[len(fds)-2] + ",workdir=" + fds[len(fds)-1]
+	} else {
+		flags |= unix.MS_RDONLY
+	}
+	opts += ",userxattr"
+	err := unix.Mount("overlay", target, "overlay", flags, opts)
+	for _, f := range fds {
+		n, _ := strconv.Atoi(strings.TrimPrefix(f, "/proc/self/fd/"))
+		unix.Close(n)
+	}
+	if err != nil {
+		return fmt.Errorf("overlay %s: %w", o.Target, err)
+	}
+	return nil
+}
+
+func writeFiles(root string, files map[string]string) error {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := filepath.Join(root, n)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(files[n]), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mountAt(root, target, source, fstype string, flags uintptr, data string) error {
+	p := filepath.Join(root, target)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(source, p, fstype, flags, data); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", fstype, target, err)
+	}
+	return nil
+}
+
+// makeDev gives the sandbox the few devices programs expect, bound from the
+// host's (a user namespace cannot make device nodes).
+func makeDev(root string) error {
+	dev := filepath.Join(root, "dev")
+	if err := mountAt(root, "/dev", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,mode=0755"); err != nil {
+		return err
+	}
+	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		p := filepath.Join(dev, name)
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o666)
+		if err != nil {
+			return err
+		}
+		f.Close()
+		if err := unix.Mount("/dev/"+name, p, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/%s: %w", name, err)
+		}
+	}
+	for name, to := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"} {
+		os.Symlink(to, filepath.Join(dev, name))
+	}
+	return mountAt(root, "/dev/shm", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=16m,mode=1777")
+}
+
+// loopbackUp sets lo up in the sandbox's own network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// supervise starts the sandboxed program without any capability, forwards
+// termination signals to it, reaps whatever it orphans (this process is
+// the namespace's init), and exits as it did. Its exit ends the pid
+// namespace: the kernel kills every process left in it.
+func supervise(w *wire) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+
+	path, err := lookPath(w.Path, w.Env)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "memgate sandbox: %v\n", err)
+		return 127
+	}
+	cmd := exec.Command(path, w.Args...)
+	cmd.Args[0] = w.Path
+	cmd.Env = w.Env
+	cmd.Dir = w.Dir
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// No parent-death signal: it would fire when the forking thread, spoiled
+	// by dropping privileges, is retired. When this process ends, the pid
+	// namespace ends and takes the program along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := startUnprivileged(cmd, w); err != nil {
+		fmt.Fprintf(os.Stderr, "memgate sandbox: start %s: %v\n", w.Path, err)
+		return 127
+	}
+	child := cmd.Process.Pid
+	status := make(chan syscall.WaitStatus, 1)
+	go reap(child, status)
+	for {
+		select {
+		case s := <-sigs:
+			syscall.Kill(-child, s.(syscall.Signal))
+		case ws := <-status:
+			if ws.Signaled() {
+				return 128 + int(ws.Signal())
+			}
+			return ws.ExitStatus()
+		}
+	}
+}
+
+// startUnprivileged forks the program from a thread that has given up every
+// capability and may gain none (no_new_privs): ambient capabilities would
+// otherwise survive the exec. Limits are set on the way.
+func startUnprivileged(cmd *exec.Cmd, w *wire) error {
+	done := make(chan error, 1)
+	go func() {
+		// The thread is spoiled for the rest of the process: never unlock.
+		runtime.LockOSThread()
+		if err := dropPrivileges(); err != nil {
+			done <- err
+			return
+		}
+		setLimits(w)
+		done <- cmd.Start()
+	}()
+	return <-done
+}
+
+func dropPrivileges() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	for c := 0; c <= unix.CAP_LAST_CAP; c++ {
+		unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("drop capabilities: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
+}
+
+func setLimits(w *wire) {
+	set := func(res int, v uint64) {
+		if v > 0 {
+			unix.Setrlimit(res, &unix.Rlimit{Cur: v, Max: v})
+		}
+	}
+	set(unix.RLIMIT_NPROC, w.MaxProcesses)
+	set(unix.RLIMIT_FSIZE, w.MaxFileBytes)
+	set(unix.RLIMIT_NOFILE, w.MaxOpenFiles)
+}
+
+// reap waits for every child (orphans are re-parented here) and reports
+// the program's own status.
+func reap(child int, status chan<- syscall.WaitStatus) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.ECHILD {
+			return
+		}
+		if pid == child {
+			status <- ws
+			return
+		}
+	}
+}
+
+// lookPath finds a program on the sandboxed program's PATH (this process
+// has no environment of its own).
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, kv := range env {
+		if dirs, ok := strings.CutPrefix(kv, "PATH="); ok {
+			for _, d := range filepath.SplitList(dirs) {
+				p := filepath.Join(d, name)
+				if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+					return p, nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: not found on the sandbox's PATH", name)
+}

@@ -1,0 +1,133 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/memgate/memgate/gate/sandbox"
+)
+
+// BuildSandbox is how a gate's build runs contained: the module download
+// with the network and write access to the shared module cache, as the
+// fetch user, running only the go command; then the compile (go build or
+// build.command: the repository's code) without network, as the gate's
+// build user, seeing the module cache read-only, the standard library's
+// cache under a layer of its own, and its source under a layer of its own
+// (writes to the checkout land in Scratch, not in the checkout).
+type BuildSandbox struct {
+	Containment Containment
+	Identity    sandbox.Identity // the gate's build user
+	// Scratch is the gate's private directory (memgate's); layers, roots
+	// and the output go under it.
+	Scratch string
+}
+
+// SourceUpper is the build's writes to its checkout: the service sees the
+// checkout with them on top.
+func (b *BuildSandbox) SourceUpper() string { return filepath.Join(b.Scratch, "src-upper") }
+
+func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string) (string, error) {
+	caches := b.Containment.Caches
+	env := b.Containment.sandboxEnv(spec.ToolEnv, "/memgate/gocache")
+	seed, err := caches.Seed(ctx, b.Containment, env)
+	if err != nil {
+		return "", err
+	}
+	out := NewTail(64 << 10)
+	if needsDownload(spec) {
+		if err := b.download(ctx, spec, env, out); err != nil {
+			return out.String(), err
+		}
+	}
+	dirs := map[string]string{}
+	for _, d := range []string{"src-upper", "src-work", "gocache-upper", "gocache-work", "out"} {
+		dirs[d] = filepath.Join(b.Scratch, d)
+		if err := prepareOwned(dirs[d], b.Identity); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrContainment, err)
+		}
+	}
+	root, err := b.newRoot("build")
+	if err != nil {
+		return "", err
+	}
+	name, args, extra := buildCommand(spec, overlay)
+	full := append(append(append([]string(nil), env...), "GOPROXY=off"), extra...)
+	full = append(full, sortedEnv(spec.Env)...)
+	binds := append(sandbox.ToolchainBinds(b.Containment.GoRoot),
+		sandbox.Bind{Source: caches.ModCache()},
+		sandbox.Bind{Source: dirs["out"], Writable: true})
+	if overlay != "" {
+		binds = append(binds, sandbox.Bind{Source: filepath.Dir(overlay)})
+	}
+	sp := sandbox.Spec{
+		Path: name, Args: args, Env: full, Dir: spec.Dir, Root: root, Files: sandbox.SystemFiles(),
+		TmpBytes: 2 << 30, Binds: binds,
+		Overlays: []sandbox.Overlay{
+			{Target: spec.Dir, Lowers: []string{spec.Dir}, Upper: dirs["src-upper"], Work: dirs["src-work"]},
+			{Target: "/memgate/gocache", Lowers: []string{seed}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]},
+		},
+		Identity: b.Identity, MaxProcesses: 4096, Stdout: out, Stderr: out,
+	}
+	err = runSandbox(ctx, sp, spec.Timeout)
+	if err != nil && !errors.Is(err, ErrBuild) && !errors.Is(err, ErrContainment) && ctx.Err() == nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %v", ErrBuild, err)
+		}
+	}
+	return out.String(), err
+}
+
+// download fetches the modules the build needs, with the network, into the
+// shared module cache. Only the go command runs here, with memgate's
+// toolchain settings: nothing of build.env (GOFLAGS, GIT_* variables…),
+// which is the repository's.
+func (b *BuildSandbox) download(ctx context.Context, spec BuildSpec, env []string, out *Tail) error {
+	root, err := b.newRoot("download")
+	if err != nil {
+		return err
+	}
+	caches := b.Containment.Caches
+	sp := sandbox.Spec{
+		Path: "go", Args: []string{"mod", "download"}, Dir: spec.Dir, Root: root, Files: sandbox.SystemFiles(),
+		Env:      append(append([]string(nil), env...), "GOCACHE=/tmp/gocache", "GOFLAGS=-mod=mod"),
+		TmpBytes: 1 << 30, HostNetwork: true,
+		Binds: append(sandbox.ToolchainBinds(b.Containment.GoRoot),
+			sandbox.Bind{Source: spec.Dir}, sandbox.Bind{Source: caches.ModCache(), Writable: true}),
+		Identity: caches.fetch, MaxProcesses: 4096, Stdout: out, Stderr: out,
+	}
+	if err := runSandbox(ctx, sp, spec.Timeout); err != nil {
+		if errors.Is(err, ErrContainment) {
+			return err
+		}
+		return fmt.Errorf("%w: go mod download: %v", ErrBuild, err)
+	}
+	return nil
+}
+
+// newRoot makes an empty directory for a sandbox's tree.
+func (b *BuildSandbox) newRoot(name string) (string, error) {
+	dir := filepath.Join(b.Scratch, "root-"+name+"-"+fmt.Sprint(time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrContainment, err)
+	}
+	return dir, nil
+}
+
+// needsDownload: a module build without vendored dependencies.
+func needsDownload(spec BuildSpec) bool {
+	if _, err := os.Stat(filepath.Join(spec.Dir, "go.mod")); err != nil {
+		return false
+	}
+	return !hasVendor(spec)
+}
+
+func hasVendor(spec BuildSpec) bool {
+	_, err := os.Stat(filepath.Join(spec.Dir, "vendor", "modules.txt"))
+	return err == nil
+}
