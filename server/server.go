@@ -49,6 +49,9 @@ type Config struct {
 	// adding ApproveLabel.
 	AllowForks   bool
 	ApproveLabel string
+	// NotReady, when set, says why this process cannot gate (no sandbox):
+	// /readyz answers 503 with it.
+	NotReady string
 }
 
 // Server handles HTTP.
@@ -132,6 +135,10 @@ func (s *Server) readyz(c *gin.Context) {
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "database unreachable", "error": err.Error()})
+		return
+	}
+	if s.cfg.NotReady != "" {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "cannot gate", "error": s.cfg.NotReady})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

@@ -92,8 +92,7 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		Version:     memgateVersion(),
 		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Progress:    progress,
-		RunAsNobody: os.Geteuid() == 0,
-		NobodyCache: nobodyCache(getenv, stderr),
+		Containment: checkContainment(ctx, getenv, stderr),
 	})
 	rep := res.Report
 
@@ -153,22 +152,25 @@ func loadConfig(dir, path string) (config.Config, string, error) {
 	return cfg, path, err
 }
 
-// nobodyCache prepares the Go caches of builds run as nobody when memgate
-// runs as root (MEMGATE_CACHE_DIR, default under the temp dir); "" builds as
-// the caller.
-func nobodyCache(getenv func(string) string, stderr io.Writer) string {
-	if os.Geteuid() != 0 {
-		return ""
+// cacheDir is where memgate keeps the Go caches its sandboxes share
+// (MEMGATE_CACHE_DIR; default a directory of this user's under the temp
+// directory, which a root memgate's sandbox users can walk through).
+func cacheDir(getenv func(string) string) string {
+	if dir := getenv("MEMGATE_CACHE_DIR"); dir != "" {
+		return dir
 	}
-	dir := getenv("MEMGATE_CACHE_DIR")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "memgate-nobody-cache")
+	return filepath.Join(os.TempDir(), fmt.Sprintf("memgate-cache-%d", os.Geteuid()))
+}
+
+// checkContainment is memgate check's: sandboxed where the host allows it;
+// otherwise the developer's own code runs uncontained, and the terminal
+// says so before anything runs (the report says so too).
+func checkContainment(ctx context.Context, getenv func(string) string, stderr io.Writer) service.Containment {
+	c := service.NewContainment(ctx, cacheDir(getenv), service.ToolchainEnv(getenv))
+	if !c.Sandboxed {
+		fmt.Fprintf(stderr, "memgate: WARNING: no sandbox on this machine (%s): the build and the service run UNCONTAINED, as you, seeing what you see. Fine for your own code; never for a stranger's.\n", c.Why)
 	}
-	if err := service.PrepareNobodyCache(dir); err != nil {
-		fmt.Fprintf(stderr, "memgate: builds run as root: %v\n", err)
-		return ""
-	}
-	return dir
+	return c
 }
 
 // serviceBaseEnv is all of memgate's environment a service sees; tokens and

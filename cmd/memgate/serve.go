@@ -29,7 +29,8 @@ type serveConfig struct {
 	addr, databaseURL, webhookSecret, apiURL string
 	appID                                    int64
 	appKeyFile, token, publicURL, apiToken   string
-	workDir                                  string
+	workDir, cacheDir                        string
+	unsafeUncontained                        bool
 	workers                                  int
 	allowLocalRepos, gateDrafts, allowForks  bool
 	approveLabel                             string
@@ -76,6 +77,9 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.StringVar(&c.approveLabel, "approve-label", env("MEMGATE_APPROVE_LABEL", "memgate/ok-to-test"), "the label a maintainer adds to approve gating a fork's head commit (MEMGATE_APPROVE_LABEL)")
 	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 30*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
 	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
+	fs.StringVar(&c.cacheDir, "cache-dir", cacheDir(getenv), "the Go caches sandboxes share (MEMGATE_CACHE_DIR)")
+	fs.BoolVar(&c.unsafeUncontained, "unsafe-run-uncontained", envBool("MEMGATE_UNSAFE_RUN_UNCONTAINED"),
+		"where no sandbox can be made, gate pull requests anyway, running their code as memgate's own user with memgate's files and secrets in reach (MEMGATE_UNSAFE_RUN_UNCONTAINED; never on a machine that holds anything of value)")
 	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
 	return c
 }
@@ -196,6 +200,36 @@ func runCommand(ctx context.Context, name string, args []string, getenv func(str
 	return 0
 }
 
+// serveContainment finds out whether this worker can sandbox pull
+// requests' code. Without a sandbox it does not gate (each run completes
+// as an error saying why, /readyz is 503 and says what is missing), unless
+// the operator set MEMGATE_UNSAFE_RUN_UNCONTAINED.
+func serveContainment(ctx context.Context, c *serveConfig, getenv func(string) string, log *slog.Logger) (service.Containment, string) {
+	if c.workers == 0 {
+		return service.Containment{}, ""
+	}
+	if c.workDir != "" && os.Geteuid() == 0 {
+		// The sandboxes' users must walk through to their workspaces.
+		os.Chmod(c.workDir, 0o711)
+	}
+	cont := service.NewContainment(ctx, c.cacheDir, service.ToolchainEnv(getenv))
+	switch {
+	case cont.Sandboxed:
+		log.Info("gates run sandboxed", "root", cont.Root, "caches", c.cacheDir)
+		return cont, ""
+	case c.unsafeUncontained:
+		log.Warn("NO SANDBOX: gates run pull requests' code UNCONTAINED, as memgate's own user (MEMGATE_UNSAFE_RUN_UNCONTAINED is set)", "why", cont.Why)
+		return cont, ""
+	default:
+		why := "gates cannot run: no sandbox on this worker: " + cont.Why + " (" + containmentHelp + ")"
+		log.Error(why)
+		return cont, why
+	}
+}
+
+// containmentHelp says how to give a worker what its sandbox needs.
+const containmentHelp = "memgate needs user namespaces (kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0); in a container: --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined, as docker-compose.yml sets; see docs/deploy.md"
+
 func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log *slog.Logger) error {
 	return runServices(ctx, c, getenv, log, true)
 }
@@ -221,12 +255,13 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		log.Warn("MEMGATE_API_TOKEN is not set: API writes (new runs, re-runs) are refused")
 	}
 
+	cont, notReady := serveContainment(ctx, c, getenv, log)
 	metrics := server.NewMetrics(st)
 	gates := runner.New(st, rep, runner.Options{
 		WorkDir: c.workDir, AllowLocalRepos: c.allowLocalRepos,
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
-		HeartbeatEvery: c.lease / 6, RunAsNobody: os.Geteuid() == 0, NobodyCache: nobodyCache(getenv, os.Stderr),
+		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained,
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter
@@ -244,7 +279,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	if withHTTP {
 		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
 			GitHubURL: checks.WebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
-			AllowForks: c.allowForks, ApproveLabel: c.approveLabel}, st, q, rep, metrics, log)
+			AllowForks: c.allowForks, ApproveLabel: c.approveLabel, NotReady: notReady}, st, q, rep, metrics, log)
 		if err != nil {
 			return err
 		}

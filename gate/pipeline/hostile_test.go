@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -131,27 +130,20 @@ func TestHostileUnboundedAllocationIsKilled(t *testing.T) {
 // group still knows it.
 func TestHostileHiddenDaemonIsKilled(t *testing.T) {
 	r, _ := hostile(t, "hide", nil)
-	var pid int
-	for _, line := range strings.Split(r.ServiceOutput, "\n") {
-		if n, err := fmt.Sscanf(line, "hidden pid %d", &pid); n == 1 && err == nil {
-			break
-		}
-	}
-	if pid == 0 {
+	if !strings.Contains(r.ServiceOutput, "hidden pid") {
 		t.Fatalf("the fixture did not leave its hidden daemon: %s", r.ServiceOutput)
 	}
-	dead := false
-	for i := 0; i < 50 && !dead; i++ {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		dead = err != nil || strings.Contains(string(b), ") Z ")
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !dead {
-		syscall.Kill(pid, syscall.SIGKILL)
-		if strings.Contains(r.Environment.Isolation, "control group") {
-			t.Fatalf("hidden daemon %d survived its control group", pid)
+	// Its pid is the sandbox's own; on the host, look for any process
+	// whose program is the fixture's (it hid its session and environment,
+	// not its binary).
+	time.Sleep(200 * time.Millisecond)
+	exes, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, e := range exes {
+		if to, err := os.Readlink(e); err == nil && strings.Contains(to, "memgate-run-") {
+			pid, _ := strconv.Atoi(strings.Split(e, "/")[2])
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("a process of the gate survived it: %s -> %s", e, to)
 		}
-		t.Skipf("no control group here (%s): a hidden daemon escapes; it was killed by the test", r.Environment.Isolation)
 	}
 }
 
@@ -190,17 +182,14 @@ func TestHostileSnoopSeesNoSecrets(t *testing.T) {
 	if strings.Contains(r.ServiceOutput, secret) {
 		t.Fatalf("the service read memgate's secret:\n%s", r.ServiceOutput)
 	}
-	if os.Geteuid() == 0 && !strings.Contains(r.Environment.Isolation, "nobody") {
-		t.Errorf("isolation %q: a root memgate must run services as nobody", r.Environment.Isolation)
+	if !strings.Contains(r.Environment.Isolation, "sandboxed") {
+		t.Errorf("isolation %q: the service must run sandboxed", r.Environment.Isolation)
 	}
 }
 
 // The service's network is its own: it cannot reach a port on the host's
 // loopback, let alone anything else.
 func TestHostileServiceHasNoNetwork(t *testing.T) {
-	if ok, why := service.CanIsolateNetwork(); !ok {
-		t.Skip(why)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -388,6 +388,15 @@ func (h *cgroupHost) newServiceGroup(token string, memory, pids uint64) (*servic
 	return g, nil
 }
 
+// joinScript is shell that writes its own process into the v1 groups.
+func (g *serviceGroup) joinScript() string {
+	var b strings.Builder
+	for _, d := range g.dirs {
+		fmt.Fprintf(&b, `echo $$ > %s || { echo "memgate: cannot join the service's control group" >&2; exit 97; }; `, shellQuote(filepath.Join(d, "cgroup.procs")))
+	}
+	return b.String()
+}
+
 // join moves pid into the group's v1 hierarchies (v1 has no way to start a
 // process inside a group; a v2 service is born in its group).
 func (g *serviceGroup) join(pid int) error {

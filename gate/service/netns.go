@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -14,20 +13,6 @@ import (
 // DialFunc opens a connection; memgate's load, readiness checks and probes
 // use the service's when it runs in a network namespace of its own.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
-
-// CanIsolateNetwork reports whether services can be given a network of
-// their own (only loopback): it needs root and iproute2's ip.
-func CanIsolateNetwork() (bool, string) {
-	if os.Geteuid() != 0 {
-		return false, "network not isolated: needs root"
-	}
-	for _, tool := range []string{"ip", "setpriv", "sh"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return false, "network not isolated: " + tool + " not found"
-		}
-	}
-	return true, ""
-}
 
 // netnsDialer dials inside the network namespace at path: the socket is
 // made on an OS thread switched into that namespace (a socket stays in the

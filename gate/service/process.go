@@ -93,6 +93,11 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 		cmd, release = sc.Cmd, sc.Release
 	} else {
 		cmd = exec.Command(spec.Binary, spec.Args...)
+		if group != nil && !group.v2 {
+			// v1 cannot be born into: the first process, still root,
+			// joins the groups before it execs the service.
+			cmd = exec.Command("/bin/sh", append([]string{"-c", group.joinScript() + `exec "$@"`, "memgate-join", spec.Binary}, spec.Args...)...)
+		}
 		cmd.Dir = spec.Dir
 		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = w, w
@@ -112,10 +117,9 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 		}
 		return nil, fmt.Errorf("%w: start %s: %v", ErrService, spec.Binary, err)
 	}
-	// v1 groups cannot be born into: the first process joins them before it
-	// forks anything (a sandbox waits for its release; an uncontained
-	// service may have started a child by then, which stays outside).
-	if group != nil {
+	// A sandbox's first process waits for its release: it joins v1 groups
+	// before it has forked anything.
+	if group != nil && release != nil {
 		if err := group.join(cmd.Process.Pid); err != nil {
 			cmd.Process.Kill()
 			cmd.Wait()

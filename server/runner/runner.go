@@ -15,6 +15,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/pipeline"
+	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/server/workspace"
 )
 
@@ -56,10 +57,11 @@ type Options struct {
 	// HeartbeatEvery is how often a running gate says its worker is alive;
 	// see Reaper.
 	HeartbeatEvery time.Duration
-	// RunAsNobody runs services as the user nobody (memgate is root), and
-	// builds too, with the Go caches in NobodyCache.
-	RunAsNobody bool
-	NobodyCache string
+	// Containment is how gates contain the pull requests' code. Without a
+	// sandbox no gate runs (each completes as an error saying why) unless
+	// AllowUncontained: the operator's explicit acceptance of the risk.
+	Containment      service.Containment
+	AllowUncontained bool
 }
 
 // Runner executes runs.
@@ -223,6 +225,10 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 // gate checks out and runs the gate. An error means the gate could not even
 // start (checkout, token); a gate that runs and errors is a report.
 func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipeline.Result, error) {
+	if !r.opts.Containment.Sandboxed && !r.opts.AllowUncontained {
+		return errorResult(r.opts.Version, fmt.Errorf("%w: this worker has no sandbox (%s), and memgate does not run a pull request's code without one; the operator must fix the worker (see docs/deploy.md)",
+			service.ErrContainment, r.opts.Containment.Why)), nil
+	}
 	token := ""
 	if run.Private {
 		var err error
@@ -264,8 +270,7 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	}}
 	res := pipeline.Run(ctx, pipeline.Options{
 		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
-		Version: r.opts.Version, Logger: log, Progress: progress, RunAsNobody: r.opts.RunAsNobody, OwnsDir: true,
-		NobodyCache: r.opts.NobodyCache,
+		Version: r.opts.Version, Logger: log, Progress: progress, Containment: r.opts.Containment, OwnsDir: true,
 	})
 	return res, nil
 }
