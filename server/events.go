@@ -70,7 +70,7 @@ type event struct {
 	Repositories      []repository `json:"repositories"`
 	RepositoriesAdded []repository `json:"repositories_added"`
 	Label             *label       `json:"label"` // pull_request labeled
-	Sender *struct {
+	Sender            *struct {
 		Login string `json:"login"`
 	} `json:"sender"`
 	Zen string `json:"zen"` // ping

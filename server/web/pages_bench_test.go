@@ -17,8 +17,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/memgate/memgate/gate"
-	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/internal/testlock"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/storage"
 )
 
