@@ -91,6 +91,16 @@ func (f *GitHub) SignInAs(login string) {
 	f.next = login
 }
 
+// IssueToken gives a user a token without the web flow, for tests of what
+// a token may read.
+func (f *GitHub) IssueToken(login string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	token := "ghu_" + randomHex()
+	f.tokens[token] = login
+	return token
+}
+
 // RepoChecks is how many times memgate asked about a repository.
 func (f *GitHub) RepoChecks() int {
 	f.mu.Lock()
