@@ -22,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/server/access/accesstest"
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
@@ -119,7 +120,8 @@ func setupPrivacy(t *testing.T, dbURL string, files []string) *privacyBundle {
 	base := "http://" + srv.Listener.Addr().String()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(ctx, Config{WebhookSecret: privSecret, APIToken: privToken, SignIn: gh.Client(base + "/login/callback")},
+	s, err := New(ctx, Config{WebhookSecret: privSecret, APIToken: privToken, SignIn: &access.GitHub{ClientID: accesstest.ClientID,
+		ClientSecret: accesstest.ClientSecret, WebURL: gh.URL, APIURL: gh.URL + "/", RedirectURL: base + "/login/callback"}},
 		st, q, checks.Silent{}, nil, log)
 	if err != nil {
 		t.Fatal(err)

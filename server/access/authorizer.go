@@ -94,11 +94,15 @@ func (a *Authorizer) CanSee(ctx context.Context, v Viewer, repo string) (bool, e
 	if v.Operator {
 		return true, nil
 	}
-	private, _, err := a.store.Visibility(ctx, nil, repo)
-	if err != nil {
+	private, known, err := a.store.Visibility(ctx, nil, repo)
+	switch {
+	case err != nil:
 		return false, err
-	}
-	if !private {
+	case !known:
+		// memgate holds nothing of it: no need to spend the user's rate
+		// limit asking GitHub about names anyone can make up.
+		return false, nil
+	case !private:
 		return true, nil
 	}
 	return a.userCanRead(ctx, v, repo), nil

@@ -1,7 +1,9 @@
 // Package accesstest is a fake GitHub for tests of signing in and of who
 // may see what: an httptest server speaking the OAuth web flow (authorize,
 // token exchange), GET /user and GET /repos/{owner}/{repo} as GitHub does,
-// with users and their repository access set by the test. Tests only.
+// with users and their repository access set by the test. Point memgate's
+// OAuth client (access.GitHub) at URL, as web and API base, with ClientID
+// and ClientSecret. Tests only.
 package accesstest
 
 import (
@@ -15,8 +17,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/memgate/memgate/server/access"
 )
 
 // The fake's OAuth client.
@@ -58,12 +58,6 @@ func New(t testing.TB) *GitHub {
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
 	return f
-}
-
-// Client is memgate's OAuth client for this fake; callback is memgate's
-// /login/callback URL.
-func (f *GitHub) Client(callback string) *access.GitHub {
-	return &access.GitHub{ClientID: ClientID, ClientSecret: ClientSecret, WebURL: f.URL, APIURL: f.URL + "/", RedirectURL: callback}
 }
 
 // AddUser makes a GitHub user who may read repos.
