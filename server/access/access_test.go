@@ -180,3 +180,23 @@ func TestSessionsExpireAndCookiesAreBound(t *testing.T) {
 		t.Fatal("a made-up operator cookie is the operator")
 	}
 }
+
+// Behind HTTPS every cookie is Secure; all are HTTP-only.
+func TestCookiesAreSecureBehindHTTPS(t *testing.T) {
+	b := setup(t)
+	b.auth.cfg.SecureCookies = true
+	w := httptest.NewRecorder()
+	if _, err := b.auth.BeginSignIn(w, "/"); err != nil {
+		t.Fatal(err)
+	}
+	b.auth.SignOut(w)
+	cookies := w.Result().Cookies()
+	if len(cookies) != 4 {
+		t.Fatalf("%d cookies", len(cookies))
+	}
+	for _, c := range append(cookies, b.auth.OperatorCookie()) {
+		if !c.Secure || !c.HttpOnly {
+			t.Errorf("cookie %s: Secure %v HttpOnly %v", c.Name, c.Secure, c.HttpOnly)
+		}
+	}
+}
