@@ -23,7 +23,10 @@ func (sc Scope) where() (string, []any) {
 	if sc.All {
 		return "", nil
 	}
-	cond := "repository IN (SELECT full_name FROM repositories WHERE private = 0)"
+	// "repository || ''" keeps the planners from driving the query from
+	// the repository index (every visible run, then a sort): newest first
+	// and stopping at the page's end is what a list wants.
+	cond := "repository || '' IN (SELECT full_name FROM repositories WHERE private = 0)"
 	if len(sc.Private) == 0 {
 		return cond, nil
 	}
@@ -32,7 +35,7 @@ func (sc Scope) where() (string, []any) {
 		args[i] = r
 	}
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(sc.Private)), ", ")
-	return "(" + cond + " OR repository IN (" + marks + "))", args
+	return "(" + cond + " OR repository || '' IN (" + marks + "))", args
 }
 
 // SetVisibility records whether a repository is private, as the latest
