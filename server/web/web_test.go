@@ -293,7 +293,7 @@ func TestRunPageShowsTheReport(t *testing.T) {
 	_, body, _ := b.get(t, fmt.Sprintf("/runs/%d", b.ids["fail"]))
 	for _, want := range []string{"goroutine_settle", "stuck in main.main.handleOrder.func1.1", `<svg class="chart"`, "polyline",
 		"warm-up (not judged)", "settle limit", "fluctuation limit 15%", "go tool pprof -sample_index=inuse_space -top -diff_base heap-warmup.pb.gz heap-end.pb.gz",
-		"/api/v1/runs/1/profiles/heap-end.pb.gz", "Sign in to re-run", "seconds since the load started", "MiB"} {
+		"/api/v1/runs/1/profiles/heap-end.pb.gz", "Sign in with the API token to re-run", "/login?with=token&amp;next=/runs/1", "seconds since the load started", "MiB"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("run page lacks %q", want)
 		}
@@ -385,5 +385,16 @@ func TestNiceTicks(t *testing.T) {
 	}
 	if !strings.Contains(string(chart{Title: "x", YFmt: trimFloat}.SVG()), "No samples") {
 		t.Error("an empty chart must say so")
+	}
+}
+
+// Without GitHub sign-in, /login shows the token form and says that
+// private repositories' runs need the token.
+func TestLoginWithoutGitHubSaysPrivateRunsNeedTheToken(t *testing.T) {
+	b := setup(t, false)
+	status, body, _ := b.get(t, "/login?next=/runs/1")
+	if status != http.StatusOK || !strings.Contains(body, "private repositories&#39; runs are visible only with the API token") ||
+		!strings.Contains(body, `name="token"`) || strings.Contains(body, "Sign in with GitHub") {
+		t.Errorf("/login without GitHub sign-in: %d\n%s", status, body)
 	}
 }
