@@ -18,8 +18,6 @@ type Reader struct {
 // For is the store as v may see it.
 func (a *Authorizer) For(v Viewer) Reader { return Reader{a: a, v: v} }
 
-// Viewer is who reads.
-func (r Reader) Viewer() Viewer { return r.v }
 
 // List lists runs, filtered in the query, so pages and cursors count only
 // what the viewer may see.
