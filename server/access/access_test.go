@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -197,6 +198,58 @@ func TestCookiesAreSecureBehindHTTPS(t *testing.T) {
 	for _, c := range append(cookies, b.auth.OperatorCookie()) {
 		if !c.Secure || !c.HttpOnly {
 			t.Errorf("cookie %s: Secure %v HttpOnly %v", c.Name, c.Secure, c.HttpOnly)
+		}
+	}
+}
+
+// A list page asks GitHub for everything the user may read in a few calls
+// (paged), not once per private repository; when GitHub will not list
+// (not a GitHub App's token), it asks per repository.
+func TestScopeListsReadableRepositoriesInAFewCalls(t *testing.T) {
+	ctx := context.Background()
+	for _, listing := range []bool{true, false} {
+		b := setup(t)
+		b.auth.cfg.GitHub.perPage = 4
+		var readable []string
+		for i := 0; i < 30; i++ {
+			repo := fmt.Sprintf("acme/private-%02d", i)
+			if err := b.store.SetVisibility(ctx, nil, repo, true); err != nil {
+				t.Fatal(err)
+			}
+			if i%3 == 0 {
+				readable = append(readable, repo)
+			}
+		}
+		b.gh.AddUser("octocat", 1, append(readable, privRepo)...)
+		if !listing {
+			b.gh.NoListing()
+		}
+		v := b.octocat()
+		sc, err := b.auth.Scope(ctx, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sc.Private) != len(readable)+1 {
+			t.Fatalf("listing=%v: scope %v, want the %d readable", listing, sc.Private, len(readable)+1)
+		}
+		lists, checks := b.gh.ListCalls(), b.gh.RepoChecks()
+		// 1 installations page, 3 pages of 4 repositories (11 readable).
+		if listing && (lists != 4 || checks != 0) {
+			t.Errorf("with listing: %d list calls and %d repository checks, want 4 and 0", lists, checks)
+		}
+		if !listing && checks != 31 {
+			t.Errorf("without listing: %d repository checks, want 31", checks)
+		}
+		// Everything is cached now: pages and single runs cost nothing.
+		b.auth.Scope(ctx, v)
+		if ok, _ := b.auth.CanSee(ctx, v, "acme/private-03"); !ok {
+			t.Error("a readable repository is not visible")
+		}
+		if ok, _ := b.auth.CanSee(ctx, v, "acme/private-04"); ok {
+			t.Error("an unreadable repository is visible")
+		}
+		if b.gh.ListCalls() != lists || b.gh.RepoChecks() != checks {
+			t.Errorf("listing=%v: cached answers were asked again", listing)
 		}
 	}
 }

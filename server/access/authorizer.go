@@ -9,6 +9,7 @@ package access
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,6 +122,7 @@ func (a *Authorizer) Scope(ctx context.Context, v Viewer) (storage.Scope, error)
 	if err != nil {
 		return storage.Scope{}, err
 	}
+	a.learn(ctx, v, private)
 	ok := make([]bool, len(private))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, lookups)
@@ -140,6 +142,41 @@ func (a *Authorizer) Scope(ctx context.Context, v Viewer) (storage.Scope, error)
 		}
 	}
 	return sc, nil
+}
+
+// learn asks GitHub once for every repository the user may read when more
+// than one of repos has no fresh answer, and keeps an answer for each: a
+// list page then costs a few calls however many private repositories
+// memgate holds. If GitHub will not list them (a token that is not a
+// GitHub App's), userCanRead asks per repository.
+func (a *Authorizer) learn(ctx context.Context, v Viewer, repos []string) {
+	if v.User == nil || v.token == "" || a.cfg.GitHub == nil {
+		return
+	}
+	now := a.cfg.Now()
+	missing := 0
+	a.mu.Lock()
+	for _, repo := range repos {
+		if g, hit := a.grants[grantKey{user: v.User.ID, repo: repo}]; !hit || !now.Before(g.until) {
+			missing++
+		}
+	}
+	a.mu.Unlock()
+	if missing < 2 {
+		return
+	}
+	readable, err := a.cfg.GitHub.Readable(ctx, v.token)
+	if err != nil {
+		a.log.Info("could not list a user's repositories; asking per repository", "user", v.User.Login, "err", err)
+		return
+	}
+	lower := make(map[string]bool, len(readable))
+	for name := range readable {
+		lower[strings.ToLower(name)] = true
+	}
+	for _, repo := range repos {
+		a.remember(grantKey{user: v.User.ID, repo: repo}, grant{ok: lower[strings.ToLower(repo)], until: now.Add(a.cfg.CacheFor)}, now)
+	}
 }
 
 // userCanRead asks GitHub, with the user's token, whether they may read a

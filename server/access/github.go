@@ -26,6 +26,7 @@ type GitHub struct {
 	// empty leaves GitHub to use the App's first callback URL.
 	RedirectURL string
 	HTTP        *http.Client
+	perPage     int // list page size; GitHub's maximum unless a test says
 }
 
 // User is a person signed in with GitHub.
@@ -166,4 +167,80 @@ func (g *GitHub) do(req *http.Request, out any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// maxListPages bounds the pages read when listing what a user may read.
+const maxListPages = 50
+
+// Readable lists the repositories a user may read through the App's
+// installations (GET /user/installations, then each installation's
+// repositories for the user), in a few calls however many repositories
+// memgate holds. GitHub answers this only for a GitHub App's user tokens;
+// an error leaves the caller to ask per repository.
+func (g *GitHub) Readable(ctx context.Context, token string) (map[string]bool, error) {
+	var installs []struct {
+		ID int64 `json:"id"`
+	}
+	err := g.pages(ctx, token, "user/installations", func(body []byte) (int, error) {
+		var page struct {
+			Installations []struct {
+				ID int64 `json:"id"`
+			} `json:"installations"`
+		}
+		err := json.Unmarshal(body, &page)
+		installs = append(installs, page.Installations...)
+		return len(page.Installations), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, in := range installs {
+		err := g.pages(ctx, token, fmt.Sprintf("user/installations/%d/repositories", in.ID), func(body []byte) (int, error) {
+			var page struct {
+				Repositories []struct {
+					FullName string `json:"full_name"`
+				} `json:"repositories"`
+			}
+			err := json.Unmarshal(body, &page)
+			for _, r := range page.Repositories {
+				out[r.FullName] = true
+			}
+			return len(page.Repositories), err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// pages reads a paged list until a short page, at most maxListPages.
+func (g *GitHub) pages(ctx context.Context, token, path string, page func(body []byte) (int, error)) error {
+	per := g.perPage
+	if per == 0 {
+		per = 100
+	}
+	for n := 1; n <= maxListPages; n++ {
+		req, err := g.apiRequest(ctx, token, fmt.Sprintf("%s?per_page=%d&page=%d", path, per, n))
+		if err != nil {
+			return err
+		}
+		var body json.RawMessage
+		status, err := g.do(req, &body)
+		if err != nil {
+			return fmt.Errorf("access: GET /%s: %w", path, err)
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("access: GET /%s: HTTP %d", path, status)
+		}
+		got, err := page(body)
+		if err != nil {
+			return fmt.Errorf("access: GET /%s: %w", path, err)
+		}
+		if got < per {
+			return nil
+		}
+	}
+	return fmt.Errorf("access: GET /%s: more than %d pages", path, maxListPages)
 }

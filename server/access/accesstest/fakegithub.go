@@ -1,7 +1,7 @@
 // Package accesstest is a fake GitHub for tests of signing in and of who
 // may see what: an httptest server speaking the OAuth web flow (authorize,
-// token exchange), GET /user and GET /repos/{owner}/{repo} as GitHub does,
-// with users and their repository access set by the test. Point memgate's
+// token exchange), GET /user, GET /repos/{owner}/{repo} and the user's
+// installations and their repositories as GitHub does, with users and their repository access set by the test. Point memgate's
 // OAuth client (access.GitHub) at URL, as web and API base, with ClientID
 // and ClientSecret. Tests only.
 package accesstest
@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +40,8 @@ type GitHub struct {
 	repoChecks int
 	// Exchanges counts token exchanges, refused ones included.
 	exchanges int
+	listCalls int
+	noListing bool
 }
 
 type user struct {
@@ -136,6 +140,8 @@ func (f *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials"})
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/repos/"):
 		f.repo(w, r)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/user/installations"):
+		f.installations(w, r)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
 	}
@@ -190,6 +196,67 @@ func (f *GitHub) repo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"full_name": parts[0] + "/" + parts[1], "private": true})
+}
+
+// installations answers GET /user/installations (one installation, id
+// 1, holding every repository) and GET /user/installations/1/repositories
+// (the user's repositories in it), paged as GitHub pages them. With
+// NoListing set both are 403, as for a token that is not a GitHub App's.
+func (f *GitHub) installations(w http.ResponseWriter, r *http.Request) {
+	f.listCalls++
+	u := f.caller(r)
+	switch {
+	case u == nil:
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials"})
+		return
+	case f.noListing:
+		writeJSON(w, http.StatusForbidden, map[string]any{"message": "You must authenticate with an access token authorized to a GitHub App"})
+		return
+	}
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	if per <= 0 || per > 100 {
+		per = 30
+	}
+	if page <= 0 {
+		page = 1
+	}
+	switch r.URL.Path {
+	case "/user/installations":
+		var items []any
+		if page == 1 {
+			items = []any{map[string]any{"id": 1}}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"total_count": 1, "installations": items})
+	case "/user/installations/1/repositories":
+		var names []string
+		for name := range u.repos {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		items := []any{}
+		for i := (page - 1) * per; i < len(names) && i < page*per; i++ {
+			items = append(items, map[string]any{"full_name": names[i], "private": true})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"total_count": len(names), "repositories": items})
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+	}
+}
+
+// NoListing makes the installation listings refuse, as GitHub does for a
+// token that is not a GitHub App's user token.
+func (f *GitHub) NoListing() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noListing = true
+}
+
+// ListCalls is how many listing requests memgate made.
+func (f *GitHub) ListCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.listCalls
 }
 
 func (f *GitHub) caller(r *http.Request) *user {
