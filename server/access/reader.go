@@ -18,7 +18,6 @@ type Reader struct {
 // For is the store as v may see it.
 func (a *Authorizer) For(v Viewer) Reader { return Reader{a: a, v: v} }
 
-
 // List lists runs, filtered in the query, so pages and cursors count only
 // what the viewer may see.
 func (r Reader) List(ctx context.Context, f storage.Filter) ([]gate.Run, int64, error) {
