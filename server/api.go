@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) listRuns(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: limit: %v", errBadRequest, err))
 		return
 	}
-	runs, next, err := s.store.ListRuns(c.Request.Context(), f)
+	runs, next, err := s.reader(c).List(c.Request.Context(), f)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -52,6 +53,11 @@ func (s *Server) listRuns(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, out)
 }
+
+// reader is the store as the request's viewer may see it: the bearer
+// token, a session cookie (the run page's live script and profile links
+// send it), or nobody.
+func (s *Server) reader(c *gin.Context) access.Reader { return s.auth.For(s.auth.Viewer(c.Request)) }
 
 func optInt(s string) (int, error) {
 	if s == "" {
@@ -78,12 +84,13 @@ func (s *Server) getRun(c *gin.Context) {
 	if !ok {
 		return
 	}
-	run, err := s.store.RunWithReport(c.Request.Context(), id)
+	rd := s.reader(c)
+	run, err := rd.Run(c.Request.Context(), id)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	names, err := s.store.ProfileNames(c.Request.Context(), id)
+	names, err := rd.ProfileNames(c.Request.Context(), id)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -101,7 +108,7 @@ func (s *Server) getProfile(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: profile name %q", errBadRequest, name))
 		return
 	}
-	data, err := s.store.Profile(c.Request.Context(), id, name)
+	data, err := s.reader(c).Profile(c.Request.Context(), id, name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -159,7 +166,7 @@ func (s *Server) template(ctx context.Context, req createRequest) (gate.Run, err
 	found := err == nil
 	run := gate.Run{Repository: req.Repository, PR: req.PR, HeadSHA: req.Commit}
 	if found {
-		run.CloneURL, run.Private, run.InstallationID, run.RerunOf = prev.CloneURL, prev.Private, prev.InstallationID, prev.ID
+		run.CloneURL, run.InstallationID, run.RerunOf = prev.CloneURL, prev.InstallationID, prev.ID
 		if req.Commit != "" {
 			run.PR, run.BaseSHA, run.HeadRef, run.BaseRef = prev.PR, prev.BaseSHA, prev.HeadRef, prev.BaseRef
 		}
@@ -171,7 +178,11 @@ func (s *Server) template(ctx context.Context, req createRequest) (gate.Run, err
 		case perr == nil:
 			run.HeadSHA, run.BaseSHA, run.HeadRef, run.BaseRef = pr.HeadSHA, pr.BaseSHA, pr.HeadRef, pr.BaseRef
 			if run.CloneURL == "" {
-				run.CloneURL, run.Private = pr.CloneURL, pr.Private
+				run.CloneURL = pr.CloneURL
+			}
+			// GitHub's word is the latest on the repository's visibility.
+			if err := s.store.SetVisibility(ctx, nil, req.Repository, pr.Private); err != nil {
+				return gate.Run{}, err
 			}
 		case found:
 			run.HeadSHA, run.BaseSHA, run.HeadRef, run.BaseRef = prev.HeadSHA, prev.BaseSHA, prev.HeadRef, prev.BaseRef
@@ -182,7 +193,15 @@ func (s *Server) template(ctx context.Context, req createRequest) (gate.Run, err
 	if run.CloneURL == "" {
 		return gate.Run{}, fmt.Errorf("%w: no stored run of %s to take the clone URL from; gate it through a pull request first", errUnprocessable, req.Repository)
 	}
-	return run, nil
+	run.Private, err = s.private(ctx, req.Repository)
+	return run, err
+}
+
+// private is a repository's visibility for a run made here (API, re-run):
+// as GitHub last said, and private when it never said.
+func (s *Server) private(ctx context.Context, repo string) (bool, error) {
+	private, _, err := s.store.Visibility(ctx, nil, repo)
+	return private, err
 }
 
 func (s *Server) rerun(c *gin.Context) {
@@ -206,8 +225,12 @@ func (s *Server) Rerun(ctx context.Context, id int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	private, err := s.private(ctx, prev.Repository)
+	if err != nil {
+		return 0, err
+	}
 	run := gate.Run{Repository: prev.Repository, PR: prev.PR, HeadSHA: prev.HeadSHA, BaseSHA: prev.BaseSHA,
-		HeadRef: prev.HeadRef, BaseRef: prev.BaseRef, CloneURL: prev.CloneURL, Private: prev.Private,
+		HeadRef: prev.HeadRef, BaseRef: prev.BaseRef, CloneURL: prev.CloneURL, Private: private,
 		InstallationID: prev.InstallationID, Trigger: "api.rerun", RerunOf: prev.ID}
 	return s.enqueueNow(ctx, run)
 }

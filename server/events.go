@@ -14,8 +14,14 @@ import (
 type repository struct {
 	FullName string `json:"full_name"`
 	CloneURL string `json:"clone_url"`
-	Private  bool   `json:"private"`
+	// Private is nil when the payload does not say: memgate then treats
+	// the repository as private.
+	Private *bool `json:"private"`
 }
+
+// private reports whether the repository is private, or not known to be
+// public.
+func (r repository) private() bool { return r.Private == nil || *r.Private }
 
 type installation struct {
 	ID int64 `json:"id"`
@@ -59,8 +65,12 @@ type event struct {
 		HeadSHA      string        `json:"head_sha"`
 		PullRequests []pullRequest `json:"pull_requests"`
 	} `json:"check_suite"`
-	Label  *label `json:"label"` // pull_request labeled
-	Sender *struct {
+	// Repositories and RepositoriesAdded list an installation's
+	// repositories (installation, installation_repositories).
+	Repositories      []repository `json:"repositories"`
+	RepositoriesAdded []repository `json:"repositories_added"`
+	Label             *label       `json:"label"` // pull_request labeled
+	Sender            *struct {
 		Login string `json:"login"`
 	} `json:"sender"`
 	Zen string `json:"zen"` // ping

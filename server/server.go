@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/server/web"
@@ -52,6 +52,9 @@ type Config struct {
 	// NotReady, when set, says why this process cannot gate (no sandbox):
 	// /readyz answers 503 with it.
 	NotReady string
+	// SignIn is the GitHub App's OAuth client for signing people in; nil:
+	// private repositories' runs are visible with the API token only.
+	SignIn *access.GitHub
 }
 
 // Server handles HTTP.
@@ -62,6 +65,7 @@ type Server struct {
 	reporter Reporter
 	metrics  *Metrics
 	pages    *web.Pages
+	auth     *access.Authorizer // who may read which runs
 	log      *slog.Logger
 	// bg is the server's own context: work that outlives a request (GitHub
 	// calls after a delivery is committed) hangs off it, never off the
@@ -83,8 +87,12 @@ func New(bg context.Context, cfg Config, store *storage.Store, q Queue, reporter
 	if metrics == nil {
 		metrics = NewMetrics(store)
 	}
-	s := &Server{cfg: cfg, store: store, queue: q, reporter: reporter, metrics: metrics, log: log, bg: bg}
-	pages, err := web.New(web.Config{APIToken: cfg.APIToken, GitHubURL: cfg.GitHubURL, SecureCookies: cfg.SecureCookies}, store, s, log)
+	auth, err := access.New(access.Config{APIToken: cfg.APIToken, GitHub: cfg.SignIn, SecureCookies: cfg.SecureCookies}, store, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: store, queue: q, reporter: reporter, metrics: metrics, auth: auth, log: log, bg: bg}
+	pages, err := web.New(web.Config{APIToken: cfg.APIToken, GitHubURL: cfg.GitHubURL, SecureCookies: cfg.SecureCookies}, auth, s, log)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +155,7 @@ func (s *Server) readyz(c *gin.Context) {
 // requireToken guards API writes with MEMGATE_API_TOKEN.
 func (s *Server) requireToken(c *gin.Context) {
 	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if s.cfg.APIToken == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.APIToken)) != 1 {
+	if !ok || !s.auth.IsAPIToken(got) {
 		c.Header("WWW-Authenticate", `Bearer realm="memgate"`)
 		msg := "a valid bearer token is required"
 		if s.cfg.APIToken == "" {

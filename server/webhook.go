@@ -32,6 +32,7 @@ const (
 	outcomeNoSecret   = "no_secret"
 	outcomeNoDelivery = "no_delivery_id"
 	outcomeApproval   = "needs_approval"
+	outcomeVisibility = "visibility"
 )
 
 // followup is GitHub work to do once a delivery's transaction committed.
@@ -113,7 +114,15 @@ func (s *Server) webhook(c *gin.Context) {
 
 // handle decides what a verified, new delivery does, inside its transaction.
 func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *event) (string, int64, []followup, error) {
+	if err := s.recordVisibility(ctx, tx, e); err != nil {
+		return "", 0, nil, err
+	}
 	switch name {
+	case "repository":
+		if e.Action == "publicized" || e.Action == "privatized" {
+			return outcomeVisibility, 0, nil, nil
+		}
+		return outcomeIgnored, 0, nil, nil
 	case "ping":
 		return outcomePing, 0, nil, nil
 	case "pull_request":
@@ -132,6 +141,24 @@ func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *e
 		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e, e.CheckSuite.HeadSHA, pr, base)
 	}
 	return outcomeIgnored, 0, nil, nil
+}
+
+// recordVisibility keeps each repository's visibility as the latest
+// delivery says: every event about a repository carries repository.private
+// (repository publicized and privatized are just such events), and
+// installation events list the installation's repositories. A repository
+// whose payload does not say is recorded private.
+func (s *Server) recordVisibility(ctx context.Context, tx *sql.Tx, e *event) error {
+	repos := append([]repository{e.repo()}, e.Repositories...)
+	for _, r := range append(repos, e.RepositoriesAdded...) {
+		if r.FullName == "" {
+			continue
+		}
+		if err := s.store.SetVisibility(ctx, tx, r.FullName, r.private()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *event) (string, int64, []followup, error) {
@@ -184,7 +211,7 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	run := gate.Run{
 		Repository: repo.FullName, PR: pr.Number, HeadSHA: head, BaseSHA: pr.Base.SHA,
 		HeadRef: pr.Head.Ref, BaseRef: pr.Base.Ref, CloneURL: repo.CloneURL,
-		Private: repo.Private, InstallationID: e.installationID(),
+		Private: repo.private(), InstallationID: e.installationID(),
 		Trigger: "pull_request." + e.Action, DeliveryID: guid,
 	}
 	if fork && !s.cfg.AllowForks {
@@ -209,7 +236,7 @@ func (s *Server) rerequest(ctx context.Context, tx *sql.Tx, guid, trigger string
 	head string, pr int, baseSHA string) (string, int64, []followup, error) {
 	repo := e.repo()
 	run := gate.Run{Repository: repo.FullName, PR: pr, HeadSHA: head, BaseSHA: baseSHA, CloneURL: repo.CloneURL,
-		Private: repo.Private, InstallationID: e.installationID(), Trigger: trigger, DeliveryID: guid}
+		Private: repo.private(), InstallationID: e.installationID(), Trigger: trigger, DeliveryID: guid}
 	if prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, head); err == nil {
 		run.PR, run.BaseSHA, run.HeadRef, run.BaseRef, run.RerunOf = prev.PR, prev.BaseSHA, prev.HeadRef, prev.BaseRef, prev.ID
 		if pr != 0 {

@@ -59,15 +59,14 @@ func (s *Store) CreateRun(ctx context.Context, tx *sql.Tx, r gate.Run) (int64, e
 	if r.Status == "" {
 		r.Status = gate.RunQueued
 	}
-	private := 0
-	if r.Private {
-		private = 1
+	if err := s.knowRepository(ctx, tx, r.Repository); err != nil {
+		return 0, err
 	}
 	var id int64
 	err := s.q(tx).QueryRowContext(ctx, `INSERT INTO runs (repository, pr_number, head_sha, base_sha, head_ref, base_ref,
 		clone_url, private, installation_id, trigger, delivery_guid, attempt, rerun_of, status, job_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		r.Repository, r.PR, r.HeadSHA, r.BaseSHA, r.HeadRef, r.BaseRef, r.CloneURL, private, r.InstallationID,
+		r.Repository, r.PR, r.HeadSHA, r.BaseSHA, r.HeadRef, r.BaseRef, r.CloneURL, boolInt(r.Private), r.InstallationID,
 		r.Trigger, r.DeliveryID, r.Attempt, r.RerunOf, string(r.Status), r.JobID, ms(r.CreatedAt)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("storage: create run: %w", err)
@@ -165,8 +164,10 @@ func collect(rows *sql.Rows) ([]gate.Run, error) {
 	return out, wrap("list runs", rows.Err())
 }
 
-// Filter selects runs to list. Zero fields match everything.
+// Filter selects runs to list. Zero fields match everything, except Scope:
+// its zero value lists public repositories only.
 type Filter struct {
+	Scope      Scope
 	Repository string
 	PR         int
 	Verdict    gate.Verdict
@@ -197,6 +198,9 @@ func (s *Store) ListRuns(ctx context.Context, f Filter) ([]gate.Run, int64, erro
 	}
 	if f.Before > 0 {
 		where, args = append(where, "id < ?"), append(args, f.Before)
+	}
+	if cond, scopeArgs := f.Scope.where(); cond != "" {
+		where, args = append(where, cond), append(args, scopeArgs...)
 	}
 	query := `SELECT ` + runColumns + ` FROM runs`
 	if len(where) > 0 {

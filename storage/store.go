@@ -104,17 +104,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Migrate applies memgate's own migrations (not the queue's).
 func (s *Store) Migrate(ctx context.Context) error {
-	files, dir, dialect := migrations.SQLite, "sqlite", goose.DialectSQLite3
-	if s.engine == Postgres {
-		files, dir, dialect = migrations.Postgres, "postgres", goose.DialectPostgres
-	}
-	sub, err := fs.Sub(files, dir)
+	p, err := s.migrations()
 	if err != nil {
 		return err
-	}
-	p, err := goose.NewProvider(dialect, s.db, sub)
-	if err != nil {
-		return fmt.Errorf("storage: migrations: %w", err)
 	}
 	results, err := p.Up(ctx)
 	if err != nil {
@@ -124,6 +116,23 @@ func (s *Store) Migrate(ctx context.Context) error {
 		s.log.Info("migrated", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
 	}
 	return nil
+}
+
+// migrations is the engine's migrations, ready to apply.
+func (s *Store) migrations() (*goose.Provider, error) {
+	files, dir, dialect := migrations.SQLite, "sqlite", goose.DialectSQLite3
+	if s.engine == Postgres {
+		files, dir, dialect = migrations.Postgres, "postgres", goose.DialectPostgres
+	}
+	sub, err := fs.Sub(files, dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := goose.NewProvider(dialect, s.db, sub)
+	if err != nil {
+		return nil, fmt.Errorf("storage: migrations: %w", err)
+	}
+	return p, nil
 }
 
 // Tx runs fn in a transaction, committed when fn returns nil.

@@ -122,6 +122,8 @@ func TestCancelledRunStaysCancelled(t *testing.T) {
 }
 
 func TestListRunsFiltersAndPages(t *testing.T) {
+	// Visibility is TestScopeFiltersListsInTheQuery's: here, everything.
+	everything := Scope{All: true}
 	eachEngine(t, func(t *testing.T, b testBundle) {
 		for i := 0; i < 7; i++ {
 			id, err := b.store.CreateRun(b.ctx, nil, newRun("acme/api", 1+i%2, "sha"+string(rune('a'+i))))
@@ -136,14 +138,14 @@ func TestListRunsFiltersAndPages(t *testing.T) {
 		}
 		b.store.CreateRun(b.ctx, nil, newRun("acme/web", 3, "w1"))
 
-		all, next, err := b.store.ListRuns(b.ctx, Filter{Limit: 3})
+		all, next, err := b.store.ListRuns(b.ctx, Filter{Scope: everything, Limit: 3})
 		if err != nil || len(all) != 3 || next == 0 || all[0].Repository != "acme/web" {
 			t.Fatalf("page 1: %d runs next %d err %v", len(all), next, err)
 		}
 		seen := len(all)
 		for next != 0 {
 			var page []gate.Run
-			page, next, err = b.store.ListRuns(b.ctx, Filter{Limit: 3, Before: next})
+			page, next, err = b.store.ListRuns(b.ctx, Filter{Scope: everything, Limit: 3, Before: next})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,11 +154,11 @@ func TestListRunsFiltersAndPages(t *testing.T) {
 		if seen != 8 {
 			t.Errorf("paged through %d runs, want 8", seen)
 		}
-		fails, _, _ := b.store.ListRuns(b.ctx, Filter{Repository: "acme/api", Verdict: gate.Fail})
+		fails, _, _ := b.store.ListRuns(b.ctx, Filter{Scope: everything, Repository: "acme/api", Verdict: gate.Fail})
 		if len(fails) != 3 {
 			t.Errorf("%d failed runs, want 3", len(fails))
 		}
-		pr2, _, _ := b.store.ListRuns(b.ctx, Filter{Repository: "acme/api", PR: 2})
+		pr2, _, _ := b.store.ListRuns(b.ctx, Filter{Scope: everything, Repository: "acme/api", PR: 2})
 		if len(pr2) != 3 {
 			t.Errorf("%d runs of PR 2, want 3", len(pr2))
 		}

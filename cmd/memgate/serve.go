@@ -17,6 +17,7 @@ import (
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/server"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/server/runner"
@@ -35,6 +36,8 @@ type serveConfig struct {
 	allowLocalRepos, gateDrafts, allowForks  bool
 	approveLabel                             string
 	jobTimeout, rescueAfter, lease           time.Duration
+	// GitHub sign-in: the App's OAuth client, and where people sign in.
+	clientID, clientSecret, webURL string
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -80,6 +83,9 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.StringVar(&c.cacheDir, "cache-dir", cacheDir(getenv), "the Go caches sandboxes share (MEMGATE_CACHE_DIR)")
 	fs.BoolVar(&c.unsafeUncontained, "unsafe-run-uncontained", envBool("MEMGATE_UNSAFE_RUN_UNCONTAINED"),
 		"where no sandbox can be made, gate pull requests anyway, running their code as memgate's own user with memgate's files and secrets in reach (MEMGATE_UNSAFE_RUN_UNCONTAINED; never on a machine that holds anything of value)")
+	fs.StringVar(&c.clientID, "github-client-id", getenv("MEMGATE_GITHUB_CLIENT_ID"), "the GitHub App's OAuth client id: people sign in with GitHub and see the private repositories they can read (MEMGATE_GITHUB_CLIENT_ID)")
+	fs.StringVar(&c.clientSecret, "github-client-secret", getenv("MEMGATE_GITHUB_CLIENT_SECRET"), "the GitHub App's OAuth client secret; also keys the session cookies (MEMGATE_GITHUB_CLIENT_SECRET)")
+	fs.StringVar(&c.webURL, "github-web-url", getenv("MEMGATE_GITHUB_WEB_URL"), "where people sign in and pages link to (MEMGATE_GITHUB_WEB_URL; default https://github.com, or the Enterprise host of MEMGATE_GITHUB_API_URL)")
 	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
 	return c
 }
@@ -100,8 +106,30 @@ func (c *serveConfig) validate() error {
 		return errors.New("MEMGATE_RESCUE_AFTER / --rescue-after must exceed the job timeout")
 	case c.lease < 3*time.Second:
 		return errors.New("MEMGATE_LEASE / --lease must be a duration of at least 3s")
+	case (c.clientID == "") != (c.clientSecret == ""):
+		return errors.New("MEMGATE_GITHUB_CLIENT_ID and MEMGATE_GITHUB_CLIENT_SECRET go together: set both for GitHub sign-in, or neither")
 	}
 	return nil
+}
+
+// gitHubWeb is where people sign in and pages link to.
+func (c *serveConfig) gitHubWeb() string {
+	if c.webURL != "" {
+		return strings.TrimRight(c.webURL, "/")
+	}
+	return checks.WebURL(c.apiURL)
+}
+
+// signIn is the GitHub App's OAuth client, or nil without one.
+func (c *serveConfig) signIn() *access.GitHub {
+	if c.clientID == "" {
+		return nil
+	}
+	g := &access.GitHub{ClientID: c.clientID, ClientSecret: c.clientSecret, WebURL: c.gitHubWeb(), APIURL: c.apiURL}
+	if c.publicURL != "" {
+		g.RedirectURL = strings.TrimRight(c.publicURL, "/") + "/login/callback"
+	}
+	return g
 }
 
 func newLogger(w io.Writer) *slog.Logger {
@@ -254,6 +282,9 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	if withHTTP && c.apiToken == "" {
 		log.Warn("MEMGATE_API_TOKEN is not set: API writes (new runs, re-runs) are refused")
 	}
+	if withHTTP && c.clientID == "" {
+		log.Warn("MEMGATE_GITHUB_CLIENT_ID is not set: nobody can sign in with GitHub, and private repositories' runs are visible with MEMGATE_API_TOKEN only")
+	}
 
 	cont, notReady := serveContainment(ctx, c, getenv, log)
 	metrics := server.NewMetrics(st)
@@ -278,8 +309,8 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	errc := make(chan error, 1)
 	if withHTTP {
 		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
-			GitHubURL: checks.WebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
-			AllowForks: c.allowForks, ApproveLabel: c.approveLabel, NotReady: notReady}, st, q, rep, metrics, log)
+			GitHubURL: c.gitHubWeb(), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
+			AllowForks: c.allowForks, ApproveLabel: c.approveLabel, SignIn: c.signIn(), NotReady: notReady}, st, q, rep, metrics, log)
 		if err != nil {
 			return err
 		}

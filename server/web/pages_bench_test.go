@@ -18,6 +18,7 @@ import (
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/internal/testlock"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -78,7 +79,18 @@ func BenchmarkPages100k(b *testing.B) {
 	}
 	b.Logf("seeded %d runs in %v", runs, time.Since(start).Round(time.Millisecond))
 
-	p, err := New(Config{}, st, nil, nil)
+	// A quarter of the repositories are private; the pages are read as
+	// nobody, so every list filters them out in its query.
+	for i := 0; i < repos; i++ {
+		if err := st.SetVisibility(ctx, nil, fmt.Sprintf("org-%d/service-%d", i, i), i%4 == 3); err != nil {
+			b.Fatal(err)
+		}
+	}
+	auth, err := access.New(access.Config{}, st, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := New(Config{}, auth, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -43,7 +43,10 @@ func (p *Pages) repo(c *gin.Context) {
 	}
 	repo := owner + "/" + name
 	ctx := c.Request.Context()
-	runs, _, err := p.store.ListRuns(ctx, storage.Filter{Repository: repo, Limit: repoWindow})
+	rd := p.reader(c)
+	// A repository the viewer may not see lists no runs: the same answer
+	// as for one memgate never gated.
+	runs, _, err := rd.List(ctx, storage.Filter{Repository: repo, Limit: repoWindow})
 	if err != nil {
 		p.fail(c, err)
 		return
@@ -70,14 +73,14 @@ func (p *Pages) repo(c *gin.Context) {
 	} else {
 		d.Recent = runs
 	}
-	open, err := p.store.OpenPullRequests(ctx, repo, 50)
+	open, err := rd.OpenPullRequests(ctx, repo, 50)
 	if err != nil {
 		p.fail(c, err)
 		return
 	}
 	for _, n := range open {
 		row := prRow{Number: n}
-		if r, err := p.store.LatestForPR(ctx, repo, n); err == nil {
+		if r, err := rd.LatestForPR(ctx, repo, n); err == nil {
 			row.Run, row.HasRun = r, true
 		}
 		d.OpenPRs = append(d.OpenPRs, row)
@@ -126,12 +129,15 @@ func trendCharts(runs []gate.Run) []template.HTML {
 	return out
 }
 
-// badge is a README badge of the repository's latest verdict.
+// badge is a README badge of the repository's latest verdict. A
+// repository without runs, or one the viewer may not see, is a 404 with a
+// "no runs" badge: the same bytes either way.
 func (p *Pages) badge(c *gin.Context) {
 	owner, name := c.Param("owner"), strings.TrimSuffix(c.Param("repo"), ".svg")
-	label, color := "no runs", "#6b7280"
+	label, color, status := "no runs", "#6b7280", http.StatusNotFound
 	if repoPart.MatchString(owner) && repoPart.MatchString(name) {
-		if r, err := p.store.LatestCompleted(c.Request.Context(), owner+"/"+name); err == nil {
+		if r, err := p.reader(c).LatestCompleted(c.Request.Context(), owner+"/"+name); err == nil {
+			status = http.StatusOK
 			label = string(r.Verdict)
 			color = map[gate.Verdict]string{gate.Pass: "#1a7f37", gate.Fail: "#cf222e"}[r.Verdict]
 			if color == "" {
@@ -139,8 +145,9 @@ func (p *Pages) badge(c *gin.Context) {
 			}
 		}
 	}
-	c.Header("Cache-Control", "no-cache, max-age=0")
-	c.Data(http.StatusOK, "image/svg+xml; charset=utf-8", badgeSVG("memgate", label, color))
+	// private: a badge may be of a private repository, shown to one viewer.
+	c.Header("Cache-Control", "private, no-cache, max-age=0")
+	c.Data(status, "image/svg+xml; charset=utf-8", badgeSVG("memgate", label, color))
 }
 
 func badgeSVG(left, right, color string) []byte {

@@ -32,12 +32,13 @@ func (p *Pages) run(c *gin.Context) {
 		p.NotFound(c)
 		return
 	}
-	run, err := p.store.RunWithReport(c.Request.Context(), id)
+	rd := p.reader(c)
+	run, err := rd.Run(c.Request.Context(), id)
 	if err != nil {
 		p.fail(c, err)
 		return
 	}
-	names, err := p.store.ProfileNames(c.Request.Context(), id)
+	names, err := rd.ProfileNames(c.Request.Context(), id)
 	if err != nil {
 		p.fail(c, err)
 		return

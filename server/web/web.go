@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -48,8 +49,10 @@ type Config struct {
 
 // Pages serves the history pages.
 type Pages struct {
-	cfg    Config
-	store  *storage.Store
+	cfg Config
+	// auth is the only way to run data: every page reads through a
+	// Reader for its viewer.
+	auth   *access.Authorizer
 	rerun  Rerunner
 	tmpl   map[string]*template.Template
 	log    *slog.Logger
@@ -58,14 +61,14 @@ type Pages struct {
 }
 
 // New parses the templates; a template error is returned, never ignored.
-func New(cfg Config, store *storage.Store, rerun Rerunner, log *slog.Logger) (*Pages, error) {
+func New(cfg Config, auth *access.Authorizer, rerun Rerunner, log *slog.Logger) (*Pages, error) {
 	if cfg.GitHubURL == "" {
 		cfg.GitHubURL = "https://github.com"
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pages{cfg: cfg, store: store, rerun: rerun, log: log, now: time.Now, tmpl: map[string]*template.Template{}}
+	p := &Pages{cfg: cfg, auth: auth, rerun: rerun, log: log, now: time.Now, tmpl: map[string]*template.Template{}}
 	funcs := template.FuncMap{
 		"bytes": func(v float64) string { return gate.FormatBytes(v) },
 		"value": gate.FormatValue,
@@ -114,6 +117,7 @@ func (p *Pages) Register(r gin.IRouter) {
 	r.GET("/repos/:owner/:repo", p.repo)
 	r.GET("/badge/:owner/:repo", p.badge)
 	r.GET("/login", p.loginForm)
+	r.GET("/login/callback", p.callback)
 	r.POST("/login", p.login)
 	r.POST("/logout", p.logout)
 	r.GET("/static/*file", func(c *gin.Context) {
@@ -131,7 +135,8 @@ func (p *Pages) NotFound(c *gin.Context) {
 type page struct {
 	Title    string
 	Message  string
-	SignedIn bool
+	SignedIn bool   // the operator (API token): re-runs allowed
+	User     string // the GitHub user signed in
 	CSRF     string
 	Path     string
 	Data     any
@@ -143,7 +148,11 @@ func (p *Pages) render(c *gin.Context, status int, name string, pg page) {
 		c.String(http.StatusInternalServerError, "no template %s", name)
 		return
 	}
-	pg.SignedIn = p.signedIn(c)
+	v := p.auth.Viewer(c.Request)
+	pg.SignedIn = p.cfg.APIToken != "" && v.Operator
+	if v.User != nil {
+		pg.User = v.User.Login
+	}
 	if pg.SignedIn {
 		pg.CSRF = p.csrf()
 	}
@@ -157,14 +166,25 @@ func (p *Pages) render(c *gin.Context, status int, name string, pg page) {
 	}
 }
 
+// fail maps an error to a status and a page, in one place.
 func (p *Pages) fail(c *gin.Context, err error) {
-	if errors.Is(err, storage.ErrNotFound) {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
 		p.render(c, http.StatusNotFound, "notfound", page{Title: "Not found", Message: err.Error()})
-		return
+	case errors.Is(err, access.ErrSignIn):
+		p.log.Warn("sign-in refused", "err", err)
+		p.render(c, http.StatusForbidden, "notfound", page{Title: "Sign-in refused",
+			Message: "memgate could not sign you in: " + err.Error() + ". Start again from the Sign in link."})
+	case errors.Is(err, access.ErrNoSignIn):
+		p.render(c, http.StatusNotFound, "notfound", page{Title: "Not found", Message: err.Error()})
+	default:
+		p.log.Error("page failed", "path", c.Request.URL.Path, "err", err)
+		p.render(c, http.StatusInternalServerError, "notfound", page{Title: "Something went wrong", Message: "memgate could not load this page: " + err.Error()})
 	}
-	p.log.Error("page failed", "path", c.Request.URL.Path, "err", err)
-	p.render(c, http.StatusInternalServerError, "notfound", page{Title: "Something went wrong", Message: "memgate could not load this page: " + err.Error()})
 }
+
+// reader is the store as this request's viewer may see it.
+func (p *Pages) reader(c *gin.Context) access.Reader { return p.auth.For(p.auth.Viewer(c.Request)) }
 
 // --- the list ---------------------------------------------------------------
 
@@ -199,7 +219,7 @@ func (p *Pages) list(c *gin.Context) {
 		}
 		f.Before = n
 	}
-	runs, next, err := p.store.ListRuns(c.Request.Context(), f)
+	runs, next, err := p.reader(c).List(c.Request.Context(), f)
 	if err != nil {
 		p.fail(c, err)
 		return

@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -66,7 +67,11 @@ func setup(t *testing.T, seed bool) *testBundle {
 		t.Fatal(err)
 	}
 	rr := &fakeRerunner{store: st}
-	p, err := New(Config{APIToken: testToken}, st, rr, nil)
+	auth, err := access.New(access.Config{APIToken: testToken}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{APIToken: testToken}, auth, rr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +124,11 @@ func (b *testBundle) seed(t *testing.T) {
 	ctx := context.Background()
 	add := func(key string, run gate.Run, rep *gate.Report, started, finished time.Time) {
 		run.CloneURL = "https://github.com/" + run.Repository + ".git"
+		// Public, as GitHub's deliveries would have said: these pages are
+		// what everyone sees.
+		if err := b.store.SetVisibility(ctx, nil, run.Repository, false); err != nil {
+			t.Fatal(err)
+		}
 		id, err := b.store.CreateRun(ctx, nil, run)
 		if err != nil {
 			t.Fatal(err)
@@ -245,6 +255,7 @@ func TestListShowsRunsAndFilters(t *testing.T) {
 func TestPagination(t *testing.T) {
 	b := setup(t, false)
 	ctx := context.Background()
+	b.store.SetVisibility(ctx, nil, "acme/api", false)
 	for i := 0; i < 120; i++ {
 		b.store.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: i + 1, HeadSHA: fmt.Sprintf("%040x", i), CloneURL: "https://x/y.git", Trigger: "t"})
 	}
@@ -282,7 +293,7 @@ func TestRunPageShowsTheReport(t *testing.T) {
 	_, body, _ := b.get(t, fmt.Sprintf("/runs/%d", b.ids["fail"]))
 	for _, want := range []string{"goroutine_settle", "stuck in main.main.handleOrder.func1.1", `<svg class="chart"`, "polyline",
 		"warm-up (not judged)", "settle limit", "fluctuation limit 15%", "go tool pprof -sample_index=inuse_space -top -diff_base heap-warmup.pb.gz heap-end.pb.gz",
-		"/api/v1/runs/1/profiles/heap-end.pb.gz", "Sign in to re-run", "seconds since the load started", "MiB"} {
+		"/api/v1/runs/1/profiles/heap-end.pb.gz", "Sign in with the API token to re-run", "/login?with=token&amp;next=/runs/1", "seconds since the load started", "MiB"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("run page lacks %q", want)
 		}
@@ -337,7 +348,7 @@ func TestRerunNeedsSignInAndIsSafeFromOtherSites(t *testing.T) {
 	}
 	var session *http.Cookie
 	for _, c := range r.Cookies() {
-		if c.Name == sessionCookie {
+		if c.Name == "memgate_session" {
 			session = c
 		}
 	}
@@ -374,5 +385,16 @@ func TestNiceTicks(t *testing.T) {
 	}
 	if !strings.Contains(string(chart{Title: "x", YFmt: trimFloat}.SVG()), "No samples") {
 		t.Error("an empty chart must say so")
+	}
+}
+
+// Without GitHub sign-in, /login shows the token form and says that
+// private repositories' runs need the token.
+func TestLoginWithoutGitHubSaysPrivateRunsNeedTheToken(t *testing.T) {
+	b := setup(t, false)
+	status, body, _ := b.get(t, "/login?next=/runs/1")
+	if status != http.StatusOK || !strings.Contains(body, "private repositories&#39; runs are visible only with the API token") ||
+		!strings.Contains(body, `name="token"`) || strings.Contains(body, "Sign in with GitHub") {
+		t.Errorf("/login without GitHub sign-in: %d\n%s", status, body)
 	}
 }
