@@ -10,17 +10,22 @@ ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/memgate ./cmd/memgate
 
 # Runtime: workers build the services they gate, so the image keeps the Go
-# toolchain and git; memgate runs as an unprivileged user.
+# toolchain and git; memgate runs as an unprivileged user and puts every
+# pull request's build and service in a sandbox of user, mount, pid and
+# network namespaces (docker-compose.yml gives the worker the security
+# options that needs; `memgate doctor` says whether it has them).
 FROM golang:1.26-bookworm
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 memgate \
- && mkdir -p /var/lib/memgate/work && chown -R memgate /var/lib/memgate
+ && mkdir -p /var/lib/memgate/work /var/lib/memgate/cache \
+ && chown -R memgate /var/lib/memgate && chmod 0711 /var/lib/memgate /var/lib/memgate/work
 COPY --from=build /out/memgate /usr/local/bin/memgate
 USER memgate
 ENV MEMGATE_ADDR=:8080 \
     MEMGATE_WORKDIR=/var/lib/memgate/work \
+    MEMGATE_CACHE_DIR=/var/lib/memgate/cache \
     GOPATH=/home/memgate/go \
     GOCACHE=/home/memgate/.cache/go-build \
     GOTOOLCHAIN=local

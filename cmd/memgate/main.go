@@ -5,6 +5,7 @@
 //	memgate check [flags] DIR    gate the service in DIR
 //	memgate serve [flags]        the GitHub webhook server and gate workers
 //	memgate migrate              bring the database schema up to date
+//	memgate doctor               can this machine sandbox pull requests' code?
 //	memgate version              print the version
 package main
 
@@ -38,6 +39,7 @@ usage:
   memgate serve [flags]         receive GitHub webhooks, queue and run gates, report checks
   memgate worker [flags]        run queued gates without serving HTTP (shares serve's settings)
   memgate migrate [flags]       bring the database schema up to date
+  memgate doctor                say whether this machine can sandbox pull requests' code (exit 1 if not)
   memgate version               print memgate's version
 
 Run "memgate check -h" for the check flags. Exit status of check:
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runWorker(ctx, args[1:], os.Getenv, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], os.Getenv, stderr)
+	case "doctor":
+		return runDoctor(ctx, os.Getenv, stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "memgate", memgateVersion())
 		return 0

@@ -1,0 +1,3 @@
+module example.com/snoop
+
+go 1.22
