@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,13 +65,23 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 	if overlay != "" {
 		binds = append(binds, sandbox.Bind{Source: filepath.Dir(overlay)})
 	}
+	overlays := []sandbox.Overlay{{Target: spec.Dir, Lowers: []string{spec.Dir}, Upper: dirs["src-upper"], Work: dirs["src-work"]}}
+	if b.Identity.Set() {
+		// As root the seed's files belong to the fetch user, whose
+		// directories the build's user may not write through an overlay:
+		// its cache is a tree of its own, of hard links to the seed's
+		// files, which it can read but not change.
+		cache := filepath.Join(b.Scratch, "gocache")
+		if err := linkTree(seed, cache, b.Identity); err != nil {
+			return "", fmt.Errorf("%w: the build's cache: %v", ErrContainment, err)
+		}
+		binds = append(binds, sandbox.Bind{Source: cache, Target: "/memgate/gocache", Writable: true})
+	} else {
+		overlays = append(overlays, sandbox.Overlay{Target: "/memgate/gocache", Lowers: []string{seed}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]})
+	}
 	sp := sandbox.Spec{
 		Path: name, Args: args, Env: full, Dir: spec.Dir, Root: root, Files: sandbox.SystemFiles(),
-		TmpBytes: 2 << 30, Binds: binds,
-		Overlays: []sandbox.Overlay{
-			{Target: spec.Dir, Lowers: []string{spec.Dir}, Upper: dirs["src-upper"], Work: dirs["src-work"]},
-			{Target: "/memgate/gocache", Lowers: []string{seed}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]},
-		},
+		TmpBytes: 2 << 30, Binds: binds, Overlays: overlays,
 		Identity: b.Identity, MaxProcesses: 4096, Stdout: out, Stderr: out,
 	}
 	err = runSandbox(ctx, sp, spec.Timeout)
@@ -130,4 +141,48 @@ func needsDownload(spec BuildSpec) bool {
 func hasVendor(spec BuildSpec) bool {
 	_, err := os.Stat(filepath.Join(spec.Dir, "vendor", "modules.txt"))
 	return err == nil
+}
+
+// linkTree makes dst a copy of src's directories, owned by id, holding
+// hard links to src's files (copies where src is on another filesystem).
+// The files stay the fetch user's, read-only to id; src's own trim
+// bookkeeping is left out.
+func linkTree(src, dst string, id sandbox.Identity) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			if err := os.Mkdir(target, 0o755); err != nil && !os.IsExist(err) {
+				return err
+			}
+			return os.Lchown(target, id.UID, id.GID)
+		case !d.Type().IsRegular() || rel == "trim.txt":
+			return nil
+		}
+		if err := os.Link(p, target); err == nil {
+			return nil
+		}
+		return copyFile(p, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

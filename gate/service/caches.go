@@ -144,6 +144,10 @@ func (c *Caches) Seed(ctx context.Context, cont Containment, env []string) (stri
 	if err := runSandbox(ctx, sp, 10*time.Minute); err != nil {
 		return "", fmt.Errorf("%w: building the standard library's cache: %v: %s", ErrContainment, err, LastLines(tail.String(), 10))
 	}
+	// A seed that holds nothing (the build wrote elsewhere) is no seed.
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) < 16 {
+		return "", fmt.Errorf("%w: the standard library's cache came out empty", ErrContainment)
+	}
 	if err := os.WriteFile(done, []byte(time.Since(start).String()+"\n"), 0o644); err != nil {
 		return "", err
 	}
@@ -164,7 +168,7 @@ func seedEnv(env []string, modCache, cache string) []string {
 // seedKey names a seed by what its cache keys depend on.
 func seedKey(goroot string, env []string) string {
 	h := sha256.New()
-	fmt.Fprintln(h, goroot)
+	fmt.Fprintln(h, "seed v2", goroot)
 	if v, err := os.ReadFile(filepath.Join(goroot, "VERSION")); err == nil {
 		h.Write(v)
 	}
