@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -214,4 +217,61 @@ func TestHostileServiceHasNoNetwork(t *testing.T) {
 	if !strings.Contains(r.Environment.Isolation, "no network but its own loopback") || r.Verdict == gate.Error {
 		t.Errorf("verdict %s (%s), isolation %q", r.Verdict, r.Reason, r.Environment.Isolation)
 	}
+}
+
+// A build (build.command: the repository's code) and a service try to
+// change what later gates trust: every file of the Go build cache they
+// can find, and the module cache. The next gate, of another module, builds
+// from caches none of it reached and passes; the shared caches are
+// byte-for-byte what they were.
+func TestHostileCannotPoisonTheCaches(t *testing.T) {
+	cont := gatetest.Containment(t)
+	seed, err := cont.Seed(context.Background(), service.ToolchainEnv(os.Getenv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedBefore := treeSum(t, seed)
+	modBefore := treeSum(t, cont.Caches.ModCache())
+	poison := `for f in $(find "$GOCACHE" "$GOMODCACHE" -type f 2>/dev/null | head -n 3000); do (echo POISON > "$f") 2>/dev/null && n=$((n+1)); done; ` +
+		`echo "poisoned $n files of my own view"; touch "$GOMODCACHE/poison" 2>&1; mkdir "$GOMODCACHE/cache/evil" 2>&1; ` +
+		`go build -o {{output}} . 2>&1 | tail -3; test -x {{output}} || go build -a -o {{output}} .`
+	r, _ := hostile(t, "snoop", func(c *config.Config) { c.Build.Command = "sh -c '" + strings.ReplaceAll(poison, "'", `'\''`) + "'" })
+	t.Logf("poisoner's build said:\n%s", r.BuildOutput)
+	if !strings.Contains(r.BuildOutput, "poisoned") {
+		t.Fatalf("the poisoner did not run: %s", r.Reason)
+	}
+	if after := treeSum(t, seed); after != seedBefore {
+		t.Errorf("the standard library's shared cache changed")
+	}
+	if after := treeSum(t, cont.Caches.ModCache()); after != modBefore {
+		t.Errorf("the module cache changed")
+	}
+	// The next gate, of another module, is not affected (hostile() holds
+	// the gate lock already).
+	res := Run(context.Background(), Options{Dir: examples("healthy-json"), Config: quick(), WorkDir: gatetest.WorkDir(t),
+		ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")}, Containment: cont})
+	if res.Report.Verdict != gate.Pass {
+		t.Fatalf("the gate after the poisoner: %s: %s\n%s", res.Report.Verdict, res.Report.Reason, res.Report.BuildOutput)
+	}
+}
+
+// treeSum hashes every file's path, mode and content under dir.
+func treeSum(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		info, _ := d.Info()
+		fmt.Fprintln(h, p, info.Mode())
+		if d.Type().IsRegular() {
+			if f, err := os.Open(p); err == nil {
+				io.Copy(h, f)
+				f.Close()
+			}
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -34,8 +34,8 @@ func (b *BuildSandbox) SourceUpper() string { return filepath.Join(b.Scratch, "s
 
 func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string) (string, error) {
 	caches := b.Containment.Caches
-	env := b.Containment.sandboxEnv(spec.ToolEnv, "/memgate/gocache")
-	seed, err := caches.Seed(ctx, b.Containment, env)
+	env := b.Containment.sandboxEnv(spec.ToolEnv, goCacheInside)
+	seed, err := b.Containment.Seed(ctx, spec.ToolEnv)
 	if err != nil {
 		return "", err
 	}
@@ -75,9 +75,9 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 		if err := linkTree(seed, cache, b.Identity); err != nil {
 			return "", fmt.Errorf("%w: the build's cache: %v", ErrContainment, err)
 		}
-		binds = append(binds, sandbox.Bind{Source: cache, Target: "/memgate/gocache", Writable: true})
+		binds = append(binds, sandbox.Bind{Source: cache, Target: goCacheInside, Writable: true})
 	} else {
-		overlays = append(overlays, sandbox.Overlay{Target: "/memgate/gocache", Lowers: []string{seed}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]})
+		overlays = append(overlays, sandbox.Overlay{Target: goCacheInside, Lowers: []string{seed}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]})
 	}
 	sp := sandbox.Spec{
 		Path: name, Args: args, Env: full, Dir: spec.Dir, Root: root, Files: sandbox.SystemFiles(),

@@ -213,3 +213,12 @@ func runSandbox(ctx context.Context, sp sandbox.Spec, limit time.Duration) error
 	}
 	return err
 }
+
+// Seed is the standard library's cache for builds with toolEnv, built on
+// first use (see Caches.Seed).
+func (c Containment) Seed(ctx context.Context, toolEnv []string) (string, error) {
+	return c.Caches.Seed(ctx, c, c.sandboxEnv(toolEnv, goCacheInside))
+}
+
+// goCacheInside is where a build sees its Go build cache.
+const goCacheInside = "/memgate/gocache"

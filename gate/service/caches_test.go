@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -62,4 +63,28 @@ func TestSeedIsBuiltOnce(t *testing.T) {
 		t.Fatalf("second seed: %s %v", again, err)
 	}
 	t.Logf("seed of %d files built in %s, found again in %s", n, first, time.Since(start))
+}
+
+// A sandbox's user owns what is inside the caches; if a cache directory is
+// swapped for a symlink (to, say, a root-owned directory of binaries), the
+// next memgate refuses it and changes nothing where it points.
+func TestCacheDirectorySwappedForASymlinkIsRefused(t *testing.T) {
+	for _, sub := range []string{"mod", "seed"} {
+		t.Run(sub, func(t *testing.T) {
+			c, dir := testContainment(t)
+			victim := t.TempDir()
+			before, _ := os.Lstat(victim)
+			os.Rename(filepath.Join(dir, sub), filepath.Join(dir, sub+".old"))
+			if err := os.Symlink(victim, filepath.Join(dir, sub)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := OpenCaches(dir, c); err == nil {
+				t.Fatalf("caches with %s a symlink were opened", sub)
+			}
+			after, _ := os.Lstat(victim)
+			if after.Sys().(*syscall.Stat_t).Uid != before.Sys().(*syscall.Stat_t).Uid || after.Mode() != before.Mode() {
+				t.Fatalf("the symlink's target changed: %v -> %v", before.Mode(), after.Mode())
+			}
+		})
+	}
 }
