@@ -3,9 +3,11 @@ package runner
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -66,5 +68,41 @@ func TestJobOfARunCancelledWhileQueuedDoesNothing(t *testing.T) {
 	run, _ := st.Run(ctx, id)
 	if run.Status != gate.RunCancelled || run.Reason != "superseded by def" || run.Report != nil {
 		t.Errorf("after the job: status %s, reason %q, report %v", run.Status, run.Reason, run.Report != nil)
+	}
+}
+
+// A worker without a sandbox does not run a pull request's code: the run
+// completes as an error saying why, and its check completes with it; the
+// clone URL is never even fetched. With the operator's explicit
+// acceptance (AllowUncontained) the same run is attempted.
+func TestWorkerWithoutASandboxRefusesToGate(t *testing.T) {
+	ctx := context.Background()
+	st := migratedStore(t)
+	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: "0123456789abcdef0123456789abcdef01234567",
+		CloneURL: "/nonexistent/repo", Trigger: "t", JobID: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &recordingReporter{}
+	noSandbox := service.Containment{Why: "user namespaces are off (user.max_user_namespaces = 0)"}
+	r := New(st, rep, Options{AllowLocalRepos: true, Containment: noSandbox})
+	if err := r.Execute(ctx, id, 5, true); err != nil {
+		t.Fatalf("execute: %v", err)
+	}
+	run, _ := st.Run(ctx, id)
+	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "no sandbox") || !strings.Contains(run.Reason, "user namespaces are off") {
+		t.Fatalf("status %s, verdict %s: %s", run.Status, run.Verdict, run.Reason)
+	}
+	if !strings.Contains(strings.Join(rep.calls, " "), "completed") {
+		t.Errorf("the check was not completed: %v", rep.calls)
+	}
+
+	id2, _ := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 2, HeadSHA: "1123456789abcdef0123456789abcdef01234567",
+		CloneURL: "/nonexistent/repo", Trigger: "t", JobID: 6})
+	r = New(st, &recordingReporter{}, Options{AllowLocalRepos: true, Containment: noSandbox, AllowUncontained: true})
+	r.Execute(ctx, id2, 6, true)
+	run2, _ := st.Run(ctx, id2)
+	if strings.Contains(run2.Reason, "no sandbox") || !strings.Contains(run2.Reason, "nonexistent") {
+		t.Fatalf("AllowUncontained was ignored (the clone was not even tried): %s", run2.Reason)
 	}
 }
