@@ -51,12 +51,7 @@ func TestImageStartUpContains(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
 	os.Chmod(root, 0o755)
-	bin := filepath.Join(root, "memgate")
-	data, err := os.ReadFile(buildMemgate(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(bin, data, 0o755)
+	bin := testuser.Executable(t, buildMemgate(t))
 	env := []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range image.env {
 		if strings.HasPrefix(v, "/") {

@@ -116,9 +116,7 @@ func attackMemgate(t *testing.T, bin string, uid, gid int) {
 		for _, p := range []string{base, home, filepath.Dir(keyFile), keyFile, filepath.Join(home, ".netrc"), filepath.Join(base, "work"), other, filepath.Join(other, "main.go")} {
 			os.Chown(p, uid, gid)
 		}
-		runBin = filepath.Join(base, "memgate")
-		data, _ := os.ReadFile(bin)
-		os.WriteFile(runBin, data, 0o755)
+		runBin = testuser.Executable(t, bin)
 	}
 	cmd := exec.Command(runBin, "check", "--json", "-", src)
 	cmd.Env = env

@@ -51,22 +51,8 @@ func Rerun(t *testing.T, test string, env ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The test binary's own directory is private: copy it where the user
-	// can run it.
-	dir, err := os.MkdirTemp("", "memgate-testuser-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "test.bin")
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := Executable(t, self)
+	dir := filepath.Dir(bin)
 	wd, _ := os.Getwd()
 	cmd := exec.Command("setpriv", "--reuid="+strconv.Itoa(uid), "--regid="+strconv.Itoa(gid), "--clear-groups", "--",
 		bin, "-test.run", "^"+test+"$", "-test.v", "-test.count=1")
@@ -77,4 +63,26 @@ func Rerun(t *testing.T, test string, env ...string) string {
 		t.Fatalf("as %s: %v\n%s", Name, err, out)
 	}
 	return string(out)
+}
+
+// Executable copies the program at path into a directory of its own the
+// unprivileged user can reach (test binaries and t.TempDir are private),
+// removed after the test, and returns the copy's path.
+func Executable(t testing.TB, path string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "memgate-testuser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
