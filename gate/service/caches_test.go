@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -9,6 +10,7 @@ import (
 	"time"
 )
 
+// testContainment prepares caches in a directory of the test's own.
 func testContainment(t *testing.T) (Containment, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "memgate-caches-test-")
@@ -16,11 +18,17 @@ func testContainment(t *testing.T) (Containment, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	return containmentIn(t, dir), dir
+}
+
+// containmentIn prepares caches in dir.
+func containmentIn(t *testing.T, dir string) Containment {
+	t.Helper()
 	c := NewContainment(context.Background(), dir, ToolchainEnv(os.Getenv))
 	if !c.Sandboxed {
 		t.Fatalf("no sandbox: %s", c.Why)
 	}
-	return c, dir
+	return c
 }
 
 // The standard library's cache is built once, in a sandbox, and holds the
@@ -29,8 +37,10 @@ func TestSeedIsBuiltOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the standard library")
 	}
-	c, _ := testContainment(t)
-	env := c.sandboxEnv(ToolchainEnv(os.Getenv), "/memgate/gocache")
+	// The cache directory the gate tests share (internal/gatetest's): the
+	// standard library is compiled once per test run, by whoever is first.
+	c := containmentIn(t, filepath.Join(os.TempDir(), fmt.Sprintf("memgate-test-cache-%d", os.Geteuid())))
+	env := c.sandboxEnv(ToolchainEnv(os.Getenv), goCacheInside)
 	start := time.Now()
 	seed, err := c.Caches.Seed(context.Background(), c, env)
 	if err != nil {
