@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"database/sql"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -49,6 +48,9 @@ type Config struct {
 	// adding ApproveLabel.
 	AllowForks   bool
 	ApproveLabel string
+	// MaxEventAge refuses deliveries whose payload says the event happened
+	// longer ago (see checkAge); 0 sets no bound.
+	MaxEventAge time.Duration
 }
 
 // Server handles HTTP.
@@ -151,26 +153,6 @@ func (s *Server) requireToken(c *gin.Context) {
 	}
 	c.Next()
 }
-
-// statusFor maps an error to an HTTP status in one place.
-func statusFor(err error) int {
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, errBadRequest):
-		return http.StatusBadRequest
-	case errors.Is(err, errUnprocessable):
-		return http.StatusUnprocessableEntity
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-var (
-	errBadRequest    = errors.New("bad request")
-	errUnprocessable = errors.New("cannot be done")
-)
 
 func (s *Server) fail(c *gin.Context, err error) {
 	status := statusFor(err)
