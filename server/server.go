@@ -18,6 +18,7 @@ import (
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/server/web"
+	"github.com/memgate/memgate/server/workspace"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -51,6 +52,9 @@ type Config struct {
 	// MaxEventAge refuses deliveries whose payload says the event happened
 	// longer ago (see checkAge); 0 sets no bound.
 	MaxEventAge time.Duration
+	// WorkDir, when set, is where this process's gates make their
+	// workspaces: /readyz reports it once it becomes unusable.
+	WorkDir string
 }
 
 // Server handles HTTP.
@@ -135,6 +139,12 @@ func (s *Server) readyz(c *gin.Context) {
 	if err := s.store.Ping(ctx); err != nil {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "database unreachable", "error": err.Error()})
 		return
+	}
+	if s.cfg.WorkDir != "" {
+		if err := workspace.CheckRoot(s.cfg.WorkDir); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "workdir unusable", "error": err.Error()})
+			return
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }

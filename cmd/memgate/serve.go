@@ -20,6 +20,7 @@ import (
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/server/runner"
+	"github.com/memgate/memgate/server/workspace"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -34,6 +35,7 @@ type serveConfig struct {
 	allowLocalRepos, gateDrafts, allowForks  bool
 	approveLabel                             string
 	jobTimeout, rescueAfter, lease           time.Duration
+	maxEventAge                              time.Duration
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -76,6 +78,7 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.StringVar(&c.approveLabel, "approve-label", env("MEMGATE_APPROVE_LABEL", "memgate/ok-to-test"), "the label a maintainer adds to approve gating a fork's head commit (MEMGATE_APPROVE_LABEL)")
 	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 30*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
 	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
+	fs.DurationVar(&c.maxEventAge, "max-event-age", envDur("MEMGATE_MAX_EVENT_AGE", 96*time.Hour), "refuse webhook events whose payload says they happened longer ago; 0 for no bound (MEMGATE_MAX_EVENT_AGE)")
 	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
 	return c
 }
@@ -96,6 +99,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("MEMGATE_RESCUE_AFTER / --rescue-after must exceed the job timeout")
 	case c.lease < 3*time.Second:
 		return errors.New("MEMGATE_LEASE / --lease must be a duration of at least 3s")
+	case c.maxEventAge < 0:
+		return errors.New("MEMGATE_MAX_EVENT_AGE / --max-event-age must be a duration (0 for no bound)")
 	}
 	return nil
 }
@@ -203,6 +208,17 @@ func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log 
 // runServices starts the gate workers (c.workers of them) and, with withHTTP, the
 // HTTP server; `memgate worker` runs without it.
 func runServices(ctx context.Context, c *serveConfig, getenv func(string) string, log *slog.Logger, withHTTP bool) error {
+	// Every gate makes its workspace under the workdir: without a usable
+	// one, refuse to start rather than accept webhooks for gates that can
+	// only fail.
+	workDir := ""
+	if c.workers > 0 {
+		dir, err := workspace.PrepareRoot(c.workDir, os.Geteuid() == 0)
+		if err != nil {
+			return fmt.Errorf("MEMGATE_WORKDIR / --workdir: %w", err)
+		}
+		workDir = dir
+	}
 	st, err := openAndMigrate(ctx, c.databaseURL, log)
 	if err != nil {
 		return err
@@ -223,7 +239,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 
 	metrics := server.NewMetrics(st)
 	gates := runner.New(st, rep, runner.Options{
-		WorkDir: c.workDir, AllowLocalRepos: c.allowLocalRepos,
+		WorkDir: workDir, AllowLocalRepos: c.allowLocalRepos,
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
 		HeartbeatEvery: c.lease / 6, RunAsNobody: os.Geteuid() == 0, NobodyCache: nobodyCache(getenv, os.Stderr),
@@ -244,7 +260,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	if withHTTP {
 		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
 			GitHubURL: checks.WebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
-			AllowForks: c.allowForks, ApproveLabel: c.approveLabel}, st, q, rep, metrics, log)
+			AllowForks: c.allowForks, ApproveLabel: c.approveLabel, MaxEventAge: c.maxEventAge, WorkDir: workDir}, st, q, rep, metrics, log)
 		if err != nil {
 			return err
 		}
