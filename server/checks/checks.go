@@ -227,7 +227,8 @@ func (a *App) Cancelled(ctx context.Context, run gate.Run, reason string) error 
 	return a.update(ctx, run, github.UpdateCheckRunOptions{
 		Status: github.String("completed"), Conclusion: github.String("cancelled"),
 		CompletedAt: &github.Timestamp{Time: time.Now()},
-		Output:      &github.CheckRunOutput{Title: github.String(truncate("Cancelled: "+reason, maxTitleBytes)), Summary: github.String(reason)},
+		Output: &github.CheckRunOutput{Title: github.String(truncate(flatten("Cancelled: "+reason), maxTitleBytes)),
+			Summary: github.String(truncate("Cancelled: "+text(reason), maxOutputBytes))},
 	})
 }
 
