@@ -135,7 +135,10 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		// fn's errors come from this store, which classified them, and
+		// from others sharing the transaction (the job queue), which did
+		// not.
+		return classify(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return wrap("commit", err)
