@@ -145,10 +145,11 @@ func TestDeliveryErrorsMapToStatuses(t *testing.T) {
 	}
 }
 
-// The database really gone: SQLite closed, and Postgres behind a proxy
-// that is then cut off (connections refused). Both 503, and /readyz too.
+// The database really unavailable: SQLite closed, SQLite locked by another
+// writer past its busy timeout, and Postgres behind a proxy that is then
+// cut off (connections refused). Each 503; /readyz too when it is gone.
 func TestDatabaseUnavailableIs503(t *testing.T) {
-	check := func(t *testing.T, b testBundle, cutOff func()) {
+	check := func(t *testing.T, b testBundle, cutOff func(), gone bool) {
 		if a := send(t, b.srv.URL, "pull_request", "before", prDelivery(t, fmt.Sprintf("%040x", 1)), true); a.status != http.StatusAccepted {
 			t.Fatalf("before: %+v", a)
 		}
@@ -156,6 +157,9 @@ func TestDatabaseUnavailableIs503(t *testing.T) {
 		a := send(t, b.srv.URL, "pull_request", "after", prDelivery(t, fmt.Sprintf("%040x", 2)), true)
 		if a.status != http.StatusServiceUnavailable || !strings.Contains(a.Error, "database is unavailable") {
 			t.Fatalf("database gone: %+v, want 503", a)
+		}
+		if !gone {
+			return // a lock is not an outage: /readyz's ping still reads
 		}
 		resp, err := http.Get(b.srv.URL + "/readyz")
 		if err != nil {
@@ -168,7 +172,30 @@ func TestDatabaseUnavailableIs503(t *testing.T) {
 	}
 	t.Run("sqlite-closed", func(t *testing.T) {
 		b := setup(t)
-		check(t, b, func() { b.store.Close() })
+		check(t, b, func() { b.store.Close() }, true)
+	})
+	t.Run("sqlite-locked-past-busy-timeout", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("waits out SQLite's 10 s busy timeout")
+		}
+		path := filepath.Join(t.TempDir(), "w.db")
+		b := newTestServer(t, "sqlite:"+path, "s")
+		check(t, b, func() {
+			// Another process holds the write lock and does not let go.
+			other, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { other.Close() })
+			conn, err := other.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.ExecContext(context.Background(), "ROLLBACK"); conn.Close() })
+			if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+				t.Fatal(err)
+			}
+		}, false)
 	})
 	t.Run("postgres-unreachable", func(t *testing.T) {
 		base := os.Getenv("MEMGATE_TEST_DATABASE_URL")
@@ -176,7 +203,7 @@ func TestDatabaseUnavailableIs503(t *testing.T) {
 			t.Skip("MEMGATE_TEST_DATABASE_URL is not set")
 		}
 		url, unplug := storagetest.Unpluggable(t, storage.NewTestDatabase(t, base))
-		check(t, newTestServer(t, url, "s"), unplug)
+		check(t, newTestServer(t, url, "s"), unplug, true)
 	})
 }
 
