@@ -22,6 +22,16 @@ var (
 	errTooLarge      = errors.New("body too large")
 )
 
+// Outcomes of deliveries refused or needing nothing done, besides those in
+// webhook.go.
+const (
+	outcomeUnprocessable = "unprocessable"
+	outcomeStale         = "stale"
+	outcomeReplayed      = "replayed"
+	outcomeDuplicateJob  = "duplicate_job"
+	outcomeError         = "error"
+)
+
 // failure is what an error class means to a client.
 type failure struct {
 	err    error

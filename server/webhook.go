@@ -22,24 +22,19 @@ import (
 
 // Delivery outcomes, recorded per delivery and counted in metrics.
 const (
-	outcomeQueued        = "queued"
-	outcomeDuplicate     = "duplicate"
-	outcomeGated         = "already_gated"
-	outcomeCancelled     = "cancelled"
-	outcomeIgnored       = "ignored"
-	outcomePing          = "ping"
-	outcomeBadSig        = "bad_signature"
-	outcomeMalformed     = "malformed"
-	outcomeUnprocessable = "unprocessable"
-	outcomeTooLarge      = "too_large"
-	outcomeDBDown        = "unavailable"
-	outcomeNoSecret      = "no_secret"
-	outcomeNoDelivery    = "no_delivery_id"
-	outcomeApproval      = "needs_approval"
-	outcomeStale         = "stale"
-	outcomeReplayed      = "replayed"
-	outcomeDuplicateJob  = "duplicate_job"
-	outcomeError         = "error"
+	outcomeQueued     = "queued"
+	outcomeDuplicate  = "duplicate"
+	outcomeGated      = "already_gated"
+	outcomeCancelled  = "cancelled"
+	outcomeIgnored    = "ignored"
+	outcomePing       = "ping"
+	outcomeBadSig     = "bad_signature"
+	outcomeMalformed  = "malformed"
+	outcomeTooLarge   = "too_large"
+	outcomeDBDown     = "unavailable"
+	outcomeNoSecret   = "no_secret"
+	outcomeNoDelivery = "no_delivery_id"
+	outcomeApproval   = "needs_approval"
 )
 
 // followup is GitHub work to do once a delivery's transaction committed.
