@@ -43,6 +43,8 @@ type pullRequest struct {
 	Head   commitRef `json:"head"`
 	Base   commitRef `json:"base"`
 	Labels []label   `json:"labels"`
+	// UpdatedAt moves with every event of the pull request.
+	UpdatedAt string `json:"updated_at"`
 }
 
 // fromFork reports whether the pull request's head lives in another
@@ -64,6 +66,7 @@ type event struct {
 	CheckSuite *struct {
 		HeadSHA      string        `json:"head_sha"`
 		PullRequests []pullRequest `json:"pull_requests"`
+		UpdatedAt    string        `json:"updated_at"` // a re-request resets the suite
 	} `json:"check_suite"`
 	// Repositories and RepositoriesAdded list an installation's
 	// repositories (installation, installation_repositories).
@@ -94,20 +97,20 @@ func (e *event) installationID() int64 {
 func parseEvent(name string, body []byte) (*event, error) {
 	var e event
 	if err := json.Unmarshal(body, &e); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", errMalformed, err)
 	}
 	switch name {
 	case "pull_request":
 		if e.PullRequest == nil || e.Repository == nil {
-			return nil, fmt.Errorf("pull_request event without pull_request or repository")
+			return nil, fmt.Errorf("%w: pull_request event without pull_request or repository", errUnprocessable)
 		}
 	case "check_run":
 		if e.CheckRun == nil || e.Repository == nil {
-			return nil, fmt.Errorf("check_run event without check_run or repository")
+			return nil, fmt.Errorf("%w: check_run event without check_run or repository", errUnprocessable)
 		}
 	case "check_suite":
 		if e.CheckSuite == nil || e.Repository == nil {
-			return nil, fmt.Errorf("check_suite event without check_suite or repository")
+			return nil, fmt.Errorf("%w: check_suite event without check_suite or repository", errUnprocessable)
 		}
 	}
 	return &e, nil

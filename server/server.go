@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/server/web"
+	"github.com/memgate/memgate/server/workspace"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -55,6 +55,12 @@ type Config struct {
 	// SignIn is the GitHub App's OAuth client for signing people in; nil:
 	// private repositories' runs are visible with the API token only.
 	SignIn *access.GitHub
+	// MaxEventAge refuses deliveries whose payload says the event happened
+	// longer ago (see checkAge); 0 sets no bound.
+	MaxEventAge time.Duration
+	// WorkDir, when set, is where this process's gates make their
+	// workspaces: /readyz reports it once it becomes unusable.
+	WorkDir string
 }
 
 // Server handles HTTP.
@@ -149,6 +155,12 @@ func (s *Server) readyz(c *gin.Context) {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "cannot gate", "error": s.cfg.NotReady})
 		return
 	}
+	if s.cfg.WorkDir != "" {
+		if err := workspace.CheckRoot(s.cfg.WorkDir); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "workdir unusable", "error": err.Error()})
+			return
+		}
+	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
@@ -166,26 +178,6 @@ func (s *Server) requireToken(c *gin.Context) {
 	}
 	c.Next()
 }
-
-// statusFor maps an error to an HTTP status in one place.
-func statusFor(err error) int {
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, errBadRequest):
-		return http.StatusBadRequest
-	case errors.Is(err, errUnprocessable):
-		return http.StatusUnprocessableEntity
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
-var (
-	errBadRequest    = errors.New("bad request")
-	errUnprocessable = errors.New("cannot be done")
-)
 
 func (s *Server) fail(c *gin.Context, err error) {
 	status := statusFor(err)

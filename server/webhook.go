@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/go-github/v60/github"
@@ -38,78 +41,111 @@ const (
 // followup is GitHub work to do once a delivery's transaction committed.
 type followup func(ctx context.Context) error
 
+// inbound is one webhook delivery on its way in.
+type inbound struct {
+	guid, event string
+	bodySHA256  string
+	parsed      *event
+	outcome     string
+	runID       int64
+	after       []followup
+}
+
 func (s *Server) webhook(c *gin.Context) {
-	if s.cfg.WebhookSecret == "" {
-		s.metrics.delivery(outcomeNoSecret)
-		c.JSON(http.StatusUnauthorized, gin.H{"error": "webhooks are refused: MEMGATE_WEBHOOK_SECRET is not set"})
+	d, err := s.receive(c)
+	if err == nil {
+		err = s.intake(c.Request.Context(), d)
+	}
+	if err != nil {
+		s.refuse(c, d, err)
 		return
+	}
+	s.metrics.delivery(d.outcome)
+	for _, f := range d.after {
+		s.background(d.event+" follow-up", f)
+	}
+	status := http.StatusAccepted
+	if d.event == "ping" {
+		status = http.StatusOK
+	}
+	c.JSON(status, gin.H{"delivery": d.guid, "outcome": d.outcome, "run_id": d.runID})
+}
+
+// receive reads, verifies and decodes a delivery; nothing is stored yet.
+func (s *Server) receive(c *gin.Context) (*inbound, error) {
+	d := &inbound{event: c.GetHeader(github.EventTypeHeader), guid: c.GetHeader(github.DeliveryIDHeader)}
+	if s.cfg.WebhookSecret == "" {
+		return d, errNoSecret
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.metrics.delivery(outcomeTooLarge)
-			c.JSON(http.StatusRequestEntityTooLarge, gin.H{"error": fmt.Sprintf("body over %d bytes", s.cfg.MaxBody)})
-			return
+			return d, fmt.Errorf("%w: over %d bytes", errTooLarge, s.cfg.MaxBody)
 		}
-		c.JSON(http.StatusBadRequest, gin.H{"error": "reading body: " + err.Error()})
-		return
+		return d, fmt.Errorf("%w: reading body: %v", errBadRequest, err)
 	}
 	// Constant-time HMAC-SHA256 check; a missing signature fails too.
 	if err := github.ValidateSignature(c.GetHeader(github.SHA256SignatureHeader), body, []byte(s.cfg.WebhookSecret)); err != nil {
-		s.metrics.delivery(outcomeBadSig)
-		c.JSON(http.StatusUnauthorized, gin.H{"error": "invalid or missing X-Hub-Signature-256"})
-		return
+		return d, errBadSignature
 	}
-	event, guid := c.GetHeader(github.EventTypeHeader), c.GetHeader(github.DeliveryIDHeader)
-	if guid == "" || len(guid) > 100 {
-		s.metrics.delivery(outcomeNoDelivery)
-		c.JSON(http.StatusBadRequest, gin.H{"error": "missing or invalid X-GitHub-Delivery"})
-		return
+	if d.guid == "" || len(d.guid) > 100 {
+		return d, errNoDelivery
 	}
-	parsed, err := parseEvent(event, body)
-	if err != nil {
-		s.metrics.delivery(outcomeMalformed)
-		c.JSON(http.StatusBadRequest, gin.H{"error": "malformed payload: " + err.Error()})
-		return
+	if d.parsed, err = parseEvent(d.event, body); err != nil {
+		return d, err
 	}
+	if err := s.checkAge(d.parsed, d.event, time.Now()); err != nil {
+		return d, err
+	}
+	sum := sha256.Sum256(body)
+	d.bodySHA256 = hex.EncodeToString(sum[:])
+	return d, nil
+}
 
-	var outcome string
-	var runID int64
-	var after []followup
-	err = s.store.Tx(c.Request.Context(), func(tx *sql.Tx) error {
-		fresh, err := s.store.RecordDelivery(c.Request.Context(), tx, storage.Delivery{
-			GUID: guid, Event: event, Action: parsed.Action, Repository: parsed.repo().FullName, Outcome: "received"})
+// intake records a verified delivery and what it leads to in one
+// transaction: all of it, or (on an error) nothing.
+func (s *Server) intake(ctx context.Context, d *inbound) error {
+	return s.store.Tx(ctx, func(tx *sql.Tx) error {
+		fresh, err := s.store.RecordDelivery(ctx, tx, storage.Delivery{GUID: d.guid, Event: d.event, Action: d.parsed.Action,
+			Repository: d.parsed.repo().FullName, Outcome: "received", BodySHA256: d.bodySHA256})
 		if err != nil {
 			return err
 		}
 		if !fresh {
-			outcome = outcomeDuplicate
+			d.outcome = outcomeDuplicate
 			return nil
 		}
-		outcome, runID, after, err = s.handle(c.Request.Context(), tx, guid, event, parsed)
+		d.outcome, d.runID, d.after, err = s.handle(ctx, tx, d.guid, d.event, d.parsed)
 		if err != nil {
 			return err
 		}
-		return s.store.SetDeliveryOutcome(c.Request.Context(), tx, guid, outcome, runID)
+		return s.store.SetDeliveryOutcome(ctx, tx, d.guid, d.outcome, d.runID)
 	})
-	if err != nil {
-		// Nothing was written: GitHub records a failed delivery, and a
-		// redelivery will be handled in full.
-		s.metrics.delivery(outcomeDBDown)
-		s.log.Error("delivery not recorded", "delivery", guid, "event", event, "err", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "could not record the delivery; try again"})
-		return
+}
+
+// refuse answers a delivery that failed, or that needs nothing done
+// (replays, duplicate jobs), with its class's status. Nothing of it was
+// stored.
+func (s *Server) refuse(c *gin.Context, d *inbound, err error) {
+	f := classify(err)
+	s.metrics.delivery(f.outcome)
+	log := s.log.Info
+	if f.delivery >= 500 {
+		log = s.log.Error
 	}
-	s.metrics.delivery(outcome)
-	for _, f := range after {
-		s.background(event+" follow-up", f)
+	log("delivery not recorded", "delivery", d.guid, "event", d.event, "outcome", f.outcome, "status", f.delivery, "err", err)
+	switch {
+	case f.delivery < 300:
+		c.JSON(f.delivery, gin.H{"delivery": d.guid, "outcome": f.outcome})
+	case f.delivery == http.StatusServiceUnavailable:
+		// GitHub records a failed delivery; a redelivery is handled in full.
+		c.JSON(f.delivery, gin.H{"error": "could not record the delivery: the database is unavailable; try again"})
+	case f.delivery >= 500:
+		c.JSON(f.delivery, gin.H{"error": "internal error; the delivery was not recorded"})
+	default:
+		c.JSON(f.delivery, gin.H{"error": err.Error()})
 	}
-	status := http.StatusAccepted
-	if event == "ping" {
-		status = http.StatusOK
-	}
-	c.JSON(status, gin.H{"delivery": guid, "outcome": outcome, "run_id": runID})
 }
 
 // handle decides what a verified, new delivery does, inside its transaction.
@@ -278,7 +314,7 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 		return "", 0, nil, err
 	}
 	if dup {
-		return "", 0, nil, fmt.Errorf("queue already holds a gate for %s@%s attempt %d", run.Repository, gate.ShortSHA(run.HeadSHA), run.Attempt)
+		return "", 0, nil, fmt.Errorf("%w: the queue holds a gate for %s@%s attempt %d", errDuplicate, run.Repository, gate.ShortSHA(run.HeadSHA), run.Attempt)
 	}
 	if err := s.store.SetJob(ctx, tx, id, jobID); err != nil {
 		return "", 0, nil, err

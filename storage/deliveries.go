@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -15,22 +17,41 @@ type Delivery struct {
 	Outcome    string
 	RunID      int64
 	ReceivedAt time.Time
+	// BodySHA256 is the hex SHA-256 of the signed body; "" stores none.
+	BodySHA256 string
 }
 
 // RecordDelivery stores a delivery unless its GUID is already stored (a
-// redelivery); it reports whether it was new.
+// redelivery); it reports whether it was new. A body already stored under
+// another GUID is a replay: nothing is stored and the error is ErrReplayed.
 func (s *Store) RecordDelivery(ctx context.Context, tx *sql.Tx, d Delivery) (bool, error) {
 	if d.ReceivedAt.IsZero() {
 		d.ReceivedAt = time.Now()
 	}
-	res, err := s.q(tx).ExecContext(ctx, `INSERT INTO deliveries (guid, event, action, repository, outcome, run_id, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (guid) DO NOTHING`,
-		d.GUID, d.Event, d.Action, d.Repository, d.Outcome, d.RunID, ms(d.ReceivedAt))
+	var body sql.NullString
+	if d.BodySHA256 != "" {
+		body = sql.NullString{String: d.BodySHA256, Valid: true}
+	}
+	// DO NOTHING on either key: a concurrent insert of the same GUID or
+	// body waits for the other transaction, then yields to it.
+	res, err := s.q(tx).ExecContext(ctx, `INSERT INTO deliveries (guid, event, action, repository, outcome, run_id, received_at, body_sha256)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		d.GUID, d.Event, d.Action, d.Repository, d.Outcome, d.RunID, ms(d.ReceivedAt), body)
 	if err != nil {
 		return false, wrap("record delivery", err)
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil
+	}
+	var guid string
+	err = s.q(tx).QueryRowContext(ctx, `SELECT guid FROM deliveries WHERE guid = ?`, d.GUID).Scan(&guid)
+	switch {
+	case err == nil:
+		return false, nil // a redelivery
+	case errors.Is(err, sql.ErrNoRows):
+		return false, fmt.Errorf("storage: delivery %s: %w", d.GUID, ErrReplayed)
+	}
+	return false, wrap("record delivery", err)
 }
 
 // SetDeliveryOutcome records what a delivery led to.

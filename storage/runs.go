@@ -69,7 +69,7 @@ func (s *Store) CreateRun(ctx context.Context, tx *sql.Tx, r gate.Run) (int64, e
 		r.Repository, r.PR, r.HeadSHA, r.BaseSHA, r.HeadRef, r.BaseRef, r.CloneURL, boolInt(r.Private), r.InstallationID,
 		r.Trigger, r.DeliveryID, r.Attempt, r.RerunOf, string(r.Status), r.JobID, ms(r.CreatedAt)).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("storage: create run: %w", err)
+		return 0, wrap("create run", err)
 	}
 	return id, nil
 }
@@ -371,11 +371,4 @@ func ptr(v sql.NullFloat64) *float64 {
 func (s *Store) SetProgress(ctx context.Context, id int64, text string) error {
 	_, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET progress = ? WHERE id = ? AND status = 'running'`, text, id)
 	return wrap("set progress", err)
-}
-
-func wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("storage: %s: %w", what, err)
 }

@@ -21,9 +21,6 @@ import (
 	"github.com/memgate/memgate/migrations"
 )
 
-// ErrNotFound is returned for a run or profile that does not exist.
-var ErrNotFound = errors.New("not found")
-
 // Engine names a database engine.
 type Engine string
 
@@ -139,14 +136,21 @@ func (s *Store) migrations() (*goose.Provider, error) {
 func (s *Store) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("storage: begin: %w", err)
+		// A transaction that cannot even begin found no connection to
+		// begin it on (closed pool, refused, timed out) or, on SQLite, no
+		// write lock within the busy timeout: the database is unavailable,
+		// whatever the driver's error type.
+		return fmt.Errorf("storage: begin: %w: %w", ErrUnavailable, err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		// fn's errors come from this store, which classified them, and
+		// from others sharing the transaction (the job queue), which did
+		// not.
+		return classify(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storage: commit: %w", err)
+		return wrap("commit", err)
 	}
 	return nil
 }

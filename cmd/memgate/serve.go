@@ -21,6 +21,7 @@ import (
 	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/server/runner"
+	"github.com/memgate/memgate/server/workspace"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -38,6 +39,7 @@ type serveConfig struct {
 	jobTimeout, rescueAfter, lease           time.Duration
 	// GitHub sign-in: the App's OAuth client, and where people sign in.
 	clientID, clientSecret, webURL string
+	maxEventAge                    time.Duration
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -86,6 +88,7 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.StringVar(&c.clientID, "github-client-id", getenv("MEMGATE_GITHUB_CLIENT_ID"), "the GitHub App's OAuth client id: people sign in with GitHub and see the private repositories they can read (MEMGATE_GITHUB_CLIENT_ID)")
 	fs.StringVar(&c.clientSecret, "github-client-secret", getenv("MEMGATE_GITHUB_CLIENT_SECRET"), "the GitHub App's OAuth client secret; also keys the session cookies (MEMGATE_GITHUB_CLIENT_SECRET)")
 	fs.StringVar(&c.webURL, "github-web-url", getenv("MEMGATE_GITHUB_WEB_URL"), "where people sign in and pages link to (MEMGATE_GITHUB_WEB_URL; default https://github.com, or the Enterprise host of MEMGATE_GITHUB_API_URL)")
+	fs.DurationVar(&c.maxEventAge, "max-event-age", envDur("MEMGATE_MAX_EVENT_AGE", 96*time.Hour), "refuse webhook events whose payload says they happened longer ago; 0 for no bound (MEMGATE_MAX_EVENT_AGE)")
 	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
 	return c
 }
@@ -108,6 +111,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("MEMGATE_LEASE / --lease must be a duration of at least 3s")
 	case (c.clientID == "") != (c.clientSecret == ""):
 		return errors.New("MEMGATE_GITHUB_CLIENT_ID and MEMGATE_GITHUB_CLIENT_SECRET go together: set both for GitHub sign-in, or neither")
+	case c.maxEventAge < 0:
+		return errors.New("MEMGATE_MAX_EVENT_AGE / --max-event-age must be a duration (0 for no bound)")
 	}
 	return nil
 }
@@ -236,10 +241,6 @@ func serveContainment(ctx context.Context, c *serveConfig, getenv func(string) s
 	if c.workers == 0 {
 		return service.Containment{}, ""
 	}
-	if c.workDir != "" && os.Geteuid() == 0 {
-		// The sandboxes' users must walk through to their workspaces.
-		os.Chmod(c.workDir, 0o711)
-	}
 	cont := service.NewContainment(ctx, c.cacheDir, service.ToolchainEnv(getenv))
 	switch {
 	case cont.Sandboxed:
@@ -265,6 +266,17 @@ func serve(ctx context.Context, c *serveConfig, getenv func(string) string, log 
 // runServices starts the gate workers (c.workers of them) and, with withHTTP, the
 // HTTP server; `memgate worker` runs without it.
 func runServices(ctx context.Context, c *serveConfig, getenv func(string) string, log *slog.Logger, withHTTP bool) error {
+	// Every gate makes its workspace under the workdir: without a usable
+	// one, refuse to start rather than accept webhooks for gates that can
+	// only fail.
+	workDir := ""
+	if c.workers > 0 {
+		dir, err := workspace.PrepareRoot(c.workDir, os.Geteuid() == 0)
+		if err != nil {
+			return fmt.Errorf("MEMGATE_WORKDIR / --workdir: %w", err)
+		}
+		workDir = dir
+	}
 	st, err := openAndMigrate(ctx, c.databaseURL, log)
 	if err != nil {
 		return err
@@ -289,7 +301,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	cont, notReady := serveContainment(ctx, c, getenv, log)
 	metrics := server.NewMetrics(st)
 	gates := runner.New(st, rep, runner.Options{
-		WorkDir: c.workDir, AllowLocalRepos: c.allowLocalRepos,
+		WorkDir: workDir, AllowLocalRepos: c.allowLocalRepos,
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
 		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained,
@@ -310,7 +322,8 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	if withHTTP {
 		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
 			GitHubURL: c.gitHubWeb(), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
-			AllowForks: c.allowForks, ApproveLabel: c.approveLabel, SignIn: c.signIn(), NotReady: notReady}, st, q, rep, metrics, log)
+			AllowForks: c.allowForks, ApproveLabel: c.approveLabel, SignIn: c.signIn(), NotReady: notReady,
+			MaxEventAge: c.maxEventAge, WorkDir: workDir}, st, q, rep, metrics, log)
 		if err != nil {
 			return err
 		}

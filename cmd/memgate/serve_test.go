@@ -239,6 +239,13 @@ func payload(t *testing.T, name string, edit func(m map[string]any)) []byte {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
+	// GitHub's examples are from 2019: give them today's event time, as a
+	// real delivery has, or memgate refuses them as stale.
+	for _, key := range []string{"pull_request", "check_suite"} {
+		if o, ok := m[key].(map[string]any); ok {
+			o["updated_at"] = time.Now().UTC().Format(time.RFC3339)
+		}
+	}
 	edit(m)
 	out, _ := json.Marshal(m)
 	return out

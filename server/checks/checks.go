@@ -207,12 +207,9 @@ func (a *App) Completed(ctx context.Context, run gate.Run, rep *gate.Report) err
 		}
 		run.CheckRunID = id
 	}
-	conclusion := "failure" // fail, error, and inconclusive: a required check must not pass without a verdict
-	if rep.Verdict == gate.Pass {
-		conclusion = "success"
-	}
+	check, _ := conclusion(string(rep.Verdict))
 	return a.update(ctx, run, github.UpdateCheckRunOptions{
-		Status: github.String("completed"), Conclusion: github.String(conclusion),
+		Status: github.String("completed"), Conclusion: github.String(check),
 		CompletedAt: &github.Timestamp{Time: time.Now()},
 		Output: &github.CheckRunOutput{Title: github.String(Title(rep)),
 			Summary: github.String(Summary(rep, a.opts.detailsURL(run))), Text: github.String(Text(rep))},
@@ -224,10 +221,12 @@ func (a *App) Cancelled(ctx context.Context, run gate.Run, reason string) error 
 	if run.CheckRunID == 0 {
 		return nil // never shown: nothing to complete
 	}
+	check, _ := conclusion(outcomeCancelled)
 	return a.update(ctx, run, github.UpdateCheckRunOptions{
-		Status: github.String("completed"), Conclusion: github.String("cancelled"),
+		Status: github.String("completed"), Conclusion: github.String(check),
 		CompletedAt: &github.Timestamp{Time: time.Now()},
-		Output:      &github.CheckRunOutput{Title: github.String(truncate("Cancelled: "+reason, maxTitleBytes)), Summary: github.String(reason)},
+		Output: &github.CheckRunOutput{Title: github.String(truncate(flatten("Cancelled: "+reason), maxTitleBytes)),
+			Summary: github.String(truncate("Cancelled: "+text(reason), maxOutputBytes))},
 	})
 }
 
@@ -242,8 +241,9 @@ func (a *App) NeedsApproval(ctx context.Context, run gate.Run, text string) erro
 	if err != nil {
 		return err
 	}
+	check, _ := conclusion(outcomeNeedsApproval)
 	opts := github.CreateCheckRunOptions{
-		Name: Name, HeadSHA: run.HeadSHA, Status: github.String("completed"), Conclusion: github.String("action_required"),
+		Name: Name, HeadSHA: run.HeadSHA, Status: github.String("completed"), Conclusion: github.String(check),
 		CompletedAt: &github.Timestamp{Time: time.Now()},
 		Output: &github.CheckRunOutput{Title: github.String("Waiting for a maintainer to approve gating this fork's commit"),
 			Summary: github.String(truncate(text, maxOutputBytes))},
@@ -358,22 +358,21 @@ func (s *Statuses) Progress(ctx context.Context, run gate.Run, text string) erro
 
 // Completed posts the verdict.
 func (s *Statuses) Completed(ctx context.Context, run gate.Run, rep *gate.Report) error {
-	state := map[gate.Verdict]string{gate.Pass: "success", gate.Fail: "failure"}[rep.Verdict]
-	if state == "" {
-		state = "error"
-	}
+	_, state := conclusion(string(rep.Verdict))
 	return s.post(ctx, run, state, Title(rep))
 }
 
 // Cancelled posts an error status saying why.
 func (s *Statuses) Cancelled(ctx context.Context, run gate.Run, reason string) error {
-	return s.post(ctx, run, "error", "cancelled: "+reason)
+	_, state := conclusion(outcomeCancelled)
+	return s.post(ctx, run, state, "cancelled: "+reason)
 }
 
 // NeedsApproval posts a pending status saying what is needed.
 func (s *Statuses) NeedsApproval(ctx context.Context, run gate.Run, text string) error {
 	first, _, _ := strings.Cut(text, ":")
-	return s.post(ctx, run, "pending", first+": a maintainer must approve it")
+	_, state := conclusion(outcomeNeedsApproval)
+	return s.post(ctx, run, state, first+": a maintainer must approve it")
 }
 
 // Token is the configured token, for cloning private repositories.

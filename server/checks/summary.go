@@ -18,14 +18,16 @@ const (
 // Title is a check run's title: the finding itself.
 func Title(rep *gate.Report) string {
 	prefix := map[gate.Verdict]string{gate.Pass: "", gate.Fail: "", gate.Error: "could not run: ", gate.Inconclusive: "inconclusive: "}[rep.Verdict]
-	return truncate(prefix+rep.Reason, maxTitleBytes)
+	// GitHub shows a title as plain text, not Markdown: one line is all
+	// it needs.
+	return truncate(flatten(prefix+rep.Reason), maxTitleBytes)
 }
 
 // Summary is a check run's Markdown summary: a verdict per criterion with
 // value and limit, the load, and where to look.
 func Summary(rep *gate.Report, detailsURL string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**memgate: %s** — %s\n\n", strings.ToUpper(string(rep.Verdict)), escape(rep.Reason))
+	fmt.Fprintf(&b, "**memgate: %s** — %s\n\n", strings.ToUpper(string(rep.Verdict)), text(rep.Reason))
 	if len(rep.Criteria) > 0 {
 		b.WriteString("| criterion | status | value | limit |\n|---|---|---|---|\n")
 		for _, c := range rep.Criteria {
@@ -37,7 +39,7 @@ func Summary(rep *gate.Report, detailsURL string) string {
 			gate.FormatCount(int64(l.Requests)), l.AchievedRate, l.RequestedRate, 100*l.SuccessRatio,
 			l.Latency.P50.Std().Round(10_000), l.Latency.P95.Std().Round(10_000), l.Latency.P99.Std().Round(10_000))
 		fmt.Fprintf(&b, "Goroutines: %d idle, %d at window start, %d after the load settled. Numbers read from: %s.\n",
-			rep.Baseline.IdleGoroutines, rep.Baseline.WindowStartGoroutines, rep.Settle.Final, escape(rep.Environment.Source))
+			rep.Baseline.IdleGoroutines, rep.Baseline.WindowStartGoroutines, rep.Settle.Final, text(rep.Environment.Source))
 	}
 	if rep.Verdict == gate.Fail {
 		if len(rep.Attribution.Heap) > 0 {
@@ -46,7 +48,7 @@ func Summary(rep *gate.Report, detailsURL string) string {
 				if i == 5 {
 					break
 				}
-				fmt.Fprintf(&b, "| +%s | `%s` | `%s` |\n", gate.FormatBytes(float64(h.DeltaBytes)), h.Function, h.Origin)
+				fmt.Fprintf(&b, "| +%s | %s | %s |\n", gate.FormatBytes(float64(h.DeltaBytes)), cellCode(h.Function), cellCode(h.Origin))
 			}
 		}
 		if len(rep.Attribution.Goroutines) > 0 {
@@ -55,16 +57,16 @@ func Summary(rep *gate.Report, detailsURL string) string {
 				if i == 3 {
 					break
 				}
-				fmt.Fprintf(&b, "**+%s** waiting in `%s`:\n```\n%s\n```\n", gate.FormatCount(g.Delta), g.Top, strings.Join(head(g.Stack, 12), "\n"))
+				fmt.Fprintf(&b, "**+%s** waiting in %s:\n%s\n", gate.FormatCount(g.Delta), code(g.Top), fence(strings.Join(head(g.Stack, 12), "\n")))
 			}
 		}
 	}
 	if rep.Verdict == gate.Error {
 		if rep.BuildOutput != "" && rep.Timings.Start == 0 {
-			fmt.Fprintf(&b, "\n<details><summary>build output</summary>\n\n```\n%s\n```\n</details>\n", tailBytes(rep.BuildOutput, 8000))
+			fmt.Fprintf(&b, "\n<details><summary>build output</summary>\n\n%s\n</details>\n", fence(tailBytes(rep.BuildOutput, 8000)))
 		}
 		if rep.ServiceOutput != "" {
-			fmt.Fprintf(&b, "\n<details><summary>service output</summary>\n\n```\n%s\n```\n</details>\n", tailBytes(rep.ServiceOutput, 8000))
+			fmt.Fprintf(&b, "\n<details><summary>service output</summary>\n\n%s\n</details>\n", fence(tailBytes(rep.ServiceOutput, 8000)))
 		}
 	}
 	if detailsURL != "" {
@@ -78,10 +80,10 @@ func Summary(rep *gate.Report, detailsURL string) string {
 func Text(rep *gate.Report) string {
 	var b strings.Builder
 	for _, c := range rep.Criteria {
-		fmt.Fprintf(&b, "- **%s** (%s): %s\n", c.Name, c.Status, escape(c.Detail))
+		fmt.Fprintf(&b, "- **%s** (%s): %s\n", text(c.Name), c.Status, text(c.Detail))
 	}
 	if rep.Attribution.DiffCommand != "" {
-		fmt.Fprintf(&b, "\nDownload the profiles from the full report, then: `%s`\n", rep.Attribution.DiffCommand)
+		fmt.Fprintf(&b, "\nDownload the profiles from the full report, then: %s\n", code(rep.Attribution.DiffCommand))
 	}
 	return truncate(b.String(), maxOutputBytes)
 }
@@ -104,8 +106,6 @@ func icon(s gate.Status) string {
 	}
 	return "⚠️"
 }
-
-func escape(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
 
 func head(s []string, n int) []string {
 	if len(s) > n {

@@ -113,21 +113,24 @@ func (p *Pages) logout(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/")
 }
 
-// localPath keeps redirects on this site: a path on this host, or "/".
-// Browsers drop tabs and newlines inside URLs and read "\" as "/", so
-// "/\t/evil.example" would be "//evil.example", another host: any control
-// character or backslash is refused outright.
+// localPath keeps redirects on this site: every redirect to a
+// caller-supplied place goes through it, and anything but a plain path of
+// this site becomes "/". Browsers do not read a Location as Go does: they
+// drop tabs and newlines anywhere and read a backslash as a slash, so
+// "/\t/evil.example" and "/\\evil.example" mean "//evil.example", another
+// site. Hence no control character and no backslash at all, then a parse
+// that must find neither scheme nor host.
 func localPath(next string) string {
 	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return "/"
 	}
 	for _, r := range next {
-		if r < 0x20 || r == 0x7f || r == '\\' {
+		if r < 0x20 || r == 0x7f || r == '\\' || (r >= 0x80 && r < 0xa0) {
 			return "/"
 		}
 	}
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
 		return "/"
 	}
 	return next
