@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -24,11 +21,7 @@ import (
 func (r *run) measure(ctx context.Context, source Source, base string, port int, dial service.DialFunc) error {
 	cfg := r.opts.Config
 	src := &serialSource{Source: source}
-	targets, err := r.targets(port)
-	if err != nil {
-		return err
-	}
-	gen, err := loadgen.New(base, targets, loadgen.Options{
+	gen, err := loadgen.New(base, loadgen.WithPort(r.targets, port), loadgen.Options{
 		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout, Dial: dial,
 	})
 	if err != nil {
@@ -213,35 +206,6 @@ func (r *run) attribute(heapWarm, heapEnd, gorWarm, gorEnd []byte, heapErr, gorE
 	if len(notes) > 0 {
 		att.Note = fmt.Sprint(notes)
 	}
-}
-
-func (r *run) targets(port int) ([]loadgen.Target, error) {
-	cfg := r.opts.Config.Load
-	var out []loadgen.Target
-	for _, t := range cfg.Targets {
-		h := http.Header{}
-		for k, v := range t.Headers {
-			h.Set(k, v)
-		}
-		out = append(out, loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body)})
-	}
-	if cfg.TargetsFile != "" {
-		path := cfg.TargetsFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(r.opts.Dir, path)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("load.targets_file: %w", err)
-		}
-		defer f.Close()
-		more, err := loadgen.ReadTargetsFile(f, filepath.Dir(path), port)
-		if err != nil {
-			return nil, fmt.Errorf("load.targets_file %s: %w", cfg.TargetsFile, err)
-		}
-		out = append(out, more...)
-	}
-	return out, nil
 }
 
 // fillEnvironment records the service's runtime settings, from the source

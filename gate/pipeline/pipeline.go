@@ -52,6 +52,17 @@ type Options struct {
 	// NobodyCache holds the Go caches of builds run as nobody; see
 	// service.PrepareNobodyCache. Empty builds as the caller.
 	NobodyCache string
+	// Files reads the repository files the config names (load.targets_file
+	// and its bodies): the base commit's for the server, the checkout's for
+	// `memgate check`. Nothing else reads them; nil reads none.
+	Files RepoFiles
+}
+
+// RepoFiles reads a repository's files by slash-separated paths relative
+// to Dir, refusing any larger than limit, any path that leaves the
+// repository, symbolic links, and anything but regular files.
+type RepoFiles interface {
+	ReadFile(ctx context.Context, name string, limit int64) ([]byte, error)
 }
 
 // Result is a finished run: its report and the raw profiles behind the
@@ -90,7 +101,11 @@ func Run(ctx context.Context, opts Options) Result {
 			OS:             runtime.GOOS + "/" + runtime.GOARCH,
 		},
 	}
-	err := r.execute(ctx)
+	r.res.Report = r.report
+	err := r.readTargets(ctx)
+	if err == nil {
+		err = r.execute(ctx)
+	}
 	rep := r.report
 	rep.FinishedAt = time.Now().UTC()
 	rep.Timings.Total = gate.Duration(rep.FinishedAt.Sub(rep.StartedAt))
@@ -105,11 +120,12 @@ func Run(ctx context.Context, opts Options) Result {
 }
 
 type run struct {
-	opts   Options
-	log    *slog.Logger
-	report *gate.Report
-	res    Result
-	proc   *service.Process
+	opts    Options
+	log     *slog.Logger
+	report  *gate.Report
+	res     Result
+	proc    *service.Process
+	targets []loadgen.Target // before {{port}} is known
 }
 
 func (r *run) phase(name, detail string) {
