@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/internal/testgit"
 	"github.com/memgate/memgate/internal/testlock"
 )
 
@@ -55,8 +56,8 @@ func TestCheckTargetsFileCannotReadOutsideTheDirectory(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/shop\n\ngo 1.22\n"), 0o644)
-			os.WriteFile(filepath.Join(dir, "main.go"), []byte(readExample(t, "healthy-json")), 0o644)
+			os.WriteFile(filepath.Join(dir, "go.mod"), []byte(testgit.GoMod), 0o644)
+			os.WriteFile(filepath.Join(dir, "main.go"), []byte(testgit.EchoService), 0o644)
 			os.WriteFile(filepath.Join(dir, ".memgate.yml"), []byte("load:\n  warmup: 1s\n  duration: 5s\n  targets_file: load/targets.http\n"), 0o644)
 			os.Mkdir(filepath.Join(dir, "load"), 0o755)
 			if tc.link != "" {

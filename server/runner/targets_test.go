@@ -27,10 +27,6 @@ func TestServerTargetsFileComesFromTheBaseAndStaysInIt(t *testing.T) {
 	const secret = "S3CRET-of-the-worker"
 	secretFile := filepath.Join(outside, "secret")
 	os.WriteFile(secretFile, []byte(secret), 0o644)
-	service, err := os.ReadFile(filepath.Join("..", "..", "examples", "healthy-json", "main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	hostile := "POST http://127.0.0.1:{{port}}/\nContent-Type: text/plain\n@" + secretFile + "\n"
 
 	for _, tc := range []struct {
@@ -60,7 +56,7 @@ func TestServerTargetsFileComesFromTheBaseAndStaysInIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			repo := testgit.Init(t)
-			files := map[string]string{"go.mod": "module example.com/shop\n\ngo 1.22\n", "main.go": string(service),
+			files := map[string]string{"go.mod": testgit.GoMod, "main.go": testgit.EchoService,
 				".memgate.yml": "load:\n  warmup: 1s\n  duration: 5s\n  targets_file: load/targets.http\n"}
 			for k, v := range tc.base {
 				files[k] = v
