@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -100,6 +101,9 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 	if measureErr != nil {
 		return measureErr
 	}
+	if err := smp.tooLarge(); err != nil {
+		return fmt.Errorf("a reading while sampling: %w", err)
+	}
 	bl.MeasureTo = time.Since(loadStart).Seconds()
 	r.report.Load = measured
 
@@ -145,8 +149,7 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 	}, cfg.Thresholds)
 	r.report.Verdict, r.report.Criteria, bl.SteadyFrom = d.Verdict, d.Criteria, d.SteadyFrom
 
-	r.attribute(heapWarm, heapEnd, gorWarm, gorEnd, firstErr(heapErr, heapEndErr), firstErr(gorErr, gorEndErr))
-	return nil
+	return r.attribute(heapWarm, heapEnd, gorWarm, gorEnd, firstErr(heapErr, heapEndErr), firstErr(gorErr, gorEndErr))
 }
 
 // settle polls the goroutine count until it is back within tolerance of
@@ -179,33 +182,41 @@ func (r *run) settle(ctx context.Context, src Source, windowStart int) (gate.Set
 	}
 }
 
-func (r *run) attribute(heapWarm, heapEnd, gorWarm, gorEnd []byte, heapErr, gorErr error) {
+// attribute diffs the profiles into the report. A profile the service
+// made too big to read or decompress ends the gate as an error saying
+// which; any other problem is a note beside a verdict that stands.
+func (r *run) attribute(heapWarm, heapEnd, gorWarm, gorEnd []byte, heapErr, gorErr error) error {
 	att := &r.report.Attribution
 	var notes []string
 	if heapErr == nil {
 		r.res.Profiles[HeapWarmup], r.res.Profiles[HeapEnd] = heapWarm, heapEnd
 		sites, err := attribution.HeapGrowth(heapWarm, heapEnd, r.opts.AttributeTo)
-		if err != nil {
-			notes = append(notes, err.Error())
-		}
+		heapErr = err
 		att.Heap = sites
 		att.DiffCommand = "go tool pprof -sample_index=inuse_space -top -diff_base " + HeapWarmup + " " + HeapEnd
-	} else {
+	}
+	if heapErr != nil {
 		notes = append(notes, "heap profiles: "+heapErr.Error())
 	}
 	if gorErr == nil {
 		r.res.Profiles[GoroutineWarmup], r.res.Profiles[GoroutineEnd] = gorWarm, gorEnd
 		stacks, err := attribution.GoroutineGrowth(gorWarm, gorEnd, r.opts.AttributeTo)
-		if err != nil {
-			notes = append(notes, err.Error())
-		}
+		gorErr = err
 		att.Goroutines = stacks
-	} else {
+	}
+	if gorErr != nil {
 		notes = append(notes, "goroutine profiles: "+gorErr.Error())
 	}
 	if len(notes) > 0 {
 		att.Note = fmt.Sprint(notes)
 	}
+	switch {
+	case errors.Is(heapErr, gate.ErrTooLarge):
+		return fmt.Errorf("the heap profiles (%s, %s): %w", HeapWarmup, HeapEnd, heapErr)
+	case errors.Is(gorErr, gate.ErrTooLarge):
+		return fmt.Errorf("the goroutine profiles (%s, %s): %w", GoroutineWarmup, GoroutineEnd, gorErr)
+	}
+	return nil
 }
 
 // fillEnvironment records the service's runtime settings, from the source
