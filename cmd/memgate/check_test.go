@@ -115,6 +115,7 @@ func TestServeConfigErrorsExit2(t *testing.T) {
 		{"MEMGATE_GITHUB_APP_KEY_FILE": "/k.pem"},
 		{"MEMGATE_WORKERS": "many"},
 		{"MEMGATE_JOB_TIMEOUT": "soon"},
+		{"MEMGATE_MAX_RESCUES": "many"},
 	} {
 		var errb bytes.Buffer
 		code := runServe(context.Background(), nil, func(k string) string { return env[k] }, &errb)

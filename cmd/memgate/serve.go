@@ -34,6 +34,7 @@ type serveConfig struct {
 	allowLocalRepos, gateDrafts, allowForks  bool
 	approveLabel                             string
 	jobTimeout, rescueAfter, lease           time.Duration
+	maxRescues                               int
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -77,6 +78,7 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 30*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
 	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
 	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
+	fs.IntVar(&c.maxRescues, "max-rescues", int(envInt("MEMGATE_MAX_RESCUES", runner.DefaultMaxRescues)), "a gate whose worker died this many times completes as an error; 0 rescues for ever (MEMGATE_MAX_RESCUES)")
 	return c
 }
 
@@ -96,6 +98,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("MEMGATE_RESCUE_AFTER / --rescue-after must exceed the job timeout")
 	case c.lease < 3*time.Second:
 		return errors.New("MEMGATE_LEASE / --lease must be a duration of at least 3s")
+	case c.maxRescues < 0:
+		return errors.New("MEMGATE_MAX_RESCUES / --max-rescues must be a number >= 0")
 	}
 	return nil
 }
@@ -261,7 +265,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	if err := q.Start(bg); err != nil {
 		return err
 	}
-	go runner.NewReaper(st, q, c.lease, log).Run(bg)
+	go runner.NewReaper(st, q, c.lease, log).GiveUpAfter(c.maxRescues, rep).Run(bg)
 	go runner.NewReconciler(st, rep, 30*time.Second, log).Run(bg)
 	select {
 	case <-ctx.Done():
