@@ -2,6 +2,7 @@ package attribution
 
 import (
 	"bytes"
+	"errors"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/internal/gzipbomb"
 )
 
 func heapProfile(t *testing.T) []byte {
@@ -130,6 +132,39 @@ func TestIsStd(t *testing.T) {
 	} {
 		if got := IsStd(fn); got != want {
 			t.Errorf("IsStd(%q) = %v, want %v", fn, got, want)
+		}
+	}
+}
+
+// A 4 GiB gzip bomb (4 MiB) as either profile of either diff is refused
+// once MaxProfile bytes are inflated, with gate.ErrTooLarge, in bounded
+// memory and time; pprof's ParseData inflated all of it.
+func TestGzipBombIsRefusedInBoundedMemory(t *testing.T) {
+	bomb := gzipbomb.New(4 << 10).Bytes()
+	heap, gor := heapProfile(t), goroutineProfile(t)
+	for _, tc := range []struct {
+		name string
+		diff func() error
+		want string
+	}{
+		{"heap, later", func() error { _, err := HeapGrowth(heap, bomb, 5); return err }, "heap diff: the later profile: too large"},
+		{"heap, earlier", func() error { _, err := HeapGrowth(bomb, heap, 5); return err }, "heap diff: the earlier profile: too large"},
+		{"goroutines, later", func() error { _, err := GoroutineGrowth(gor, bomb, 5); return err }, "goroutine diff: the later profile: too large"},
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		err := tc.diff()
+		took := time.Since(start)
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %s, %.0f MiB allocated: %v", tc.name, took.Round(time.Millisecond), float64(alloc)/(1<<20), err)
+		if !errors.Is(err, gate.ErrTooLarge) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+		if alloc > 4*MaxProfile || took > 20*time.Second {
+			t.Errorf("%s: %.0f MiB and %s to refuse a bomb", tc.name, float64(alloc)/(1<<20), took)
 		}
 	}
 }

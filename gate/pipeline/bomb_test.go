@@ -2,11 +2,8 @@ package pipeline
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,77 +19,9 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/attribution"
 	"github.com/memgate/memgate/gate/probe"
+	"github.com/memgate/memgate/internal/gzipbomb"
 	"github.com/memgate/memgate/internal/testlock"
 )
-
-// gzipBomb is a valid gzip stream of mib MiB of zeros, a thousand times
-// smaller, made without compressing them all: once deflate's window holds
-// only zeros, one flushed MiB of zeros is a run of blocks that decodes the
-// same wherever it is repeated. It is streamed, never held whole.
-type gzipBomb struct {
-	head, seg []byte
-	mib       int
-}
-
-func newGzipBomb(t testing.TB, mib int) *gzipBomb {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	zeros := make([]byte, 1<<20)
-	zw.Write(zeros)
-	zw.Flush()
-	h := buf.Len()
-	zw.Write(zeros)
-	zw.Flush()
-	b := &gzipBomb{head: append([]byte(nil), buf.Bytes()[:h]...), seg: append([]byte(nil), buf.Bytes()[h:]...), mib: mib}
-	if mib < 2 {
-		t.Fatal("a bomb of at least 2 MiB")
-	}
-	return b
-}
-
-// Size is the compressed size.
-func (b *gzipBomb) Size() int { return len(b.head) + (b.mib-1)*len(b.seg) + 10 }
-
-func (b *gzipBomb) WriteTo(w io.Writer) (int64, error) {
-	var n int64
-	write := func(p []byte) error {
-		m, err := w.Write(p)
-		n += int64(m)
-		return err
-	}
-	if err := write(b.head); err != nil {
-		return n, err
-	}
-	for i := 1; i < b.mib; i++ {
-		if err := write(b.seg); err != nil {
-			return n, err
-		}
-	}
-	// An empty final block, then the trailer: CRC-32 and length of it all.
-	crc := uint32(0)
-	zeros := make([]byte, 1<<20)
-	for i := 0; i < b.mib; i++ {
-		crc = crc32.Update(crc, crc32.IEEETable, zeros)
-	}
-	tail := []byte{0x03, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}
-	binary.LittleEndian.PutUint32(tail[2:], crc)
-	binary.LittleEndian.PutUint32(tail[6:], uint32(uint64(b.mib)<<20))
-	return n, write(tail)
-}
-
-func TestGzipBombIsValid(t *testing.T) {
-	b := newGzipBomb(t, 40)
-	var buf bytes.Buffer
-	b.WriteTo(&buf)
-	zr, err := gzip.NewReader(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := io.Copy(io.Discard, zr)
-	if err != nil || n != 40<<20 {
-		t.Fatalf("inflated %d bytes: %v", n, err)
-	}
-}
 
 // A 4 GiB gzip bomb, 4 MiB on the wire, served as the heap profile by a
 // test server: fetched (it is well under the 64 MiB download bound) and
@@ -100,7 +29,7 @@ func TestGzipBombIsValid(t *testing.T) {
 // bounded memory. pprof's ParseData, used before, inflated it all: the
 // worker ran out of memory, and its rescue again.
 func TestGzipBombProfileIsRefusedInBoundedMemory(t *testing.T) {
-	bomb := newGzipBomb(t, 4<<10)
+	bomb := gzipbomb.New(4<<10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bomb.WriteTo(w)
 	}))
@@ -153,7 +82,7 @@ func TestHostileReadsEndTheGateAsAnError(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs timed load")
 	}
-	bomb := newGzipBomb(t, 1<<10)
+	bomb := gzipbomb.New(1<<10)
 	for _, tc := range []struct {
 		name string
 		want string
