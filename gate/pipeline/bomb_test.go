@@ -29,7 +29,7 @@ import (
 // bounded memory. pprof's ParseData, used before, inflated it all: the
 // worker ran out of memory, and its rescue again.
 func TestGzipBombProfileIsRefusedInBoundedMemory(t *testing.T) {
-	bomb := gzipbomb.New(4<<10)
+	bomb := gzipbomb.New(4 << 10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bomb.WriteTo(w)
 	}))
@@ -82,7 +82,7 @@ func TestHostileReadsEndTheGateAsAnError(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs timed load")
 	}
-	bomb := gzipbomb.New(1<<10)
+	bomb := gzipbomb.New(1 << 10)
 	for _, tc := range []struct {
 		name string
 		want string
