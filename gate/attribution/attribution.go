@@ -39,6 +39,14 @@ func parse(data []byte) (*profile.Profile, error) {
 	if len(raw) > MaxProfile {
 		return nil, fmt.Errorf("%w: it decompresses to more than %s", gate.ErrTooLarge, gate.FormatBytes(MaxProfile))
 	}
+	cost, err := parseCost(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parsing: %w", err)
+	}
+	if cost > MaxParseCost {
+		return nil, fmt.Errorf("%w: parsing it would take about %s of memory, over %s", gate.ErrTooLarge,
+			gate.FormatBytes(float64(cost)), gate.FormatBytes(MaxParseCost))
+	}
 	p, err := profile.ParseUncompressed(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parsing: %w", err)
