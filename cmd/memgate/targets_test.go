@@ -119,3 +119,31 @@ func TestCheckRefusesALinkedConfig(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }
+
+// The other side: a targets file and its body inside the directory are
+// read and sent. A real gate of the echo service, whose output shows the
+// body it got.
+func TestCheckTargetsFileSendsItsBody(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real gate")
+	}
+	testlock.Gate(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte(testgit.GoMod), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(testgit.EchoService), 0o644)
+	os.WriteFile(filepath.Join(dir, ".memgate.yml"), []byte("load:\n  targets_file: ./load/targets.http\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "load", "bodies"), 0o755)
+	os.WriteFile(filepath.Join(dir, "load", "targets.http"), []byte("# one order\nPOST http://127.0.0.1:{{port}}/orders\nContent-Type: application/json\n@bodies/order.json\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "load", "bodies", "order.json"), []byte(`{"order":"from-the-checkout"}`), 0o644)
+	var out, errb bytes.Buffer
+	code := runCheck(t.Context(), []string{"--warmup", "1s", "--duration", "5s", "--json", "-", dir}, os.Getenv, &out, &errb)
+	var rep gate.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("exit %d, no report: %v\n%s", code, err, errb.String())
+	}
+	t.Logf("exit %d: %s; service said %q", code, rep.Reason, rep.ServiceOutput)
+	if rep.Verdict == gate.Error || !strings.Contains(rep.ServiceOutput, `BODY "{\"order\":\"from-the-checkout\"}"`) ||
+		rep.Load.Requests == 0 || rep.Load.SuccessRatio < 0.95 {
+		t.Fatalf("verdict %s (%s), %d requests, service output %q", rep.Verdict, rep.Reason, rep.Load.Requests, rep.ServiceOutput)
+	}
+}

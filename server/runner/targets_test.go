@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/internal/testgit"
 	"github.com/memgate/memgate/internal/testlock"
 )
@@ -107,4 +108,43 @@ func containsCall(calls []string, want string) bool {
 		}
 	}
 	return false
+}
+
+// The other side, in a real gate: the base commit's targets file and body
+// are sent, not the head's versions of them. The echo service prints the
+// first body it gets.
+func TestServerSendsTheBaseCommitsBody(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real gate")
+	}
+	testlock.Gate(t)
+	ctx := context.Background()
+	repo := testgit.Init(t)
+	base := testgit.Commit(t, repo, "base", map[string]string{"go.mod": testgit.GoMod, "main.go": testgit.EchoService,
+		".memgate.yml":      "load:\n  warmup: 1s\n  duration: 5s\n  cooldown: 2s\n  targets_file: load/targets.http\n",
+		"load/targets.http": "POST /orders\nContent-Type: application/json\n@order.json\n",
+		"load/order.json":   `{"from":"the-base"}`})
+	head := testgit.Commit(t, repo, "head", map[string]string{
+		"load/targets.http": "POST /orders\n@order.json\n\nPOST /orders\n@head.json\n",
+		"load/order.json":   `{"from":"the-head"}`, "load/head.json": `{"from":"the-head-only"}`})
+	st := migratedStore(t)
+	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/shop", PR: 1, HeadSHA: head, BaseSHA: base,
+		CloneURL: repo, Trigger: "test", JobID: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(st, &recordingReporter{}, Options{AllowLocalRepos: true, GitEnv: []string{"PATH=" + os.Getenv("PATH")},
+		WorkDir: t.TempDir(), ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")}})
+	if err := r.Execute(ctx, id, 5, true); err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.RunWithReport(ctx, id)
+	if err != nil || run.Report == nil {
+		t.Fatalf("%+v %v", run, err)
+	}
+	out := run.Report.ServiceOutput
+	t.Logf("%s: %s; service said %q", run.Verdict, run.Reason, out)
+	if run.Verdict == gate.Error || !strings.Contains(out, `{\"from\":\"the-base\"}`) || strings.Contains(out, "the-head") {
+		t.Fatalf("verdict %s (%s), service output %q", run.Verdict, run.Reason, out)
+	}
 }
