@@ -22,7 +22,7 @@ import (
 func (r *run) measure(ctx context.Context, source Source, base string, port int, dial service.DialFunc) error {
 	cfg := r.opts.Config
 	src := &serialSource{Source: source}
-	gen, err := loadgen.New(base, loadgen.WithPort(r.targets, port), loadgen.Options{
+	gen, err := loadgen.New(base, loadgen.WithPort(r.reqs, port), loadgen.Options{
 		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout, Dial: dial,
 	})
 	if err != nil {

@@ -58,13 +58,6 @@ type Options struct {
 	Files RepoFiles
 }
 
-// RepoFiles reads a repository's files by slash-separated paths relative
-// to Dir, refusing any larger than limit, any path that leaves the
-// repository, symbolic links, and anything but regular files.
-type RepoFiles interface {
-	ReadFile(ctx context.Context, name string, limit int64) ([]byte, error)
-}
-
 // Result is a finished run: its report and the raw profiles behind the
 // attribution, named e.g. "heap-warmup.pb.gz".
 type Result struct {
@@ -120,12 +113,12 @@ func Run(ctx context.Context, opts Options) Result {
 }
 
 type run struct {
-	opts    Options
-	log     *slog.Logger
-	report  *gate.Report
-	res     Result
-	proc    *service.Process
-	targets []loadgen.Target // before {{port}} is known
+	opts   Options
+	log    *slog.Logger
+	report *gate.Report
+	res    Result
+	proc   *service.Process
+	reqs   []loadgen.Target // the load's targets; {{port}} not replaced yet
 }
 
 func (r *run) phase(name, detail string) {

@@ -9,6 +9,13 @@ import (
 	"github.com/memgate/memgate/loadgen"
 )
 
+// RepoFiles reads a repository's files by slash-separated paths relative
+// to Dir, refusing any larger than limit, any path that leaves the
+// repository, symbolic links, and anything but regular files.
+type RepoFiles interface {
+	ReadFile(ctx context.Context, name string, limit int64) ([]byte, error)
+}
+
 // ErrConfig marks a config the gate cannot use (a targets file that is
 // missing, hostile or too big): found before the build, so it costs nothing.
 var ErrConfig = errors.New("config")
@@ -24,7 +31,7 @@ func (r *run) readTargets(ctx context.Context) error {
 		for k, v := range t.Headers {
 			h.Set(k, v)
 		}
-		r.targets = append(r.targets, loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body)})
+		r.reqs = append(r.reqs, loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body)})
 	}
 	if cfg.TargetsFile == "" {
 		return nil
@@ -36,6 +43,6 @@ func (r *run) readTargets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: load.targets_file: %w", ErrConfig, err)
 	}
-	r.targets = append(r.targets, more...)
+	r.reqs = append(r.reqs, more...)
 	return nil
 }
