@@ -85,6 +85,9 @@ func New(base string, targets []Target, opts Options) (*Generator, error) {
 		MaxConnsPerHost:     opts.Connections,
 		IdleConnTimeout:     0, // keep them until CloseIdleConnections
 		DisableCompression:  true,
+		// Headers are read whole (bodies are not): bound them below
+		// net/http's 10 MB, per connection.
+		MaxResponseHeaderBytes: 1 << 20,
 	}
 	return &Generator{
 		targets:   vt,

@@ -106,18 +106,3 @@ func TestOnlyLoopback(t *testing.T) {
 		t.Errorf("::1 refused: %v", err)
 	}
 }
-
-func TestReadTargetsFile(t *testing.T) {
-	dir := t.TempDir()
-	src := "GET /orders\nX-Trace: 1\n\nPOST http://127.0.0.1:{{port}}/orders\nContent-Type: application/json\n"
-	tg, err := ReadTargetsFile(strings.NewReader(src), dir, 8123)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tg) != 2 || tg[0].URL != "/orders" || tg[0].Header.Get("X-Trace") != "1" || tg[1].Method != "POST" || tg[1].URL != "http://127.0.0.1:8123/orders" {
-		t.Fatalf("targets %+v", tg)
-	}
-	if _, err := ReadTargetsFile(strings.NewReader("NOPE\n"), dir, 1); err == nil {
-		t.Fatal("bad file accepted")
-	}
-}

@@ -4,15 +4,14 @@
 package loadgen
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,40 +27,192 @@ type Target struct {
 	Body   []byte
 }
 
-// MaxTargetsFile bounds a targets file read from a repository.
-const MaxTargetsFile = 8 << 20
+// Bounds on what a targets file may make memgate read and hold: it comes
+// from a repository memgate does not control, and every body stays in
+// memory for the whole load.
+const (
+	MaxTargetsFile = 8 << 20  // the targets file
+	MaxBodyFile    = 8 << 20  // one @body file
+	MaxBodies      = 32 << 20 // all @body references together
+)
 
-// ReadTargetsFile reads a vegeta "http" format targets file. Body files
-// ("@file" lines) are resolved relative to dir, the file's directory, and
-// {{port}} becomes the service's port.
-func ReadTargetsFile(r io.Reader, dir string, port int) ([]Target, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxTargetsFile+1))
+// Files reads the files of the repository a targets file comes from, by
+// slash-separated paths relative to its root, refusing any larger than
+// limit. Implementations refuse what is not a regular file of the
+// repository (symbolic links, paths leaving it): vegeta's own reader would
+// open any path on the machine, as memgate.
+type Files interface {
+	ReadFile(ctx context.Context, name string, limit int64) ([]byte, error)
+}
+
+// LineError is a targets file line memgate will not use.
+type LineError struct {
+	File string
+	Line int
+	Msg  string
+	Err  error // the cause, when reading a body failed
+}
+
+func (e *LineError) Error() string {
+	msg := fmt.Sprintf("%s: line %d: %s", e.File, e.Line, e.Msg)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *LineError) Unwrap() error { return e.Err }
+
+// ReadTargetsFile reads a vegeta "http" format targets file from files.
+// "@file" body lines are read from files too, relative to the targets
+// file's directory; absolute paths and ".." are refused. URLs and headers
+// keep "{{port}}" for WithPort.
+func ReadTargetsFile(ctx context.Context, files Files, name string) ([]Target, error) {
+	if !InRepository(name) {
+		return nil, fmt.Errorf("%s: must be a path inside the repository (relative, without ..)", name)
+	}
+	name = path.Clean(name)
+	data, err := files.ReadFile(ctx, name, MaxTargetsFile)
 	if err != nil {
-		return nil, fmt.Errorf("targets file: %w", err)
+		return nil, err
 	}
-	if len(data) > MaxTargetsFile {
-		return nil, fmt.Errorf("targets file: larger than %d bytes", MaxTargetsFile)
-	}
-	data = bytes.ReplaceAll(data, []byte("{{port}}"), []byte(strconv.Itoa(port)))
-	var rewritten bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), MaxTargetsFile)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "@") && !filepath.IsAbs(line[1:]) {
-			line = "@" + filepath.Join(dir, line[1:])
+	return ParseTargets(ctx, files, name, data)
+}
+
+// ParseTargets parses data, the targets file name, in vegeta's "http"
+// format: targets separated by blank lines, each a "METHOD URL" line,
+// "Key: value" headers and an optional "@file" body; "#" starts a comment.
+func ParseTargets(ctx context.Context, files Files, name string, data []byte) ([]Target, error) {
+	p := &targetParser{ctx: ctx, files: files, dir: path.Dir(name)}
+	lines := strings.Split(string(data), "\n")
+	var cur *Target
+	for i, raw := range lines {
+		line := strings.TrimSpace(raw)
+		lineErr := func(msg string, err error) error { return &LineError{File: name, Line: i + 1, Msg: msg, Err: err} }
+		switch {
+		case line == "":
+			cur = nil
+		case line[0] == '#':
+		case cur == nil || startsWithMethod(line):
+			t, err := parseRequestLine(line)
+			if err != nil {
+				return nil, lineErr(err.Error(), nil)
+			}
+			p.out = append(p.out, t)
+			cur = &p.out[len(p.out)-1]
+		case line[0] == '@':
+			body, err := p.body(line[1:])
+			if err != nil {
+				return nil, lineErr(fmt.Sprintf("body %q", truncate(line, 80)), err)
+			}
+			cur.Body = body
+			cur = nil // vegeta ends a target at its body
+		default:
+			k, v, ok := strings.Cut(line, ":")
+			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			if !ok || k == "" || v == "" {
+				return nil, lineErr(fmt.Sprintf("bad header %q", truncate(line, 80)), nil)
+			}
+			cur.Header[k] = append(cur.Header[k], v)
 		}
-		rewritten.WriteString(line + "\n")
 	}
-	vt, err := vegeta.ReadAllTargets(vegeta.NewHTTPTargeter(&rewritten, nil, nil))
+	if len(p.out) == 0 {
+		return nil, fmt.Errorf("%s: no targets", name)
+	}
+	return p.out, nil
+}
+
+type targetParser struct {
+	ctx   context.Context
+	files Files
+	dir   string
+	used  int64 // bytes of bodies read so far
+	out   []Target
+}
+
+// errBodyPath marks a body reference that names something outside the
+// repository.
+var errBodyPath = errors.New("body files are read from the repository, relative to the targets file: no absolute paths, no ..")
+
+// body reads one "@file" body through files, within the bounds.
+func (p *targetParser) body(ref string) ([]byte, error) {
+	if !InRepository(ref) {
+		return nil, errBodyPath
+	}
+	room := min(int64(MaxBodyFile), MaxBodies-p.used)
+	if room <= 0 {
+		return nil, fmt.Errorf("the bodies together pass %d bytes", MaxBodies)
+	}
+	b, err := p.files.ReadFile(p.ctx, path.Join(p.dir, ref), room)
 	if err != nil {
-		return nil, fmt.Errorf("targets file: %w", err)
+		return nil, err
 	}
-	out := make([]Target, len(vt))
-	for i, t := range vt {
-		out[i] = Target{Method: t.Method, URL: t.URL, Header: t.Header, Body: t.Body}
+	p.used += int64(len(b))
+	return b, nil
+}
+
+func parseRequestLine(line string) (Target, error) {
+	method, rawURL, ok := strings.Cut(line, " ")
+	rawURL = strings.TrimSpace(rawURL)
+	if !ok || rawURL == "" {
+		return Target{}, fmt.Errorf("bad target %q: want METHOD URL", truncate(line, 80))
 	}
-	return out, nil
+	if !startsWithMethod(line) {
+		return Target{}, fmt.Errorf("bad method %q", truncate(method, 20))
+	}
+	// {{port}} is not a port yet: check the URL as it will be.
+	if _, err := url.ParseRequestURI(strings.ReplaceAll(rawURL, "{{port}}", "1")); err != nil {
+		return Target{}, fmt.Errorf("bad URL %q", truncate(rawURL, 80))
+	}
+	return Target{Method: method, URL: rawURL, Header: http.Header{}}, nil
+}
+
+// startsWithMethod: an upper-case word and a space, as vegeta decides.
+func startsWithMethod(line string) bool {
+	i := strings.IndexAny(line, " \t")
+	if i <= 0 {
+		return false
+	}
+	for _, c := range line[:i] {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// InRepository reports whether name can only mean a file inside a
+// repository: not empty, not absolute, no ".." anywhere. Symbolic links are
+// the Files implementation's to refuse.
+func InRepository(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || path.Clean(name) == "." {
+		return false
+	}
+	return !slices.Contains(strings.Split(name, "/"), "..")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// WithPort returns targets with "{{port}}" in their URLs and header values
+// replaced by port. Bodies are sent as they are.
+func WithPort(targets []Target, port int) []Target {
+	p := strconv.Itoa(port)
+	out := make([]Target, len(targets))
+	for i, t := range targets {
+		h := make(http.Header, len(t.Header))
+		for k, vs := range t.Header {
+			for _, v := range vs {
+				h[k] = append(h[k], strings.ReplaceAll(v, "{{port}}", p))
+			}
+		}
+		out[i] = Target{Method: t.Method, URL: strings.ReplaceAll(t.URL, "{{port}}", p), Header: h, Body: t.Body}
+	}
+	return out
 }
 
 // resolve turns targets into vegeta's, with path-only URLs joined to base

@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/memgate/memgate/gate"
@@ -47,6 +49,24 @@ func (s *Store) Rescue(ctx context.Context, tx *sql.Tx, runID, oldJobID, newJobI
 		newJobID, ms(time.Now()), runID, oldJobID, ms(cutoff))
 	if err != nil {
 		return false, wrap("rescue", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// GiveUp completes a stale run with rep (an error verdict) instead of
+// rescuing it again, under the same conditions as Rescue: it reports false
+// when another process took the run first, or its worker came back.
+func (s *Store) GiveUp(ctx context.Context, runID, jobID int64, cutoff time.Time, rep *gate.Report) (bool, error) {
+	data, err := json.Marshal(rep)
+	if err != nil {
+		return false, fmt.Errorf("storage: encode report: %w", err)
+	}
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET status = 'completed', verdict = ?, reason = ?, report = ?, finished_at = ?
+		WHERE id = ? AND job_id = ? AND status = 'running' AND heartbeat_at < ?`,
+		string(rep.Verdict), rep.Reason, string(data), ms(time.Now()), runID, jobID, ms(cutoff))
+	if err != nil {
+		return false, wrap("give up", err)
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -61,8 +62,16 @@ func newCheckFlags(f *checkFlags) *flag.FlagSet {
 }
 
 func check(ctx context.Context, dir string, f checkFlags, getenv func(string) string, stdout, stderr io.Writer) int {
-
-	cfg, cfgSource, err := loadConfig(dir, f.config)
+	// Everything read from DIR goes through files: the config, the targets
+	// file and its bodies.
+	files, err := openDirFiles(dir)
+	if err != nil {
+		err = fmt.Errorf("%w: %s is not a directory memgate can read: %v", service.ErrBuild, dir, err)
+		fmt.Fprintf(stderr, "memgate: %v\n", err)
+		return writeErrorReport(f.json, stdout, stderr, err)
+	}
+	defer files.Close()
+	cfg, cfgSource, err := loadConfig(ctx, files, dir, f.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
 		return writeErrorReport(f.json, stdout, stderr, err)
@@ -93,6 +102,7 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Progress:    progress,
 		Containment: checkContainment(ctx, getenv, stderr),
+		Files:       files,
 	})
 	rep := res.Report
 
@@ -140,16 +150,26 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
 	return "", errors.New("too many arguments")
 }
 
-func loadConfig(dir, path string) (config.Config, string, error) {
-	if path == "" {
-		candidate := filepath.Join(dir, config.FileName)
-		if _, err := os.Stat(candidate); err != nil {
-			return config.Default(), "default config", nil
-		}
-		path = candidate
+// loadConfig reads --config, a file the user named, as it is; or else
+// DIR's .memgate.yml, which is the repository's, through files.
+func loadConfig(ctx context.Context, files *dirFiles, dir, path string) (config.Config, string, error) {
+	if path != "" {
+		cfg, err := config.LoadFile(path)
+		return cfg, path, err
 	}
-	cfg, err := config.LoadFile(path)
-	return cfg, path, err
+	path = filepath.Join(dir, config.FileName)
+	data, err := files.ReadFile(ctx, config.FileName, config.MaxSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return config.Default(), "default config", nil
+	}
+	if err != nil {
+		return config.Config{}, path, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return config.Config{}, path, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, path, nil
 }
 
 // cacheDir is where memgate keeps the Go caches its sandboxes share

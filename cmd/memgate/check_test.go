@@ -117,6 +117,7 @@ func TestServeConfigErrorsExit2(t *testing.T) {
 		{"MEMGATE_JOB_TIMEOUT": "soon"},
 		{"MEMGATE_GITHUB_CLIENT_ID": "Iv1.abc"},
 		{"MEMGATE_GITHUB_CLIENT_SECRET": "s3cret"},
+		{"MEMGATE_MAX_RESCUES": "many"},
 	} {
 		var errb bytes.Buffer
 		code := runServe(context.Background(), nil, func(k string) string { return env[k] }, &errb)

@@ -40,6 +40,7 @@ type serveConfig struct {
 	// GitHub sign-in: the App's OAuth client, and where people sign in.
 	clientID, clientSecret, webURL string
 	maxEventAge                    time.Duration
+	maxRescues                     int
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -90,6 +91,7 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.StringVar(&c.webURL, "github-web-url", getenv("MEMGATE_GITHUB_WEB_URL"), "where people sign in and pages link to (MEMGATE_GITHUB_WEB_URL; default https://github.com, or the Enterprise host of MEMGATE_GITHUB_API_URL)")
 	fs.DurationVar(&c.maxEventAge, "max-event-age", envDur("MEMGATE_MAX_EVENT_AGE", 96*time.Hour), "refuse webhook events whose payload says they happened longer ago; 0 for no bound (MEMGATE_MAX_EVENT_AGE)")
 	fs.DurationVar(&c.lease, "lease", envDur("MEMGATE_LEASE", time.Minute), "a gate whose worker is silent this long is handed to another worker (MEMGATE_LEASE)")
+	fs.IntVar(&c.maxRescues, "max-rescues", int(envInt("MEMGATE_MAX_RESCUES", runner.DefaultMaxRescues)), "a gate whose worker died this many times completes as an error; 0 rescues for ever (MEMGATE_MAX_RESCUES)")
 	return c
 }
 
@@ -113,6 +115,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("MEMGATE_GITHUB_CLIENT_ID and MEMGATE_GITHUB_CLIENT_SECRET go together: set both for GitHub sign-in, or neither")
 	case c.maxEventAge < 0:
 		return errors.New("MEMGATE_MAX_EVENT_AGE / --max-event-age must be a duration (0 for no bound)")
+	case c.maxRescues < 0:
+		return errors.New("MEMGATE_MAX_RESCUES / --max-rescues must be a number >= 0")
 	}
 	return nil
 }
@@ -340,7 +344,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	if err := q.Start(bg); err != nil {
 		return err
 	}
-	go runner.NewReaper(st, q, c.lease, log).Run(bg)
+	go runner.NewReaper(st, q, c.lease, log).GiveUpAfter(c.maxRescues, rep).Run(bg)
 	go runner.NewReconciler(st, rep, 30*time.Second, log).Run(bg)
 	select {
 	case <-ctx.Done():

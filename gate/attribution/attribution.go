@@ -5,7 +5,9 @@ package attribution
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -13,6 +15,47 @@ import (
 
 	"github.com/memgate/memgate/gate"
 )
+
+// MaxProfile bounds a profile once decompressed. A service's profile is
+// gzipped, and 64 MiB of gzip can hold 64 GiB of zeros: pprof's own
+// ParseData would inflate them all. A real heap profile of a large service
+// is a few MiB decompressed.
+const MaxProfile = 64 << 20
+
+// parse decompresses a profile through a limit and parses the raw proto.
+// Not profile.ParseData: it inflates without a bound, and a profile
+// gzipped twice, or in a legacy text format, is nothing a service sends.
+func parse(data []byte) (*profile.Profile, error) {
+	raw := data
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		gz, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("decompressing: %w", err)
+		}
+		if raw, err = io.ReadAll(io.LimitReader(gz, MaxProfile+1)); err != nil {
+			return nil, fmt.Errorf("decompressing: %w", err)
+		}
+	}
+	if len(raw) > MaxProfile {
+		return nil, fmt.Errorf("%w: it decompresses to more than %s", gate.ErrTooLarge, gate.FormatBytes(MaxProfile))
+	}
+	cost, err := parseCost(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parsing: %w", err)
+	}
+	if cost > MaxParseCost {
+		return nil, fmt.Errorf("%w: parsing it would take about %s of memory, over %s", gate.ErrTooLarge,
+			gate.FormatBytes(float64(cost)), gate.FormatBytes(MaxParseCost))
+	}
+	p, err := profile.ParseUncompressed(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parsing: %w", err)
+	}
+	if err := p.CheckValid(); err != nil {
+		return nil, fmt.Errorf("malformed: %w", err)
+	}
+	return p, nil
+}
 
 // maxStack bounds the frames kept per entry: reports stay readable and
 // small whatever the service's stacks look like.
@@ -82,13 +125,13 @@ func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
 // GoroutineGrowth ranks the goroutine stacks whose count grew from base to
 // cur.
 func GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
-	b, err := profile.ParseData(base)
+	b, err := parse(base)
 	if err != nil {
-		return nil, fmt.Errorf("goroutine profile (base): %w", err)
+		return nil, fmt.Errorf("goroutine diff: the earlier profile: %w", err)
 	}
-	c, err := profile.ParseData(cur)
+	c, err := parse(cur)
 	if err != nil {
-		return nil, fmt.Errorf("goroutine profile: %w", err)
+		return nil, fmt.Errorf("goroutine diff: the later profile: %w", err)
 	}
 	counts := func(p *profile.Profile) map[string]int64 {
 		m := map[string]int64{}
@@ -116,13 +159,13 @@ func GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
 
 // diffProfiles is cur - base, the way pprof -diff_base computes it.
 func diffProfiles(base, cur []byte) (*profile.Profile, error) {
-	b, err := profile.Parse(bytes.NewReader(base))
+	b, err := parse(base)
 	if err != nil {
-		return nil, fmt.Errorf("base profile: %w", err)
+		return nil, fmt.Errorf("the earlier profile: %w", err)
 	}
-	c, err := profile.Parse(bytes.NewReader(cur))
+	c, err := parse(cur)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, fmt.Errorf("the later profile: %w", err)
 	}
 	b.Scale(-1)
 	return profile.Merge([]*profile.Profile{c, b})

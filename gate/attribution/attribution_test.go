@@ -2,13 +2,19 @@ package attribution
 
 import (
 	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
 	"runtime"
 	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/internal/gzipbomb"
 )
 
 func heapProfile(t *testing.T) []byte {
@@ -130,6 +136,105 @@ func TestIsStd(t *testing.T) {
 	} {
 		if got := IsStd(fn); got != want {
 			t.Errorf("IsStd(%q) = %v, want %v", fn, got, want)
+		}
+	}
+}
+
+// A 4 GiB gzip bomb (4 MiB) as either profile of either diff is refused
+// once MaxProfile bytes are inflated, with gate.ErrTooLarge, in bounded
+// memory and time; pprof's ParseData inflated all of it.
+func TestGzipBombIsRefusedInBoundedMemory(t *testing.T) {
+	bomb := gzipbomb.New(4 << 10).Bytes()
+	heap, gor := heapProfile(t), goroutineProfile(t)
+	for _, tc := range []struct {
+		name string
+		diff func() error
+		want string
+	}{
+		{"heap, later", func() error { _, err := HeapGrowth(heap, bomb, 5); return err }, "heap diff: the later profile: too large"},
+		{"heap, earlier", func() error { _, err := HeapGrowth(bomb, heap, 5); return err }, "heap diff: the earlier profile: too large"},
+		{"goroutines, later", func() error { _, err := GoroutineGrowth(gor, bomb, 5); return err }, "goroutine diff: the later profile: too large"},
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		err := tc.diff()
+		took := time.Since(start)
+		runtime.ReadMemStats(&after)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %s, %.0f MiB allocated: %v", tc.name, took.Round(time.Millisecond), float64(alloc)/(1<<20), err)
+		if !errors.Is(err, gate.ErrTooLarge) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+		if alloc > 4*MaxProfile || took > 20*time.Second {
+			t.Errorf("%s: %.0f MiB and %s to refuse a bomb", tc.name, float64(alloc)/(1<<20), took)
+		}
+	}
+}
+
+// amplifier is a valid profile proto of one sample whose packed location
+// ids are n bytes of 1s: each byte becomes a uint64 and a *Location when
+// parsed, and more when merged.
+func amplifier(n int) []byte {
+	ids := bytes.Repeat([]byte{1}, n)
+	var st, loc, sample, p []byte
+	st = protowire.AppendTag(st, 1, protowire.VarintType)
+	st = protowire.AppendVarint(st, 1)
+	loc = protowire.AppendTag(loc, 1, protowire.VarintType)
+	loc = protowire.AppendVarint(loc, 1)
+	sample = protowire.AppendTag(sample, 1, protowire.BytesType)
+	sample = protowire.AppendBytes(sample, ids)
+	sample = protowire.AppendTag(sample, 2, protowire.BytesType)
+	sample = protowire.AppendBytes(sample, []byte{1})
+	for _, s := range []string{"", "inuse_space"} {
+		p = protowire.AppendTag(p, 6, protowire.BytesType)
+		p = protowire.AppendString(p, s)
+	}
+	p = protowire.AppendTag(p, 1, protowire.BytesType)
+	p = protowire.AppendBytes(p, st)
+	p = protowire.AppendTag(p, 4, protowire.BytesType)
+	p = protowire.AppendBytes(p, loc)
+	p = protowire.AppendTag(p, 2, protowire.BytesType)
+	return protowire.AppendBytes(p, sample)
+}
+
+// Under the decompressed bound, a profile can still be built to cost the
+// parser many times its size: 60 MiB of location ids (60 KiB gzipped) once
+// took 960 MiB to parse and 2.8 GiB to diff. Its cost is estimated from
+// the wire format first, and it is refused unparsed.
+func TestAmplifyingProfileIsRefusedUnparsed(t *testing.T) {
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	zw.Write(amplifier(60 << 20))
+	zw.Close()
+	heap := heapProfile(t)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := HeapGrowth(heap, gz.Bytes(), 5)
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d KiB gzipped: %.0f MiB allocated: %v", gz.Len()>>10, float64(alloc)/(1<<20), err)
+	if !errors.Is(err, gate.ErrTooLarge) || !strings.Contains(err.Error(), "the later profile: too large: parsing it would take about 1.4 GiB of memory, over 128.0 MiB") {
+		t.Fatalf("err = %v", err)
+	}
+	if alloc > 4*MaxProfile {
+		t.Errorf("%.0f MiB allocated", float64(alloc)/(1<<20))
+	}
+	// A small one of the same shape parses: the estimate refuses by size,
+	// not by shape.
+	if _, err := parse(amplifier(1000)); err != nil {
+		t.Errorf("a 1000-frame sample: %v", err)
+	}
+	// Real profiles cost little.
+	for name, p := range map[string][]byte{"heap": heap, "goroutine": goroutineProfile(t)} {
+		zr, _ := gzip.NewReader(bytes.NewReader(p))
+		raw, _ := io.ReadAll(zr)
+		cost, err := parseCost(raw)
+		t.Logf("this test's %s profile: %d KiB raw, cost %.1f MiB", name, len(raw)>>10, float64(cost)/(1<<20))
+		if err != nil || cost <= 0 || cost > MaxParseCost/8 {
+			t.Errorf("%s: cost %d, %v", name, cost, err)
 		}
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -283,6 +285,8 @@ func (c Config) Validate() error {
 		return keyErr("must be between 1 and 1000", "load", "connections")
 	case len(c.Load.Targets) == 0 && c.Load.TargetsFile == "":
 		return keyErr("give at least one target or a targets_file", "load", "targets")
+	case c.Load.TargetsFile != "" && !inRepository(c.Load.TargetsFile):
+		return keyErr(fmt.Sprintf("%q must be a path inside the repository (relative, without ..)", c.Load.TargetsFile), "load", "targets_file")
 	case c.Sampling.Interval != 0 && c.Sampling.Interval < 50*time.Millisecond:
 		return keyErr("must be at least 50ms (or 0 for auto)", "sampling", "interval")
 	case c.Sampling.CheckpointInterval != 0 && c.Sampling.CheckpointInterval < c.Effective().Interval:
@@ -301,6 +305,15 @@ func (c Config) Validate() error {
 		return &KeyError{Path: []string{"thresholds", key}, Msg: err.Error()}
 	}
 	return nil
+}
+
+// inRepository: relative, without "..": the file is read from the
+// repository, never from the machine (loadgen checks its body files alike).
+func inRepository(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || path.Clean(name) == "." {
+		return false
+	}
+	return !slices.Contains(strings.Split(name, "/"), "..")
 }
 
 // keyNode finds the value node at a path of mapping keys (and sequence

@@ -70,6 +70,8 @@ func TestBrokenConfigNamesKeyAndLine(t *testing.T) {
 		{"threshold", "thresholds:\n  alpha: 0.9\n", "line 2: thresholds.alpha"},
 		{"syntax", "load: [\n", "line 1: did not find expected node content"},
 		{"command without output", "build:\n  command: make\n", "line 2: build.command: the command must write the binary to {{output}}"},
+		{"absolute targets file", "load:\n  targets_file: /etc/shadow\n", `line 2: load.targets_file: "/etc/shadow" must be a path inside the repository`},
+		{"targets file outside", "load:\n  targets_file: load/../../x\n", `line 2: load.targets_file: "load/../../x" must be a path inside the repository`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))

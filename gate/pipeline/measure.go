@@ -2,11 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
-	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -24,11 +22,7 @@ import (
 func (r *run) measure(ctx context.Context, source Source, base string, port int, dial service.DialFunc) error {
 	cfg := r.opts.Config
 	src := &serialSource{Source: source}
-	targets, err := r.targets(port)
-	if err != nil {
-		return err
-	}
-	gen, err := loadgen.New(base, targets, loadgen.Options{
+	gen, err := loadgen.New(base, loadgen.WithPort(r.reqs, port), loadgen.Options{
 		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout, Dial: dial,
 	})
 	if err != nil {
@@ -107,6 +101,9 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 	if measureErr != nil {
 		return measureErr
 	}
+	if err := smp.tooLarge(); err != nil {
+		return fmt.Errorf("a reading while sampling: %w", err)
+	}
 	bl.MeasureTo = time.Since(loadStart).Seconds()
 	r.report.Load = measured
 
@@ -152,8 +149,7 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 	}, cfg.Thresholds)
 	r.report.Verdict, r.report.Criteria, bl.SteadyFrom = d.Verdict, d.Criteria, d.SteadyFrom
 
-	r.attribute(heapWarm, heapEnd, gorWarm, gorEnd, firstErr(heapErr, heapEndErr), firstErr(gorErr, gorEndErr))
-	return nil
+	return r.attribute(heapWarm, heapEnd, gorWarm, gorEnd, firstErr(heapErr, heapEndErr), firstErr(gorErr, gorEndErr))
 }
 
 // settle polls the goroutine count until it is back within tolerance of
@@ -186,62 +182,41 @@ func (r *run) settle(ctx context.Context, src Source, windowStart int) (gate.Set
 	}
 }
 
-func (r *run) attribute(heapWarm, heapEnd, gorWarm, gorEnd []byte, heapErr, gorErr error) {
+// attribute diffs the profiles into the report. A profile the service
+// made too big to read or decompress ends the gate as an error saying
+// which; any other problem is a note beside a verdict that stands.
+func (r *run) attribute(heapWarm, heapEnd, gorWarm, gorEnd []byte, heapErr, gorErr error) error {
 	att := &r.report.Attribution
 	var notes []string
 	if heapErr == nil {
 		r.res.Profiles[HeapWarmup], r.res.Profiles[HeapEnd] = heapWarm, heapEnd
 		sites, err := attribution.HeapGrowth(heapWarm, heapEnd, r.opts.AttributeTo)
-		if err != nil {
-			notes = append(notes, err.Error())
-		}
+		heapErr = err
 		att.Heap = sites
 		att.DiffCommand = "go tool pprof -sample_index=inuse_space -top -diff_base " + HeapWarmup + " " + HeapEnd
-	} else {
+	}
+	if heapErr != nil {
 		notes = append(notes, "heap profiles: "+heapErr.Error())
 	}
 	if gorErr == nil {
 		r.res.Profiles[GoroutineWarmup], r.res.Profiles[GoroutineEnd] = gorWarm, gorEnd
 		stacks, err := attribution.GoroutineGrowth(gorWarm, gorEnd, r.opts.AttributeTo)
-		if err != nil {
-			notes = append(notes, err.Error())
-		}
+		gorErr = err
 		att.Goroutines = stacks
-	} else {
+	}
+	if gorErr != nil {
 		notes = append(notes, "goroutine profiles: "+gorErr.Error())
 	}
 	if len(notes) > 0 {
 		att.Note = fmt.Sprint(notes)
 	}
-}
-
-func (r *run) targets(port int) ([]loadgen.Target, error) {
-	cfg := r.opts.Config.Load
-	var out []loadgen.Target
-	for _, t := range cfg.Targets {
-		h := http.Header{}
-		for k, v := range t.Headers {
-			h.Set(k, v)
-		}
-		out = append(out, loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body)})
+	switch {
+	case errors.Is(heapErr, gate.ErrTooLarge):
+		return fmt.Errorf("the heap profiles (%s, %s): %w", HeapWarmup, HeapEnd, heapErr)
+	case errors.Is(gorErr, gate.ErrTooLarge):
+		return fmt.Errorf("the goroutine profiles (%s, %s): %w", GoroutineWarmup, GoroutineEnd, gorErr)
 	}
-	if cfg.TargetsFile != "" {
-		path := cfg.TargetsFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(r.opts.Dir, path)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("load.targets_file: %w", err)
-		}
-		defer f.Close()
-		more, err := loadgen.ReadTargetsFile(f, filepath.Dir(path), port)
-		if err != nil {
-			return nil, fmt.Errorf("load.targets_file %s: %w", cfg.TargetsFile, err)
-		}
-		out = append(out, more...)
-	}
-	return out, nil
+	return nil
 }
 
 // fillEnvironment records the service's runtime settings, from the source

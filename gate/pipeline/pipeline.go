@@ -49,6 +49,10 @@ type Options struct {
 	// OwnsDir says Dir is memgate's own checkout, whose permissions it may
 	// open to the sandbox's users; a user's directory is never changed.
 	OwnsDir bool
+	// Files reads the repository files the config names (load.targets_file
+	// and its bodies): the base commit's for the server, the checkout's for
+	// `memgate check`. Nothing else reads them; nil reads none.
+	Files RepoFiles
 }
 
 // Result is a finished run: its report and the raw profiles behind the
@@ -87,7 +91,11 @@ func Run(ctx context.Context, opts Options) Result {
 			OS:             runtime.GOOS + "/" + runtime.GOARCH,
 		},
 	}
-	err := r.execute(ctx)
+	r.res.Report = r.report
+	err := r.readTargets(ctx)
+	if err == nil {
+		err = r.execute(ctx)
+	}
 	rep := r.report
 	rep.FinishedAt = time.Now().UTC()
 	rep.Timings.Total = gate.Duration(rep.FinishedAt.Sub(rep.StartedAt))
@@ -107,6 +115,7 @@ type run struct {
 	report *gate.Report
 	res    Result
 	proc   *service.Process
+	reqs   []loadgen.Target // the load's targets; {{port}} not replaced yet
 }
 
 func (r *run) phase(name, detail string) {

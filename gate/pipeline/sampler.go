@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,10 +53,11 @@ type sampler struct {
 	requests atomic.Uint64
 	rate     atomic.Uint64 // float64 bits are overkill: whole requests/s
 
-	mu      sync.Mutex
-	samples []gate.Sample
-	errs    int
-	lastErr error
+	mu       sync.Mutex
+	samples  []gate.Sample
+	errs     int
+	lastErr  error
+	oversize error // the first reading the service made too big; sampling stops
 }
 
 func (s *sampler) setPhase(p gate.Phase) { s.phase.Store(p) }
@@ -94,7 +96,14 @@ func (s *sampler) run(ctx context.Context) {
 				s.mu.Lock()
 				s.errs++
 				s.lastErr = err
+				stop := errors.Is(err, gate.ErrTooLarge) && s.oversize == nil
+				if stop {
+					s.oversize = err
+				}
 				s.mu.Unlock()
+				if stop {
+					return
+				}
 				continue
 			}
 			s.add(smp)
@@ -132,6 +141,13 @@ func (s *sampler) take(ctx context.Context, force bool) (gate.Sample, error) {
 		smp.GCCycles = post.GCCycles
 	}
 	return smp, nil
+}
+
+// tooLarge is the reading that stopped the sampling, if one did.
+func (s *sampler) tooLarge() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.oversize
 }
 
 func (s *sampler) snapshot() ([]gate.Sample, int, error) {

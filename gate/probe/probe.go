@@ -34,11 +34,12 @@ var ErrNotPprof = errors.New("not net/http/pprof")
 // namespace when it has one); nil means the default dialer.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
+// maxHeader bounds a response's headers (net/http allows 10 MB).
+const maxHeader = 1 << 20
+
 func newClient(dial DialFunc) *http.Client {
-	if dial == nil {
-		return &http.Client{Timeout: 30 * time.Second}
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4}}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4,
+		MaxResponseHeaderBytes: maxHeader}}
 }
 
 func get(ctx context.Context, c *http.Client, url string, limit int64) ([]byte, error) {
@@ -59,7 +60,7 @@ func get(ctx context.Context, c *http.Client, url string, limit int64) ([]byte, 
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("GET %s: body larger than %d bytes", url, limit)
+		return nil, fmt.Errorf("GET %s: %w: the body passes %s", url, gate.ErrTooLarge, gate.FormatBytes(float64(limit)))
 	}
 	return body, nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/memgate/memgate/gate"
 )
 
 func pprofServer(t *testing.T) *httptest.Server {
@@ -97,9 +99,13 @@ func TestParseGoroutineTotal(t *testing.T) {
 	}
 }
 
+// Every read of the service is bounded, and one past its bound is
+// gate.ErrTooLarge with the URL that sent it: a binary profile, the heap
+// page, the reader's numbers. The bodies are streamed, never held by the
+// server, and read only up to the bound.
 func TestBodiesAreBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		chunk := []byte(strings.Repeat("x", 1<<20))
+		chunk := []byte("# HeapInuse = 1\n" + strings.Repeat("x", 1<<20))
 		for i := 0; i < MaxProfileBody>>20+2; i++ {
 			if _, err := w.Write(chunk); err != nil {
 				return
@@ -107,8 +113,34 @@ func TestBodiesAreBounded(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
+	ctx := context.Background()
+	_, profErr := NewPprof(srv.URL+"/", nil).Profile(ctx, "heap", false)
+	_, textErr := NewPprof(srv.URL+"/", nil).Read(ctx, true)
+	_, readerErr := NewReader(strings.TrimPrefix(srv.URL, "http://"), nil).Read(ctx, true)
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{profErr, "/heap: too large: the body passes 64.0 MiB"},
+		{textErr, "/heap?gc=1&debug=1: too large: the body passes 32.0 MiB"},
+		{readerErr, "/memgate/v1/metrics?gc=1: too large: the body passes 1.0 MiB"},
+	} {
+		if !errors.Is(tc.err, gate.ErrTooLarge) || !strings.Contains(tc.err.Error(), tc.want) {
+			t.Errorf("err = %v, want gate.ErrTooLarge and %q", tc.err, tc.want)
+		}
+	}
+}
+
+// Headers are bounded too: net/http would take 10 MB of them.
+func TestHeadersAreBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 3; i++ {
+			w.Header().Add("X-Big", strings.Repeat("x", 1<<19))
+		}
+	}))
+	defer srv.Close()
 	_, err := NewPprof(srv.URL+"/", nil).Profile(context.Background(), "heap", false)
-	if err == nil || !strings.Contains(err.Error(), "larger than") {
+	if err == nil || !strings.Contains(err.Error(), "header") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -16,8 +17,15 @@ type ReaperStore interface {
 	Stale(ctx context.Context, cutoff time.Time) ([]gate.Run, error)
 	Rescues(ctx context.Context, runID int64) (int, error)
 	Rescue(ctx context.Context, tx *sql.Tx, runID, oldJobID, newJobID int64, cutoff time.Time) (bool, error)
+	GiveUp(ctx context.Context, runID, jobID int64, cutoff time.Time, rep *gate.Report) (bool, error)
+	MarkReported(ctx context.Context, id int64) error
 	Tx(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
+
+// DefaultMaxRescues is how often a run is handed to a new worker before it
+// completes as an error: a service that kills every worker that gates it
+// (e.g. by exhausting its memory) would otherwise crash-loop them all.
+const DefaultMaxRescues = 3
 
 // Enqueuer inserts gate jobs.
 type Enqueuer interface {
@@ -31,19 +39,31 @@ type Enqueuer interface {
 // The old job, should its worker come back, finds the run is no longer its
 // own and stops. Every process runs a reaper; they race safely.
 type Reaper struct {
-	store ReaperStore
-	queue Enqueuer
-	lease time.Duration
-	every time.Duration
-	log   *slog.Logger
+	store      ReaperStore
+	queue      Enqueuer
+	lease      time.Duration
+	every      time.Duration
+	log        *slog.Logger
+	maxRescues int
+	reporter   FinalReporter // nil: the reconciler posts given-up runs
 }
 
-// NewReaper creates a reaper for the given lease.
+// NewReaper creates a reaper for the given lease, giving up on a run after
+// DefaultMaxRescues rescues.
 func NewReaper(store ReaperStore, q Enqueuer, lease time.Duration, log *slog.Logger) *Reaper {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reaper{store: store, queue: q, lease: lease, every: max(lease/4, time.Second), log: log}
+	return &Reaper{store: store, queue: q, lease: lease, every: max(lease/4, time.Second), log: log,
+		maxRescues: DefaultMaxRescues}
+}
+
+// GiveUpAfter sets how many rescues a run gets before it completes as an
+// error (0: rescued for ever), and who posts its check then; the
+// reconciler posts it should that fail.
+func (r *Reaper) GiveUpAfter(rescues int, rep FinalReporter) *Reaper {
+	r.maxRescues, r.reporter = rescues, rep
+	return r
 }
 
 // Run reaps until ctx ends.
@@ -75,6 +95,12 @@ func (r *Reaper) Reap(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		if r.maxRescues > 0 && rescues >= r.maxRescues {
+			if err := r.giveUp(ctx, run, rescues, cutoff); err != nil {
+				return n, err
+			}
+			continue
+		}
 		errLost := errors.New("rescued elsewhere")
 		err = r.store.Tx(ctx, func(tx *sql.Tx) error {
 			jobID, dup, err := r.queue.EnqueueTx(ctx, tx, queue.GateArgs{RunID: run.ID, Repository: run.Repository,
@@ -105,4 +131,27 @@ func (r *Reaper) Reap(ctx context.Context) (int, error) {
 			"head", gate.ShortSHA(run.HeadSHA), "lease", r.lease)
 	}
 	return n, nil
+}
+
+// giveUp completes a run whose every worker died as an error, and its
+// check with it.
+func (r *Reaper) giveUp(ctx context.Context, run gate.Run, rescues int, cutoff time.Time) error {
+	now := time.Now().UTC()
+	rep := &gate.Report{Verdict: gate.Error, StartedAt: run.StartedAt, FinishedAt: now,
+		Reason: fmt.Sprintf("the gate was rescued %d times: its worker died each time — the service may exhaust the worker's memory", rescues)}
+	ok, err := r.store.GiveUp(ctx, run.ID, run.JobID, cutoff, rep)
+	if err != nil || !ok {
+		return err // !ok: rescued elsewhere, or its worker came back
+	}
+	r.log.Error("gave up on a gate whose workers kept dying", "run", run.ID, "repository", run.Repository,
+		"head", gate.ShortSHA(run.HeadSHA), "rescues", rescues)
+	if r.reporter == nil {
+		return nil
+	}
+	run.Status, run.Verdict, run.Reason, run.FinishedAt = gate.RunCompleted, rep.Verdict, rep.Reason, now
+	if err := r.reporter.Completed(ctx, run, rep); err != nil {
+		r.log.Warn("could not post the given-up run; the reconciler will", "run", run.ID, "err", err)
+		return nil
+	}
+	return r.store.MarkReported(ctx, run.ID)
 }

@@ -268,11 +268,26 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 		}
 		toGitHub.maybe(text, false)
 	}}
-	res := pipeline.Run(ctx, pipeline.Options{
+	opts := pipeline.Options{
 		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
 		Version: r.opts.Version, Logger: log, Progress: progress, Containment: r.opts.Containment, OwnsDir: true,
-	})
-	return res, nil
+	}
+	if run.BaseSHA != "" {
+		opts.Files = baseFiles{ws: ws, sha: run.BaseSHA}
+	}
+	return pipeline.Run(ctx, opts), nil
+}
+
+// baseFiles are the base commit's files, read from git's objects like the
+// config: the targets file and its bodies are the base's, as reviewed, not
+// whatever the pull request's head puts at those paths.
+type baseFiles struct {
+	ws  *workspace.Workspace
+	sha string
+}
+
+func (b baseFiles) ReadFile(ctx context.Context, name string, limit int64) ([]byte, error) {
+	return b.ws.ReadFile(ctx, b.sha, name, limit)
 }
 
 // config reads .memgate.yml from the base commit, so a pull request cannot

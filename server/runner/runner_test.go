@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,8 +16,26 @@ import (
 // the test ends.
 func migratedStore(t *testing.T) *storage.Store {
 	t.Helper()
+	return migratedStoreAt(t, "sqlite:"+filepath.Join(t.TempDir(), "r.db"))
+}
+
+// eachEngine runs test on a migrated SQLite store, and on a Postgres one
+// when MEMGATE_TEST_DATABASE_URL names a server (else that half skips).
+func eachEngine(t *testing.T, test func(t *testing.T, st *storage.Store)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, migratedStore(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		url := os.Getenv("MEMGATE_TEST_DATABASE_URL")
+		if url == "" {
+			t.Skip("MEMGATE_TEST_DATABASE_URL is not set: Postgres half skipped")
+		}
+		test(t, migratedStoreAt(t, storage.NewTestDatabase(t, url)))
+	})
+}
+
+func migratedStoreAt(t *testing.T, url string) *storage.Store {
+	t.Helper()
 	ctx := context.Background()
-	st, err := storage.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"), nil)
+	st, err := storage.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -101,23 +103,56 @@ func Checkout(ctx context.Context, parent, cloneURL, sha string, extra []string,
 	return ws, nil
 }
 
-// ReadFile returns a file as it is in another fetched commit. A file that
-// does not exist there gives os.ErrNotExist.
+// ErrNotRegular is a path of a commit that is not a regular file: a
+// symbolic link (whose target git would hand out as its content, and which
+// a checkout would follow anywhere), a submodule or a directory.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ReadFile returns a regular file as it is in another fetched commit,
+// straight from git's objects: nothing on disk is opened, so no path of the
+// machine can be reached. A file that does not exist there gives
+// os.ErrNotExist; a path that is absolute, has "." or ".." elements, or
+// passes through a symbolic link does not exist either (git does not
+// follow links inside a tree).
 func (w *Workspace) ReadFile(ctx context.Context, sha, path string, limit int64) ([]byte, error) {
-	out, err := w.git(ctx, "cat-file", "-s", sha+":"+path)
+	if !shaRe.MatchString(sha) {
+		return nil, fmt.Errorf("workspace: %q is not a full commit sha", sha)
+	}
+	where := fmt.Sprintf("%s at %s", path, gate.ShortSHA(sha))
+	if !fs.ValidPath(path) || path == "." {
+		return nil, fmt.Errorf("%s: not a path inside the repository: %w", where, os.ErrNotExist)
+	}
+	// ls-tree -l: "<mode> <type> <object> <size>\t<path>\0" for the one
+	// entry at path, if there is one.
+	out, err := w.git(ctx, "--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", sha, "--", path)
 	if err != nil {
-		if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "Not a valid object") ||
-			strings.Contains(err.Error(), "exists on disk, but not in") {
-			return nil, fmt.Errorf("%s at %s: %w", path, gate.ShortSHA(sha), os.ErrNotExist)
+		return nil, fmt.Errorf("workspace: %s: %w", where, err)
+	}
+	for _, entry := range strings.Split(string(out), "\x00") {
+		meta, name, ok := strings.Cut(entry, "\t")
+		f := strings.Fields(meta)
+		if !ok || name != path || len(f) != 4 {
+			continue
 		}
-		return nil, fmt.Errorf("workspace: %s at %s: %w", path, gate.ShortSHA(sha), err)
+		mode, typ, object, sizeText := f[0], f[1], f[2], f[3]
+		switch {
+		case mode == "120000":
+			return nil, fmt.Errorf("%s: a symbolic link: %w", where, ErrNotRegular)
+		case mode == "160000":
+			return nil, fmt.Errorf("%s: a submodule: %w", where, ErrNotRegular)
+		case typ != "blob" || (mode != "100644" && mode != "100755"):
+			return nil, fmt.Errorf("%s: a %s (mode %s): %w", where, typ, mode, ErrNotRegular)
+		}
+		size, err := strconv.ParseInt(sizeText, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("workspace: %s: size %q", where, sizeText)
+		}
+		if size > limit {
+			return nil, fmt.Errorf("workspace: %s is %d bytes, over the %d limit", where, size, limit)
+		}
+		return w.git(ctx, "cat-file", "blob", object)
 	}
-	var size int64
-	fmt.Sscan(string(out), &size)
-	if size > limit {
-		return nil, fmt.Errorf("workspace: %s at %s is %d bytes, over the %d limit", path, gate.ShortSHA(sha), size, limit)
-	}
-	return w.git(ctx, "show", sha+":"+path)
+	return nil, fmt.Errorf("%s: %w", where, os.ErrNotExist)
 }
 
 // Remove deletes the workspace.

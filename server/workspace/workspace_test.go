@@ -95,3 +95,54 @@ func TestCloneURLs(t *testing.T) {
 		t.Error("a bad sha was accepted")
 	}
 }
+
+// A commit's files are read from git's objects, never from the disk: a
+// symbolic link (to /etc/shadow, or to a directory), a submodule, a
+// directory and paths leaving the repository are refused, whatever the
+// checkout or the machine holds at those paths.
+func TestReadFileRefusesWhatIsNotARegularFileOfTheCommit(t *testing.T) {
+	src := t.TempDir()
+	git(t, src, "init", "-q", "-b", "main")
+	os.MkdirAll(filepath.Join(src, "load"), 0o755)
+	os.WriteFile(filepath.Join(src, "load", "ok.http"), []byte("GET /\n"), 0o644)
+	os.Symlink("/etc/shadow", filepath.Join(src, "shadow.http"))
+	os.Symlink("/etc", filepath.Join(src, "etc"))
+	os.Symlink("load", filepath.Join(src, "linked"))
+	git(t, src, "add", "-A")
+	git(t, src, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("1", 40)+",sub")
+	git(t, src, "commit", "-q", "-m", "base")
+	base := git(t, src, "rev-parse", "HEAD")
+
+	ctx := context.Background()
+	ws, err := Checkout(ctx, t.TempDir(), "file://"+src, base, nil, "", Options{AllowLocal: true, Env: []string{"PATH=" + os.Getenv("PATH")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Remove()
+	if b, err := ws.ReadFile(ctx, base, "load/ok.http", 1<<20); err != nil || string(b) != "GET /\n" {
+		t.Fatalf("a regular file: %q %v", b, err)
+	}
+	for _, tc := range []struct {
+		path string
+		want error
+	}{
+		{"shadow.http", ErrNotRegular},
+		{"etc", ErrNotRegular},
+		{"linked", ErrNotRegular},
+		{"sub", ErrNotRegular},
+		{"load", ErrNotRegular},
+		{"etc/shadow", os.ErrNotExist},
+		{"etc/passwd", os.ErrNotExist},
+		{"linked/ok.http", os.ErrNotExist},
+		{"/etc/passwd", os.ErrNotExist},
+		{"../../etc/passwd", os.ErrNotExist},
+		{"load/../../etc/passwd", os.ErrNotExist},
+		{"./load/ok.http", os.ErrNotExist},
+		{"", os.ErrNotExist},
+	} {
+		b, err := ws.ReadFile(ctx, base, tc.path, 1<<20)
+		if !errors.Is(err, tc.want) || b != nil {
+			t.Errorf("%q: %q, %v; want %v", tc.path, b, err, tc.want)
+		}
+	}
+}

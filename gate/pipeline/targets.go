@@ -1,0 +1,48 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/memgate/memgate/loadgen"
+)
+
+// RepoFiles reads a repository's files by slash-separated paths relative
+// to Dir, refusing any larger than limit, any path that leaves the
+// repository, symbolic links, and anything but regular files.
+type RepoFiles interface {
+	ReadFile(ctx context.Context, name string, limit int64) ([]byte, error)
+}
+
+// ErrConfig marks a config the gate cannot use (a targets file that is
+// missing, hostile or too big): found before the build, so it costs nothing.
+var ErrConfig = errors.New("config")
+
+// readTargets gathers the load's targets before anything is built: the
+// config's own and the targets file's, whose file and bodies are read
+// through opts.Files only, so a pull request cannot make memgate read, say,
+// /etc/shadow and send it to its service.
+func (r *run) readTargets(ctx context.Context) error {
+	cfg := r.opts.Config.Load
+	for _, t := range cfg.Targets {
+		h := http.Header{}
+		for k, v := range t.Headers {
+			h.Set(k, v)
+		}
+		r.reqs = append(r.reqs, loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body)})
+	}
+	if cfg.TargetsFile == "" {
+		return nil
+	}
+	if r.opts.Files == nil {
+		return fmt.Errorf("%w: load.targets_file %s: no repository to read it from", ErrConfig, cfg.TargetsFile)
+	}
+	more, err := loadgen.ReadTargetsFile(ctx, r.opts.Files, cfg.TargetsFile)
+	if err != nil {
+		return fmt.Errorf("%w: load.targets_file: %w", ErrConfig, err)
+	}
+	r.reqs = append(r.reqs, more...)
+	return nil
+}
