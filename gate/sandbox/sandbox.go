@@ -239,8 +239,13 @@ func Command(spec Spec) (*Cmd, error) {
 		// (overlayfs keeps the mounter's credentials for its copy-ups:
 		// all of them, which bind only inside the user namespace.)
 		AmbientCaps: allCaps(),
-		Setpgid:     true,
-		Pdeathsig:   syscall.SIGKILL,
+		// A session of its own, without a controlling terminal: in
+		// memgate's session the code could open memgate's terminal
+		// (/dev/tty), read what is typed there and push input into it
+		// (TIOCSTI) for the shell to run after memgate. setsid also makes
+		// it a process group leader: kill(-pid) reaches the whole group.
+		Setsid:    true,
+		Pdeathsig: syscall.SIGKILL,
 	}
 	if spec.ExtraCgroupFD > 0 {
 		cmd.SysProcAttr.UseCgroupFD = true
