@@ -112,13 +112,31 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 	if err != nil {
 		return res, err
 	}
-	if _, err := os.Stat(spec.Output); err != nil {
-		return res, fmt.Errorf("%w: the build wrote no binary at %s", ErrBuild, spec.Output)
+	f, err := openOutput(spec.Output)
+	if err != nil {
+		return res, fmt.Errorf("%w: the build wrote no binary at %s: %v", ErrBuild, spec.Output, err)
 	}
-	if bi, err := buildinfo.ReadFile(spec.Output); err == nil {
+	defer f.Close()
+	if bi, err := buildinfo.Read(f); err == nil {
 		res.GoVersion = bi.GoVersion
 	}
 	return res, nil
+}
+
+// openOutput opens the build's output as memgate, which the build decided
+// the nature of: no symlink is followed (it would name a path in memgate's
+// view), and nothing but a regular file is accepted (opening a FIFO would
+// wait forever for a writer; O_NONBLOCK makes the open itself not wait).
+func openOutput(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, errors.New("not a regular file")
+	}
+	return f, nil
 }
 
 // writeOverlay writes the reader and a go build -overlay file adding it to
