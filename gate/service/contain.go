@@ -145,6 +145,26 @@ func namespaceRSS(pid int) uint64 {
 	return uint64(pages) * uint64(os.Getpagesize())
 }
 
+// sandboxMounts are the tmpfs mounts a sandbox is given to write (see
+// gate/sandbox): their pages are memory no process's resident set shows.
+var sandboxMounts = []string{"/tmp", "/home/sandbox", "/dev/shm"}
+
+// sandboxTmpfs is what the sandbox whose first process is pid holds in its
+// tmpfs mounts, seen through that process's root (memgate may look there:
+// as root, or as the owner of the sandbox's user namespace).
+func sandboxTmpfs(pid int) uint64 {
+	var used uint64
+	for _, m := range sandboxMounts {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Join("/proc", strconv.Itoa(pid), "root", m), &st); err == nil && st.Type == tmpfsMagic {
+			used += (st.Blocks - st.Bfree) * uint64(st.Bsize)
+		}
+	}
+	return used
+}
+
+const tmpfsMagic = 0x01021994
+
 // killMarked kills every process whose environment carries the token:
 // the service's escapees (setsid daemons, double forks).
 func killMarked(token string) int {
@@ -175,12 +195,16 @@ func (p *Process) watchMemory(limit uint64) {
 			return
 		case <-t.C:
 			rss := groupRSS(p.cmd.Process.Pid)
+			what := "resident memory"
 			if p.sandboxed {
-				rss = namespaceRSS(p.cmd.Process.Pid)
+				// What the sandbox wrote into its tmpfs mounts is the
+				// worker's memory too, though no process's resident set.
+				rss = namespaceRSS(p.cmd.Process.Pid) + sandboxTmpfs(p.cmd.Process.Pid)
+				what = "memory (resident and in its tmpfs mounts)"
 			}
 			if rss > limit {
 				p.mu.Lock()
-				p.killedFor = fmt.Sprintf("killed by memgate: resident memory %d MiB passed the %d MiB limit (run.memory_limit)", rss>>20, limit>>20)
+				p.killedFor = fmt.Sprintf("killed by memgate: %s %d MiB passed the %d MiB limit (run.memory_limit)", what, rss>>20, limit>>20)
 				p.mu.Unlock()
 				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 				return

@@ -1,0 +1,85 @@
+package service
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/memgate/memgate/gate/sandbox"
+	"github.com/memgate/memgate/internal/testuser"
+)
+
+// Without a control group (an unprivileged memgate: the container image,
+// memgate check), a service's memory is capped by a watchdog that sums the
+// resident memory of the sandbox's processes. What the service writes into
+// its tmpfs mounts (/tmp, its home, /dev/shm) is memory too, the worker's,
+// but no process's resident memory: a service could hold far more than
+// run.memory_limit there and never be killed.
+func TestHostileTmpfsCountsAgainstTheMemoryLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("holds 200 MiB for a few seconds")
+	}
+	t.Run("as-caller", func(t *testing.T) {
+		if testuser.Inside() {
+			t.Skip("the unprivileged run is below")
+		}
+		holdInTmpfs(t)
+	})
+	t.Run("unprivileged", func(t *testing.T) {
+		if testuser.Inside() || os.Geteuid() != 0 {
+			holdInTmpfs(t)
+			return
+		}
+		out := testuser.Rerun(t, "TestHostileTmpfsCountsAgainstTheMemoryLimit/unprivileged")
+		if !strings.Contains(out, "--- PASS: TestHostileTmpfsCountsAgainstTheMemoryLimit/unprivileged") {
+			t.Fatalf("the unprivileged run did not pass:\n%s", out)
+		}
+		t.Logf("as %s:\n%s", testuser.Name, out)
+	})
+}
+
+func holdInTmpfs(t *testing.T) {
+	dir, err := os.MkdirTemp("", "memgate-tmpfs-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o711)
+	root := filepath.Join(dir, "root")
+	os.Mkdir(root, 0o755)
+	var id sandbox.Identity
+	if os.Geteuid() == 0 {
+		id = sandbox.IdentityFor(0x6d670000+79, 0x6d670000+79)
+	}
+	// 3 x 64 MiB in tmpfs, with a 96 MiB memory limit; the shell's own
+	// resident memory is a few MiB.
+	script := `head -c 67108864 /dev/zero > /tmp/a; head -c 67108864 /dev/zero > /home/sandbox/b; head -c 16000000 /dev/zero > /dev/shm/c;
+head -c 67108864 /dev/zero > /tmp/d 2>/dev/null; echo HELD; exec sleep 30`
+	spec := RunSpec{Binary: "/bin/sh", Args: []string{"-c", script}, Dir: "/", Env: []string{"PATH=/usr/bin:/bin"},
+		Limits: Limits{MemoryBytes: 96 << 20, Processes: 64, FileSizeBytes: 256 << 20,
+			Sandbox: &ServiceSandbox{Identity: id, Root: root, Processes: 64, FileBytes: 256 << 20}}}
+	p, err := start(spec, &cgroupHost{note: "no control group (test)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Second)
+	deadline := time.After(8 * time.Second)
+	for !strings.Contains(p.Output().String(), "HELD") {
+		select {
+		case <-p.Done():
+			t.Logf("stopped before holding it all: %v: %s", p.ExitError(), p.Output().String())
+			return
+		case <-deadline:
+			t.Fatalf("the fixture never held its memory: %s", p.Output().String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	select {
+	case <-p.Done():
+		t.Logf("killed: %v", p.ExitError())
+	case <-time.After(3 * time.Second):
+		t.Fatalf("a service held ~200 MiB of the worker's memory in its tmpfs mounts, over its 96 MiB limit, and was not killed (%s)", p.Isolation())
+	}
+}
