@@ -107,7 +107,23 @@ func assemble(w *wire) (*relayServer, error) {
 	if err := enter(root); err != nil {
 		return nil, err
 	}
+	if err := noNestedUserNamespaces(); err != nil {
+		return nil, err
+	}
 	return relay, nil
+}
+
+// noNestedUserNamespaces keeps the code from making user namespaces of its
+// own inside the sandbox's: in one it would hold every capability again,
+// and could mount what it likes (a tmpfs of half the machine's memory,
+// where no watchdog looks) and reach the kernel code only a capability
+// opens. The limit is the sandbox's user namespace's own, set while this
+// process still has CAP_SYS_RESOURCE there.
+func noNestedUserNamespaces() error {
+	if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0\n"), 0); err != nil {
+		return fmt.Errorf("forbid nested user namespaces: %w", err)
+	}
+	return nil
 }
 
 // enter makes root the process's / and forgets the host's tree.

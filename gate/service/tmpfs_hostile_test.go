@@ -25,11 +25,11 @@ func TestHostileTmpfsCountsAgainstTheMemoryLimit(t *testing.T) {
 		if testuser.Inside() {
 			t.Skip("the unprivileged run is below")
 		}
-		holdInTmpfs(t)
+		holdInTmpfs(t, mountScripts)
 	})
 	t.Run("unprivileged", func(t *testing.T) {
 		if testuser.Inside() || os.Geteuid() != 0 {
-			holdInTmpfs(t)
+			holdInTmpfs(t, mountScripts)
 			return
 		}
 		out := testuser.Rerun(t, "TestHostileTmpfsCountsAgainstTheMemoryLimit/unprivileged")
@@ -40,7 +40,43 @@ func TestHostileTmpfsCountsAgainstTheMemoryLimit(t *testing.T) {
 	})
 }
 
-func holdInTmpfs(t *testing.T) {
+// A tmpfs the code mounts itself, in a user namespace of its own nested
+// in the sandbox's: its size is half the machine's memory, and it is in no
+// mount the watchdog can look at.
+func TestHostileNestedTmpfsIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("holds 200 MiB for a few seconds")
+	}
+	if _, err := os.Stat("/usr/bin/unshare"); err != nil {
+		t.Skip("needs unshare(1)")
+	}
+	t.Run("as-caller", func(t *testing.T) {
+		if testuser.Inside() {
+			t.Skip("the unprivileged run is below")
+		}
+		holdInTmpfs(t, nestedScript)
+	})
+	t.Run("unprivileged", func(t *testing.T) {
+		if testuser.Inside() || os.Geteuid() != 0 {
+			holdInTmpfs(t, nestedScript)
+			return
+		}
+		out := testuser.Rerun(t, "TestHostileNestedTmpfsIsRefused/unprivileged")
+		if !strings.Contains(out, "--- PASS: TestHostileNestedTmpfsIsRefused/unprivileged") {
+			t.Fatalf("the unprivileged run did not pass:\n%s", out)
+		}
+		t.Logf("as %s:\n%s", testuser.Name, out)
+	})
+}
+
+// 3 x 64 MiB in tmpfs, with a 96 MiB memory limit; the shell's own
+// resident memory is a few MiB.
+const mountScripts = `head -c 67108864 /dev/zero > /tmp/a; head -c 67108864 /dev/zero > /home/sandbox/b; head -c 16000000 /dev/zero > /dev/shm/c;
+head -c 67108864 /dev/zero > /tmp/d 2>/dev/null; echo HELD; exec sleep 30`
+
+const nestedScript = `mkdir /tmp/m && exec unshare -Urm sh -c 'mount -t tmpfs none /tmp/m && head -c 209715200 /dev/zero > /tmp/m/a && echo HELD && exec sleep 30'`
+
+func holdInTmpfs(t *testing.T, script string) {
 	dir, err := os.MkdirTemp("", "memgate-tmpfs-test-")
 	if err != nil {
 		t.Fatal(err)
@@ -53,10 +89,6 @@ func holdInTmpfs(t *testing.T) {
 	if os.Geteuid() == 0 {
 		id = sandbox.IdentityFor(0x6d670000+79, 0x6d670000+79)
 	}
-	// 3 x 64 MiB in tmpfs, with a 96 MiB memory limit; the shell's own
-	// resident memory is a few MiB.
-	script := `head -c 67108864 /dev/zero > /tmp/a; head -c 67108864 /dev/zero > /home/sandbox/b; head -c 16000000 /dev/zero > /dev/shm/c;
-head -c 67108864 /dev/zero > /tmp/d 2>/dev/null; echo HELD; exec sleep 30`
 	spec := RunSpec{Binary: "/bin/sh", Args: []string{"-c", script}, Dir: "/", Env: []string{"PATH=/usr/bin:/bin"},
 		Limits: Limits{MemoryBytes: 96 << 20, Processes: 64, FileSizeBytes: 256 << 20,
 			Sandbox: &ServiceSandbox{Identity: id, Root: root, Processes: 64, FileBytes: 256 << 20}}}
