@@ -31,6 +31,10 @@ const exitSetup = 125
 func runInit() int {
 	// Nothing of this process is for the sandboxed code to read or trace.
 	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// A umask of the sandbox's own, not memgate's: what a sandbox writes
+	// for later ones (the shared caches) must not come out writable by
+	// others because memgate ran under a umask of 0.
+	unix.Umask(0o022)
 	var w wire
 	spec := os.NewFile(3, "spec")
 	if err := json.NewDecoder(spec).Decode(&w); err != nil {

@@ -163,6 +163,11 @@ func linkTree(src, dst string, id sandbox.Identity) error {
 		case !d.Type().IsRegular() || rel == "trim.txt":
 			return nil
 		}
+		// A file others may write (a seed made under a umask of 0) would
+		// let the build write the seed through its link: it gets a copy.
+		if info, err := d.Info(); err != nil || info.Mode().Perm()&0o022 != 0 {
+			return copyFile(p, target)
+		}
 		if err := os.Link(p, target); err == nil {
 			return nil
 		}
