@@ -46,6 +46,14 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 		}
 	}
 	dirs := map[string]string{}
+	// Every attempt starts from fresh directories: when the reader does not
+	// compile the build runs again, and what the first attempt left there
+	// (symlinks in its cache tree, say) is not to be walked as root.
+	for _, d := range []string{"src-upper", "src-work", "gocache-upper", "gocache-work", "out", "gocache"} {
+		if err := os.RemoveAll(filepath.Join(b.Scratch, d)); err != nil {
+			return "", fmt.Errorf("%w: clear the previous attempt: %v", ErrContainment, err)
+		}
+	}
 	for _, d := range []string{"src-upper", "src-work", "gocache-upper", "gocache-work", "out"} {
 		dirs[d] = filepath.Join(b.Scratch, d)
 		if err := prepareOwned(dirs[d], b.Identity); err != nil {
