@@ -382,6 +382,14 @@ func startUnprivileged(cmd *exec.Cmd, w *wire) error {
 	go func() {
 		// The thread is spoiled for the rest of the process: never unlock.
 		runtime.LockOSThread()
+		// Keyrings are not namespaced: a session keyring of its own, or
+		// the code would possess memgate's (and what is linked there, such
+		// as the user keyring of a service manager's user) and read its
+		// keys. Credentials are per thread: this is the forking one.
+		if _, _, e := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); e != 0 && e != unix.ENOSYS {
+			done <- fmt.Errorf("a session keyring of its own: %w", e)
+			return
+		}
 		if err := dropPrivileges(); err != nil {
 			done <- err
 			return
