@@ -139,7 +139,8 @@ func (r *run) execute(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("scratch directory: %w", err)
 	}
-	defer os.RemoveAll(work)
+	// After every sandbox of the gate has ended (deferred first, run last).
+	defer service.RemoveScratch(work)
 	g, err := r.prepare(dir, work)
 	if err != nil {
 		return err

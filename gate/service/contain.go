@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Limits contain a service: strangers' code runs here.
@@ -209,6 +211,39 @@ func (p *Process) watchMemory(limit uint64) {
 				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 				return
 			}
+		}
+	}
+}
+
+// RemoveScratch removes a gate's scratch directory, once its sandboxes
+// have ended. A build (as memgate's own uid, unprivileged) may have left
+// directories their owner cannot empty (mode 0): those are made the
+// owner's to search and write again, following no symlink, and removal
+// tried once more.
+func RemoveScratch(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	unlockTree(dir)
+	return os.RemoveAll(dir)
+}
+
+// unlockTree gives every directory under dir (dir included) u+rwx,
+// through an O_PATH descriptor opened without following a symlink.
+func unlockTree(dir string) {
+	fd, err := syscall.Open(dir, unix.O_PATH|syscall.O_NOFOLLOW|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) == nil && st.Mode&0o700 != 0o700 {
+		os.Chmod("/proc/self/fd/"+strconv.Itoa(fd), os.FileMode(st.Mode&0o7777|0o700))
+	}
+	syscall.Close(fd)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			unlockTree(filepath.Join(dir, e.Name()))
 		}
 	}
 }
