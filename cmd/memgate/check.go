@@ -173,11 +173,18 @@ func loadConfig(ctx context.Context, files *dirFiles, dir, path string) (config.
 }
 
 // cacheDir is where memgate keeps the Go caches its sandboxes share
-// (MEMGATE_CACHE_DIR; default a directory of this user's under the temp
-// directory, which a root memgate's sandbox users can walk through).
+// (MEMGATE_CACHE_DIR). The default is not in a shared temp directory, where
+// another local user could make it first: /var/cache/memgate for root
+// (whose sandbox users must walk to it), the user's cache directory else.
 func cacheDir(getenv func(string) string) string {
 	if dir := getenv("MEMGATE_CACHE_DIR"); dir != "" {
 		return dir
+	}
+	if os.Geteuid() == 0 {
+		return "/var/cache/memgate"
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "memgate")
 	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("memgate-cache-%d", os.Geteuid()))
 }
