@@ -46,7 +46,7 @@ func (r *run) prepare(dir, work string) (*gateContainment, error) {
 	if err := os.Mkdir(inject, 0o755); err != nil {
 		return nil, fmt.Errorf("scratch directory: %w", err)
 	}
-	g.build = &service.BuildSandbox{Containment: cont, Identity: g.ids.Build, Scratch: work}
+	g.build = &service.BuildSandbox{Containment: cont, Identity: g.ids.Build, Scratch: work, Tenant: r.opts.Tenant}
 	return g, nil
 }
 

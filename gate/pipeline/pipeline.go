@@ -46,6 +46,9 @@ type Options struct {
 	// Containment says how the repository's code runs: sandboxed, or
 	// (only where the caller knowingly chose it) uncontained.
 	Containment service.Containment
+	// Tenant owns the repository (memgate serve: its owner); modules its
+	// gates download are in reach of its gates only. "" for memgate check.
+	Tenant string
 	// OwnsDir says Dir is memgate's own checkout, whose permissions it may
 	// open to the sandbox's users; a user's directory is never changed.
 	OwnsDir bool

@@ -26,6 +26,8 @@ type BuildSandbox struct {
 	// Scratch is the gate's private directory (memgate's); layers, roots
 	// and the output go under it.
 	Scratch string
+	// Tenant owns the repository (its module cache is its own).
+	Tenant string
 }
 
 // SourceUpper is the build's writes to its checkout: the service sees the
@@ -39,9 +41,14 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 	if err != nil {
 		return "", err
 	}
+	modCache, err := caches.TenantModCache(b.Tenant)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrContainment, err)
+	}
+	env = append(env, "GOMODCACHE="+modCache)
 	out := NewTail(64 << 10)
 	if needsDownload(spec) {
-		if err := b.download(ctx, spec, env, out); err != nil {
+		if err := b.download(ctx, spec, env, modCache, out); err != nil {
 			return out.String(), err
 		}
 	}
@@ -68,7 +75,7 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 	full := append(append(append([]string(nil), env...), "GOPROXY=off"), extra...)
 	full = append(full, sortedEnv(spec.Env)...)
 	binds := append(sandbox.ToolchainBinds(b.Containment.GoRoot),
-		sandbox.Bind{Source: caches.ModCache()},
+		sandbox.Bind{Source: modCache},
 		sandbox.Bind{Source: dirs["out"], Writable: true})
 	if overlay != "" {
 		binds = append(binds, sandbox.Bind{Source: filepath.Dir(overlay)})
@@ -106,7 +113,7 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 // shared module cache. Only the go command runs here, with memgate's
 // toolchain settings: nothing of build.env (GOFLAGS, GIT_* variables…),
 // which is the repository's.
-func (b *BuildSandbox) download(ctx context.Context, spec BuildSpec, env []string, out *Tail) error {
+func (b *BuildSandbox) download(ctx context.Context, spec BuildSpec, env []string, modCache string, out *Tail) error {
 	root, err := b.newRoot("download")
 	if err != nil {
 		return err
@@ -117,7 +124,7 @@ func (b *BuildSandbox) download(ctx context.Context, spec BuildSpec, env []strin
 		Env:      append(append([]string(nil), env...), "GOCACHE=/tmp/gocache", "GOFLAGS=-mod=mod"),
 		TmpBytes: 1 << 30, HostNetwork: true,
 		Binds: append(sandbox.ToolchainBinds(b.Containment.GoRoot),
-			sandbox.Bind{Source: spec.Dir}, sandbox.Bind{Source: caches.ModCache(), Writable: true}),
+			sandbox.Bind{Source: spec.Dir}, sandbox.Bind{Source: modCache, Writable: true}),
 		Identity: caches.fetch, MaxProcesses: 4096, Stdout: out, Stderr: out,
 	}
 	if err := runSandbox(ctx, sp, spec.Timeout); err != nil {

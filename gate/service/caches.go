@@ -96,8 +96,36 @@ func mustBeDir(dir string, uid int) error {
 	return nil
 }
 
-// ModCache is the module cache's path (the same inside every sandbox).
+// ModCache is the module cache's root (the seed's builds see an empty one).
 func (c *Caches) ModCache() string { return filepath.Join(c.dir, "mod") }
+
+// TenantModCache is the module cache of one tenant (a repository owner in
+// memgate serve; "" for memgate check), made on first use: a module one
+// owner's gate downloaded — a private one, fetched with the worker's
+// credentials — is not in reach of another owner's build.
+func (c *Caches) TenantModCache(tenant string) (string, error) {
+	dir := filepath.Join(c.ModCache(), "tenant-"+tenantKey(tenant))
+	return dir, c.ownedDir(dir)
+}
+
+// tenantKey names a tenant's directory: readable, and nothing but
+// [a-z0-9-] whatever the owner's name holds.
+func tenantKey(tenant string) string {
+	if tenant == "" {
+		return "local"
+	}
+	h := sha256.Sum256([]byte(strings.ToLower(tenant)))
+	var b strings.Builder
+	for _, r := range strings.ToLower(tenant) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			b.WriteRune(r)
+		}
+		if b.Len() >= 40 {
+			break
+		}
+	}
+	return b.String() + "-" + hex.EncodeToString(h[:4])
+}
 
 // Seed returns the standard library's build cache for this toolchain and
 // environment, building it once (a lock file keeps two gates from building

@@ -98,3 +98,24 @@ func TestCacheDirectorySwappedForASymlinkIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// Each owner's modules are in a cache of its own, named so that no owner's
+// name can reach outside the module cache or another owner's.
+func TestTenantModCachesAreApart(t *testing.T) {
+	c, _ := testContainment(t)
+	a, err := c.Caches.TenantModCache("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.Caches.TenantModCache("other")
+	evil, _ := c.Caches.TenantModCache("../../etc")
+	local, _ := c.Caches.TenantModCache("")
+	for _, d := range []string{a, b, evil, local} {
+		if filepath.Dir(d) != c.Caches.ModCache() {
+			t.Errorf("%s is not directly under %s", d, c.Caches.ModCache())
+		}
+	}
+	if a == b || a == local || b == evil {
+		t.Errorf("tenants share a cache: %s %s %s %s", a, b, evil, local)
+	}
+}

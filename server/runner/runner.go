@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,6 +272,7 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	opts := pipeline.Options{
 		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
 		Version: r.opts.Version, Logger: log, Progress: progress, Containment: r.opts.Containment, OwnsDir: true,
+		Tenant: owner(run.Repository),
 	}
 	if run.BaseSHA != "" {
 		opts.Files = baseFiles{ws: ws, sha: run.BaseSHA}
@@ -348,4 +350,11 @@ func (t *throttled) maybe(text string, force bool) {
 	t.last = time.Now()
 	t.mu.Unlock()
 	t.send(text)
+}
+
+// owner is the account a repository ("owner/name") belongs to: the unit
+// whose gates share a module cache.
+func owner(repository string) string {
+	o, _, _ := strings.Cut(repository, "/")
+	return o
 }
