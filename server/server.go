@@ -31,8 +31,10 @@ type Queue interface {
 // Reporter shows runs on GitHub as soon as they are queued or cancelled.
 type Reporter interface {
 	Queued(ctx context.Context, run gate.Run) (int64, error)
+	Completed(ctx context.Context, run gate.Run, rep *gate.Report) error
 	Cancelled(ctx context.Context, run gate.Run, reason string) error
 	NeedsApproval(ctx context.Context, run gate.Run, text string) error
+	ActionRequired(ctx context.Context, run gate.Run, title, text string) error
 	PullRequest(ctx context.Context, repo string, number int, installationID int64) (checks.PullRequest, error)
 }
 
@@ -161,6 +163,8 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, errUnprocessable):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, errNeedsApproval):
+		return http.StatusForbidden
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}
@@ -170,6 +174,7 @@ func statusFor(err error) int {
 var (
 	errBadRequest    = errors.New("bad request")
 	errUnprocessable = errors.New("cannot be done")
+	errNeedsApproval = errors.New("needs a maintainer's approval")
 )
 
 func (s *Server) fail(c *gin.Context, err error) {

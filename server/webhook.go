@@ -32,6 +32,7 @@ const (
 	outcomeNoSecret   = "no_secret"
 	outcomeNoDelivery = "no_delivery_id"
 	outcomeApproval   = "needs_approval"
+	outcomeNoPull     = "unknown_pull_request"
 )
 
 // followup is GitHub work to do once a delivery's transaction committed.
@@ -122,14 +123,12 @@ func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *e
 		if e.Action != "rerequested" || e.CheckRun.Name != checks.Name {
 			return outcomeIgnored, 0, nil, nil
 		}
-		pr, base := firstPR(e.CheckRun.PullRequests)
-		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, pr, base)
+		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, e.CheckRun.PullRequests)
 	case "check_suite":
 		if e.Action != "rerequested" {
 			return outcomeIgnored, 0, nil, nil
 		}
-		pr, base := firstPR(e.CheckSuite.PullRequests)
-		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e, e.CheckSuite.HeadSHA, pr, base)
+		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e, e.CheckSuite.HeadSHA, e.CheckSuite.PullRequests)
 	}
 	return outcomeIgnored, 0, nil, nil
 }
@@ -140,12 +139,27 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	if e.Action == "closed" {
 		state = "closed"
 	}
-	if err := s.store.SetPullRequest(ctx, tx, repo.FullName, pr.Number, state, pr.Head.SHA); err != nil {
+	headRepo := ""
+	if pr.Head.Repo != nil {
+		headRepo = pr.Head.Repo.FullName
+	}
+	if err := s.store.SetPullRequest(ctx, tx, storage.PullRequest{Repository: repo.FullName, Number: pr.Number, State: state,
+		HeadSHA: pr.Head.SHA, HeadRef: pr.Head.Ref, HeadRepo: headRepo, BaseSHA: pr.Base.SHA, BaseRef: pr.Base.Ref}); err != nil {
 		return "", 0, nil, err
 	}
 	fork := pr.fromFork(repo.FullName)
+	head := pr.Head.SHA
+	// A new push supersedes the older heads' gates; a new base supersedes
+	// every gate, this head's too: its config came from the old base.
+	keepHead, reason, regate := head, "superseded by "+gate.ShortSHA(head), false
 	switch e.Action {
 	case "opened", "synchronize", "reopened", "ready_for_review":
+	case "edited":
+		if e.Changes == nil || e.Changes.Base == nil {
+			return outcomeIgnored, 0, nil, nil
+		}
+		keepHead, regate = "", true
+		reason = fmt.Sprintf("superseded: the pull request's base changed from %s to %s", e.Changes.Base.Ref.From, pr.Base.Ref)
 	case "labeled":
 		// A maintainer approves a fork's head commit for gating.
 		if e.Label == nil || e.Label.Name != s.cfg.ApproveLabel || !fork || s.cfg.AllowForks {
@@ -155,7 +169,7 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 		if e.Sender != nil {
 			by = e.Sender.Login
 		}
-		if err := s.store.Approve(ctx, tx, repo.FullName, pr.Number, pr.Head.SHA, by); err != nil {
+		if err := s.store.Approve(ctx, tx, repo.FullName, pr.Number, head, by); err != nil {
 			return "", 0, nil, err
 		}
 	case "closed":
@@ -173,9 +187,7 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	if pr.Draft && !s.cfg.GateDrafts {
 		return outcomeIgnored, 0, nil, nil
 	}
-	head := pr.Head.SHA
-	// A new push supersedes: the older heads' gates stop here.
-	after, _, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, head, "superseded by "+gate.ShortSHA(head))
+	after, _, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, keepHead, reason)
 	if err != nil {
 		return "", 0, nil, err
 	}
@@ -187,41 +199,101 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 		Private: repo.Private, InstallationID: e.installationID(),
 		Trigger: "pull_request." + e.Action, DeliveryID: guid,
 	}
-	if fork && !s.cfg.AllowForks {
-		approved, err := s.store.Approved(ctx, tx, repo.FullName, pr.Number, head)
-		if err != nil {
-			return "", 0, nil, err
-		}
-		if !approved {
-			text := fmt.Sprintf("This pull request comes from a fork, so memgate will not build and run its code until a maintainer approves it: "+
-				"add the label `%s` to the pull request. The approval covers this commit (%s) only; after a new push, remove and add the label again.",
-				s.cfg.ApproveLabel, gate.ShortSHA(head))
-			ask := func(ctx context.Context) error { return s.reporter.NeedsApproval(ctx, run, text) }
-			return outcomeApproval, 0, append(after, ask), nil
-		}
+	if ask, err := s.approvalNeeded(ctx, tx, run, fork); err != nil || ask != nil {
+		return outcomeApproval, 0, append(after, ask), err
 	}
-	outcome, id, more, err := s.enqueue(ctx, tx, run, false)
+	outcome, id, more, err := s.enqueue(ctx, tx, run, regate)
 	return outcome, id, append(after, more...), err
 }
 
-// rerequest re-runs the gate of a head commit ("Re-run" on GitHub).
+// rerequest re-runs the gate of a head commit ("Re-run" on GitHub). The
+// event names the commit; its pull request (for the base, whose config
+// gates it, and for a fork's approval) is the one the event lists, else the
+// stored one whose head it is, else the one it was gated for before. A
+// commit of no known pull request is refused: gating it with defaults could
+// be looser than its base's config.
 func (s *Server) rerequest(ctx context.Context, tx *sql.Tx, guid, trigger string, e *event,
-	head string, pr int, baseSHA string) (string, int64, []followup, error) {
+	head string, prs []pullRequest) (string, int64, []followup, error) {
 	repo := e.repo()
-	run := gate.Run{Repository: repo.FullName, PR: pr, HeadSHA: head, BaseSHA: baseSHA, CloneURL: repo.CloneURL,
+	run := gate.Run{Repository: repo.FullName, HeadSHA: head, CloneURL: repo.CloneURL,
 		Private: repo.Private, InstallationID: e.installationID(), Trigger: trigger, DeliveryID: guid}
-	if prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, head); err == nil {
-		run.PR, run.BaseSHA, run.HeadRef, run.BaseRef, run.RerunOf = prev.PR, prev.BaseSHA, prev.HeadRef, prev.BaseRef, prev.ID
-		if pr != 0 {
-			run.PR = pr
-		}
-		if baseSHA != "" {
-			run.BaseSHA = baseSHA
-		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
+	prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, head)
+	switch {
+	case err == nil:
+		run.RerunOf = prev.ID
+	case !errors.Is(err, storage.ErrNotFound):
 		return "", 0, nil, err
 	}
+	pull, err := s.pullOf(ctx, tx, repo.FullName, head, prs, prev.PR)
+	if errors.Is(err, storage.ErrNotFound) {
+		text := fmt.Sprintf("memgate was asked to re-run its gate of %s, but knows no pull request whose head it is, "+
+			"so it cannot tell which base's %s should gate it. Push to the pull request, or close and reopen it, to gate it again.",
+			gate.ShortSHA(head), ".memgate.yml")
+		s.log.Warn("re-run of a commit of no known pull request refused", "repository", repo.FullName, "head", gate.ShortSHA(head))
+		ask := func(ctx context.Context) error {
+			return s.reporter.ActionRequired(ctx, run, "No pull request known for this commit", text)
+		}
+		return outcomeNoPull, 0, []followup{ask}, nil
+	}
+	if err != nil {
+		return "", 0, nil, err
+	}
+	run.PR, run.BaseSHA, run.BaseRef, run.HeadRef = pull.Number, pull.BaseSHA, pull.BaseRef, pull.HeadRef
+	if run.BaseSHA == "" && prev.PR == run.PR {
+		// Stored before memgate kept the base: the one it was gated with.
+		run.BaseSHA, run.BaseRef = prev.BaseSHA, prev.BaseRef
+	}
+	if ask, err := s.approvalNeeded(ctx, tx, run, pull.HeadRepo != repo.FullName); err != nil || ask != nil {
+		return outcomeApproval, 0, []followup{ask}, err
+	}
 	return s.enqueue(ctx, tx, run, true)
+}
+
+// pullOf finds the pull request of a re-run's head: the first one the event
+// lists (as stored, else as the event shows it), else the stored one whose
+// head it is, else the stored one it was last gated for (prevPR, 0 for
+// none). A pull request whose head repository is not known counts as a
+// fork's.
+func (s *Server) pullOf(ctx context.Context, tx *sql.Tx, repo, head string, listed []pullRequest, prevPR int) (storage.PullRequest, error) {
+	if len(listed) > 0 {
+		p := listed[0]
+		stored, err := s.store.GetPullRequest(ctx, tx, repo, p.Number)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return stored, err
+		}
+		if err != nil {
+			stored = storage.PullRequest{Repository: repo, Number: p.Number, HeadRef: p.Head.Ref, BaseRef: p.Base.Ref}
+			if p.sameRepoIDs() {
+				stored.HeadRepo = repo
+			}
+		}
+		if p.Base.SHA != "" {
+			stored.BaseSHA, stored.BaseRef = p.Base.SHA, p.Base.Ref
+		}
+		return stored, nil
+	}
+	pull, err := s.store.PullRequestByHead(ctx, tx, repo, head)
+	if errors.Is(err, storage.ErrNotFound) && prevPR != 0 {
+		return s.store.GetPullRequest(ctx, tx, repo, prevPR)
+	}
+	return pull, err
+}
+
+// approvalNeeded returns the follow-up that asks a maintainer to approve a
+// fork's head commit, or nil when it may be gated: not a fork's, forks are
+// allowed, or that very commit was approved.
+func (s *Server) approvalNeeded(ctx context.Context, tx *sql.Tx, run gate.Run, fork bool) (followup, error) {
+	if !fork || s.cfg.AllowForks {
+		return nil, nil
+	}
+	approved, err := s.store.Approved(ctx, tx, run.Repository, run.PR, run.HeadSHA)
+	if err != nil || approved {
+		return nil, err
+	}
+	text := fmt.Sprintf("This pull request comes from a fork, so memgate will not build and run its code until a maintainer approves it: "+
+		"add the label `%s` to the pull request. The approval covers this commit (%s) only; after a new push, remove and add the label again.",
+		s.cfg.ApproveLabel, gate.ShortSHA(run.HeadSHA))
+	return func(ctx context.Context) error { return s.reporter.NeedsApproval(ctx, run, text) }, nil
 }
 
 // enqueue stores a run and its job in tx. A head already gated (or being
@@ -233,7 +305,7 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 	prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, run.HeadSHA)
 	switch {
 	case err == nil:
-		if !rerun && prev.Status != gate.RunCancelled && prev.PR == run.PR {
+		if !rerun && prev.Status != gate.RunCancelled && prev.PR == run.PR && prev.BaseRef == run.BaseRef {
 			return outcomeGated, prev.ID, nil, nil
 		}
 		run.Attempt = prev.Attempt + 1
@@ -256,33 +328,7 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 	if err := s.store.SetJob(ctx, tx, id, jobID); err != nil {
 		return "", 0, nil, err
 	}
-	queued := func(ctx context.Context) error {
-		// One check run per run: whoever claims it first (this, or a
-		// worker that already started) creates it.
-		claimed, err := s.store.ClaimCheckRun(ctx, run.ID)
-		if err != nil || !claimed {
-			return err
-		}
-		checkID, err := s.reporter.Queued(ctx, run)
-		if err != nil {
-			s.store.SetCheckRun(ctx, run.ID, 0) // let the worker try
-			return err
-		}
-		if err := s.store.SetCheckRun(ctx, run.ID, checkID); err != nil {
-			return err
-		}
-		// Cancelled while the check was being created: complete it now,
-		// since the cancellation saw no check to complete.
-		cur, err := s.store.Run(ctx, run.ID)
-		if err != nil || cur.Status != gate.RunCancelled {
-			return err
-		}
-		if err := s.reporter.Cancelled(ctx, cur, cur.Reason); err != nil {
-			return err
-		}
-		return s.store.MarkReported(ctx, run.ID)
-	}
-	return outcomeQueued, id, []followup{queued}, nil
+	return outcomeQueued, id, []followup{s.createCheck(run)}, nil
 }
 
 // cancelActive cancels the queued and running gates of a pull request
@@ -330,11 +376,4 @@ func (s *Server) cancelActive(ctx context.Context, tx *sql.Tx, repo string, pr i
 		})
 	}
 	return after, n, nil
-}
-
-func firstPR(prs []pullRequest) (int, string) {
-	if len(prs) == 0 {
-		return 0, ""
-	}
-	return prs[0].Number, prs[0].Base.SHA
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/pipeline"
 	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/server"
 	"github.com/memgate/memgate/server/checks"
@@ -34,6 +35,10 @@ type serveConfig struct {
 	allowLocalRepos, gateDrafts, allowForks  bool
 	approveLabel                             string
 	jobTimeout, rescueAfter, lease           time.Duration
+	// gate runs a gate; nil for the real pipeline. Never set from flags or
+	// the environment: tests give a fake where a gate's numbers do not
+	// matter.
+	gate func(ctx context.Context, opts pipeline.Options) pipeline.Result
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -227,6 +232,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
 		HeartbeatEvery: c.lease / 6, RunAsNobody: os.Geteuid() == 0, NobodyCache: nobodyCache(getenv, os.Stderr),
+		JobTimeout: c.jobTimeout, Gate: c.gate,
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter
@@ -262,6 +268,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		return err
 	}
 	go runner.NewReaper(st, q, c.lease, log).Run(bg)
+	go runner.NewSweeper(st, q, rep, c.lease, c.jobTimeout, memgateVersion(), log).Run(bg)
 	go runner.NewReconciler(st, rep, 30*time.Second, log).Run(bg)
 	select {
 	case <-ctx.Done():

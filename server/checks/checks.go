@@ -33,6 +33,9 @@ type PullRequest struct {
 	BaseRef  string
 	CloneURL string
 	Private  bool
+	// HeadRepo is the full name of the repository the head comes from: a
+	// fork's when it is not the base repository.
+	HeadRepo string
 }
 
 // Options are shared by the reporters.
@@ -234,6 +237,12 @@ func (a *App) Cancelled(ctx context.Context, run gate.Run, reason string) error 
 // NeedsApproval shows a check run that blocks the pull request until a
 // maintainer approves it (action_required: a required check does not pass).
 func (a *App) NeedsApproval(ctx context.Context, run gate.Run, text string) error {
+	return a.ActionRequired(ctx, run, "Waiting for a maintainer to approve gating this fork's commit", text)
+}
+
+// ActionRequired shows a completed check run that blocks the pull request
+// until someone does what text says.
+func (a *App) ActionRequired(ctx context.Context, run gate.Run, title, text string) error {
 	in, err := a.installation(run.InstallationID)
 	if err != nil {
 		return err
@@ -245,14 +254,18 @@ func (a *App) NeedsApproval(ctx context.Context, run gate.Run, text string) erro
 	opts := github.CreateCheckRunOptions{
 		Name: Name, HeadSHA: run.HeadSHA, Status: github.String("completed"), Conclusion: github.String("action_required"),
 		CompletedAt: &github.Timestamp{Time: time.Now()},
-		Output: &github.CheckRunOutput{Title: github.String("Waiting for a maintainer to approve gating this fork's commit"),
+		Output: &github.CheckRunOutput{Title: github.String(truncate(title, maxTitleBytes)),
 			Summary: github.String(truncate(text, maxOutputBytes))},
 	}
-	// GitHub wants a page for action_required; the pull request itself is
-	// where the approval happens.
-	opts.DetailsURL = github.String(WebURL(a.opts.APIURL) + "/" + run.Repository + "/pull/" + strconv.Itoa(run.PR))
+	// GitHub wants a page for action_required: the pull request, where the
+	// approval happens, or the commit.
+	page := WebURL(a.opts.APIURL) + "/" + run.Repository + "/commit/" + run.HeadSHA
+	if run.PR != 0 {
+		page = WebURL(a.opts.APIURL) + "/" + run.Repository + "/pull/" + strconv.Itoa(run.PR)
+	}
+	opts.DetailsURL = github.String(page)
 	if _, _, err := in.client.Checks.CreateCheckRun(ctx, owner, repo, opts); err != nil {
-		return fmt.Errorf("checks: approval check on %s@%s: %w", run.Repository, run.HeadSHA, err)
+		return fmt.Errorf("checks: action_required check on %s@%s: %w", run.Repository, run.HeadSHA, err)
 	}
 	return nil
 }
@@ -287,7 +300,8 @@ func getPR(ctx context.Context, c *github.Client, repo string, number int) (Pull
 	}
 	return PullRequest{Number: number, HeadSHA: pr.GetHead().GetSHA(), BaseSHA: pr.GetBase().GetSHA(),
 		HeadRef: pr.GetHead().GetRef(), BaseRef: pr.GetBase().GetRef(),
-		CloneURL: pr.GetHead().GetRepo().GetCloneURL(), Private: pr.GetBase().GetRepo().GetPrivate()}, nil
+		CloneURL: pr.GetHead().GetRepo().GetCloneURL(), Private: pr.GetBase().GetRepo().GetPrivate(),
+		HeadRepo: pr.GetHead().GetRepo().GetFullName()}, nil
 }
 
 // Statuses reports with commit statuses, with a personal or fine-grained
@@ -376,6 +390,11 @@ func (s *Statuses) NeedsApproval(ctx context.Context, run gate.Run, text string)
 	return s.post(ctx, run, "pending", first+": a maintainer must approve it")
 }
 
+// ActionRequired posts a pending status saying what is needed.
+func (s *Statuses) ActionRequired(ctx context.Context, run gate.Run, title, _ string) error {
+	return s.post(ctx, run, "pending", title)
+}
+
 // Token is the configured token, for cloning private repositories.
 func (s *Statuses) Token(context.Context, int64) (string, error) { return s.token, nil }
 
@@ -407,6 +426,9 @@ func (Silent) Cancelled(context.Context, gate.Run, string) error { return nil }
 
 // NeedsApproval does nothing.
 func (Silent) NeedsApproval(context.Context, gate.Run, string) error { return nil }
+
+// ActionRequired does nothing.
+func (Silent) ActionRequired(context.Context, gate.Run, string, string) error { return nil }
 
 // Token has none.
 func (Silent) Token(context.Context, int64) (string, error) { return "", nil }
