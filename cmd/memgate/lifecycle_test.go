@@ -347,3 +347,43 @@ func TestServeMakesOneCheckRunPerRunWhenGitHubIsSlow(t *testing.T) {
 	}
 	t.Logf("one check run, statuses %v, conclusion %s", checks[0].Statuses, checks[0].Conclusion)
 }
+
+// Item 6: a gate whose job fails on every attempt (here memgate itself
+// panics while gating) is given up by the queue. The run used to stay
+// running, its check in progress, and the reaper handed it to a new job at
+// every retry; now it completes as an error that says what happened, and
+// its check run completes.
+func TestServeEndsARunWhoseJobTheQueueGaveUpOn(t *testing.T) {
+	repo := newTestRepo(t)
+	head := repo.pr(t, "panics", map[string]string{"README.md": "x\n"})
+	gh := newFakeGitHub(t)
+	gates := &fakeGates{behave: func(context.Context, pipeline.Options) pipeline.Result {
+		panic("attribution: index out of range [7] with length 7")
+	}}
+	srv := startServe(t, filepath.Join(t.TempDir(), "memgate.db"), gh.srv.URL, appKey(t), 1, withGate(gates),
+		func(c *serveConfig) { c.lease = 3 * time.Second })
+	body := prPayload(t, "opened", repo, 51, head)
+	d := deliver(t, srv.url, "pull_request", "panic-1", body, sign(body, testSecret))
+	deadline := time.Now().Add(60 * time.Second)
+	var r apiRun
+	for r = getRun(t, srv.url, d.RunID); r.Status != "completed"; r = getRun(t, srv.url, d.RunID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("run still %s after 60 s: %+v", r.Status, r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r.Verdict != "error" || !strings.Contains(r.Reason, "failed on all 2 attempts") || !strings.Contains(r.Reason, "index out of range") {
+		t.Fatalf("ended run: %+v", r)
+	}
+	c := waitCheck(t, gh, head)
+	if c.Conclusion != "failure" || !strings.Contains(c.Summary, "failed on all 2 attempts") {
+		t.Fatalf("check: %+v", c)
+	}
+	if n := len(checksOf(gh, head)); n != 1 {
+		t.Errorf("%d check runs", n)
+	}
+	if n := len(gates.configs()); n != 2 {
+		t.Errorf("the gate ran %d times, want 2 (the queue's attempts, no rescue)", n)
+	}
+	t.Logf("after %s: %s", time.Since(deadline.Add(-60*time.Second)).Round(100*time.Millisecond), r.Reason)
+}

@@ -19,9 +19,10 @@ type ReaperStore interface {
 	Tx(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
 
-// Enqueuer inserts gate jobs.
+// Enqueuer inserts gate jobs and tells what became of them.
 type Enqueuer interface {
 	EnqueueTx(ctx context.Context, tx *sql.Tx, args queue.GateArgs) (jobID int64, duplicate bool, err error)
+	JobLookup
 }
 
 // Reaper hands the runs of dead workers to new jobs. A running gate's
@@ -69,8 +70,27 @@ func (r *Reaper) Reap(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(stale) == 0 {
+		return 0, nil
+	}
+	ids := make([]int64, len(stale))
+	for i, run := range stale {
+		ids[i] = run.JobID
+	}
+	jobs, err := r.queue.Jobs(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, run := range stale {
+		// Only a job that counts as running (its worker died holding it)
+		// or that vanished needs a new one. A job waiting to be retried
+		// runs the gate again itself: rescuing it too would hand the run
+		// to a new job at every retry, for ever. A job that ended is the
+		// sweeper's.
+		if st := jobs[run.JobID].State; st != queue.JobRunning && st != queue.JobGone {
+			continue
+		}
 		rescues, err := r.store.Rescues(ctx, run.ID)
 		if err != nil {
 			return n, err
