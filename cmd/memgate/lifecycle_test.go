@@ -68,6 +68,15 @@ func checksOf(gh *fakeGitHub, head string) []*checkState {
 	return out
 }
 
+// describe shows check runs for a failure message.
+func describe(checks []*checkState) string {
+	var b strings.Builder
+	for _, c := range checks {
+		fmt.Fprintf(&b, "\n  check run %d: statuses %v, conclusion %q, title %q", c.ID, c.Statuses, c.Conclusion, c.Title)
+	}
+	return b.String()
+}
+
 // rerequested is a real check_suite (or check_run) rerequested payload for
 // head, listing the pull requests prs (none, as for a fork's commits).
 func rerequested(t *testing.T, event string, repo *testRepoDir, head string, prs []any) []byte {
@@ -295,7 +304,7 @@ func TestServeRetargetedPullRequestIsGatedWithTheNewBase(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the newest check run does not carry main's verdict: %+v", checks)
+			t.Fatalf("the newest check run does not carry main's verdict:%s", describe(checks))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -336,14 +345,14 @@ func TestServeMakesOneCheckRunPerRunWhenGitHubIsSlow(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("check runs of the head: %+v (stored id %d)", checks, getRun(t, srv.url, d.RunID).CheckRunID)
+			t.Fatalf("check runs of the head:%s\nthe run stores check run %d", describe(checks), getRun(t, srv.url, d.RunID).CheckRunID)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(time.Until(start.Add(12 * time.Second)))
 	checks := checksOf(gh, head)
 	if len(checks) != 1 || checks[0].Conclusion != "success" {
-		t.Fatalf("12 s after the delivery: %+v", checks)
+		t.Fatalf("12 s after the delivery:%s", describe(checks))
 	}
 	t.Logf("one check run, statuses %v, conclusion %s", checks[0].Statuses, checks[0].Conclusion)
 }
