@@ -32,9 +32,16 @@ func (f *finalReports) Completed(ctx context.Context, run gate.Run, rep *gate.Re
 
 func (f *finalReports) Cancelled(context.Context, gate.Run, string) error { return nil }
 
+// hangs is a gate that hangs until it is stopped, as a service that never
+// answers its last request would keep it.
+func hangs(ctx context.Context, opts pipeline.Options) pipeline.Result {
+	<-ctx.Done()
+	return pipeline.Result{Report: &gate.Report{Verdict: gate.Error, Reason: "read heap: " + ctx.Err().Error()}}
+}
+
 // gateRun stores a run of a real repository whose base commit holds
-// memgateYML, ready for job 9.
-func gateRun(t *testing.T, memgateYML string) (*Runner, *finalReports, int64, func() []config.Config) {
+// memgateYML, ready for job 9, and a runner whose gate is g.
+func gateRun(t *testing.T, memgateYML string, g func(context.Context, pipeline.Options) pipeline.Result) (*Runner, *finalReports, int64, func() []config.Config) {
 	t.Helper()
 	dir, sha := gittest.Repo(t, map[string]string{".memgate.yml": memgateYML, "go.mod": "module x\n"})
 	st := migratedStore(t)
@@ -48,14 +55,11 @@ func gateRun(t *testing.T, memgateYML string) (*Runner, *finalReports, int64, fu
 	rep := &finalReports{}
 	r := New(st, rep, Options{AllowLocalRepos: true, GitEnv: []string{"PATH=" + os.Getenv("PATH")}, WorkDir: t.TempDir(),
 		JobTimeout: 30 * time.Minute, Defaults: config.Default(),
-		// A gate that hangs until it is stopped, as a service that never
-		// answers its last request would keep it.
 		Gate: func(ctx context.Context, opts pipeline.Options) pipeline.Result {
 			mu.Lock()
 			seen = append(seen, opts.Config)
 			mu.Unlock()
-			<-ctx.Done()
-			return pipeline.Result{Report: &gate.Report{Verdict: gate.Error, Reason: "read heap: " + ctx.Err().Error()}}
+			return g(ctx, opts)
 		}})
 	return r, rep, id, func() []config.Config { mu.Lock(); defer mu.Unlock(); return append([]config.Config(nil), seen...) }
 }
@@ -64,7 +68,7 @@ func gateRun(t *testing.T, memgateYML string) (*Runner, *finalReports, int64, fu
 // the queue, which tried again, hit the same timeout and gave up with the
 // run still running. It now completes as an error that says so.
 func TestGateStoppedByTheJobTimeoutCompletesAsAnError(t *testing.T) {
-	r, rep, id, seen := gateRun(t, "load:\n  duration: 5s\n")
+	r, rep, id, seen := gateRun(t, "load:\n  duration: 5s\n", hangs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := r.Execute(ctx, id, 9, false); err != nil {
@@ -83,7 +87,7 @@ func TestGateStoppedByTheJobTimeoutCompletesAsAnError(t *testing.T) {
 // Item 6: a config whose gate cannot end within the job timeout is a
 // config error naming the key; the gate does not start.
 func TestConfigLongerThanTheJobTimeoutIsRefused(t *testing.T) {
-	r, rep, id, seen := gateRun(t, "load:\n  warmup: 10s\n  duration: 2h\n")
+	r, rep, id, seen := gateRun(t, "load:\n  warmup: 10s\n  duration: 2h\n", hangs)
 	if err := r.Execute(context.Background(), id, 9, true); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +98,30 @@ func TestConfigLongerThanTheJobTimeoutIsRefused(t *testing.T) {
 	}
 	if len(seen()) != 0 || len(rep.reports) != 1 {
 		t.Fatalf("the gate ran %d times; reports %d", len(seen()), len(rep.reports))
+	}
+}
+
+// statusesOnly reports like commit statuses: no check run ids.
+type statusesOnly struct{ finalReports }
+
+func (s *statusesOnly) Started(ctx context.Context, run gate.Run) (int64, error) {
+	s.recordingReporter.Started(ctx, run)
+	return 0, nil
+}
+
+// A reporter without check run ids (commit statuses) still gets every
+// verdict: the worker does not wait for an id that never comes.
+func TestVerdictReachesAReporterWithoutCheckRunIDs(t *testing.T) {
+	r, _, id, _ := gateRun(t, "load:\n  duration: 5s\n", func(context.Context, pipeline.Options) pipeline.Result {
+		return pipeline.Result{Report: &gate.Report{Verdict: gate.Pass, Reason: "fine"}}
+	})
+	rep := &statusesOnly{}
+	r.reporter = rep
+	if err := r.Execute(context.Background(), id, 9, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.reports) != 1 || rep.reports[0].Verdict != gate.Pass {
+		t.Fatalf("calls %v, reports %+v", rep.calls, rep.reports)
 	}
 }
 

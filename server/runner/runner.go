@@ -270,14 +270,12 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 	if run.CheckRunID == 0 {
 		run.CheckRunID = r.createCheck(ctx, run, log)
 	}
-	switch {
-	case run.CheckRunID < 0:
+	if run.CheckRunID < 0 {
 		log.Info("the check run is still being created; its creator posts the verdict")
 		return nil
-	case run.CheckRunID == 0:
-		log.Error("no check run to report the verdict on; the reconciler will retry")
-		return nil
 	}
+	// With no id the reporter makes a check run (or, posting commit
+	// statuses, needs none).
 	if err := r.reporter.Completed(ctx, run, rep); err != nil {
 		// The retrying transport already tried hard; the reconciler
 		// posts it later.
@@ -321,16 +319,16 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	log.Info("gate config", "from", source)
 
 	// Progress goes to the run's page every 2 s and to GitHub less often.
-	var checkID atomic.Int64 // learnt late when the server was slow to create it
+	var checkID atomic.Int64 // -1 until the server, slow to create it, stores it
 	checkID.Store(run.CheckRunID)
 	toGitHub := &throttled{every: r.opts.ProgressEvery, send: func(text string) {
 		run := run
-		if run.CheckRunID = checkID.Load(); run.CheckRunID <= 0 {
+		if run.CheckRunID = checkID.Load(); run.CheckRunID < 0 {
 			run.CheckRunID = r.checkRun(ctx, run.ID)
 			checkID.Store(run.CheckRunID)
 		}
-		if run.CheckRunID <= 0 {
-			return
+		if run.CheckRunID < 0 {
+			return // still being created
 		}
 		if err := r.reporter.Progress(ctx, run, text); err != nil {
 			log.Warn("progress not reported", "err", err)

@@ -156,10 +156,8 @@ func (s *Sweeper) end(ctx context.Context, run gate.Run, reason string) (bool, e
 	if err != nil {
 		return true, err
 	}
-	if cur.CheckRunID <= 0 {
-		// None yet (the reconciler makes one) or being made (its creator
-		// posts the verdict).
-		return true, nil
+	if cur.CheckRunID < 0 {
+		return true, nil // being made: its creator posts the verdict
 	}
 	if err := s.reporter.Completed(ctx, cur, rep); err != nil {
 		s.log.Warn("could not post an ended run's verdict; the reconciler will retry", "run", run.ID, "err", err)
