@@ -223,3 +223,37 @@ func TestReaperLeavesARunWhoseJobWillBeRetried(t *testing.T) {
 		t.Fatalf("run %+v", run)
 	}
 }
+
+// Item 7: a run that ended while its check run was being created is left
+// to that check run's creator, which posts the final state once it has the
+// id; only when the creator must have died (its claim older than any
+// creator lives) does the reconciler post on a check run of its own.
+func TestReconcilerLeavesACheckRunBeingCreatedToItsCreator(t *testing.T) {
+	ctx := context.Background()
+	st := migratedStore(t)
+	mk := func(sha string, claimedAgo time.Duration) int64 {
+		id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: sha, CloneURL: "https://x/y.git", Trigger: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := st.ClaimCheckRun(ctx, id); !ok || err != nil {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		st.Complete(ctx, id, 0, &gate.Report{Verdict: gate.Pass}, nil)
+		old := time.Now().Add(-time.Minute).UnixMilli()
+		st.DB().ExecContext(ctx, `UPDATE runs SET finished_at = ?, check_claimed_at = ? WHERE id = ?`,
+			old, time.Now().Add(-claimedAgo).UnixMilli(), id)
+		return id
+	}
+	creating, dead := mk("a", time.Minute), mk("b", ClaimLifetime+time.Minute)
+	f := &fakeFinal{}
+	n, err := NewReconciler(st, f, 30*time.Second, nil).Reconcile(ctx)
+	if err != nil || n != 1 || len(f.completed) != 1 || f.completed[0] != dead {
+		t.Fatalf("reconciled %d (%v): completed %v, want only the dead creator's run %d", n, err, f.completed, dead)
+	}
+	var attempts int
+	st.DB().QueryRowContext(ctx, `SELECT report_attempts FROM runs WHERE id = ?`, creating).Scan(&attempts)
+	if run, _ := st.Run(ctx, creating); run.CheckRunID != -1 || attempts != 0 {
+		t.Fatalf("the run whose check run is being created: check %d, %d report attempts", run.CheckRunID, attempts)
+	}
+}
