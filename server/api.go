@@ -255,52 +255,6 @@ func (s *Server) enqueueNow(ctx context.Context, run gate.Run, headRepo string, 
 	return id, nil
 }
 
-// apiApproval refuses an API run of a fork's head commit that no maintainer
-// approved, unless the request approves it: the API token is an operator's,
-// who may approve as a label would, for that commit only, and on record.
-func (s *Server) apiApproval(ctx context.Context, tx *sql.Tx, run gate.Run, headRepo string, approve bool) error {
-	if s.cfg.AllowForks {
-		return nil
-	}
-	fork, err := s.forkHead(ctx, tx, run, headRepo)
-	if err != nil || !fork {
-		return err
-	}
-	approved, err := s.store.Approved(ctx, tx, run.Repository, run.PR, run.HeadSHA)
-	if err != nil || approved {
-		return err
-	}
-	if approve {
-		return s.store.Approve(ctx, tx, run.Repository, run.PR, run.HeadSHA, "api")
-	}
-	return fmt.Errorf("%w: %s is the head of %s#%d, a fork's pull request, and no maintainer approved it: add the label %s, "+
-		"or send \"approve\": true to approve this commit", errNeedsApproval, gate.ShortSHA(run.HeadSHA), run.Repository, run.PR, s.cfg.ApproveLabel)
-}
-
-// forkHead reports whether a run's head is a fork's: as GitHub said
-// (headRepo), else as the stored pull request says. A pull request memgate
-// knows nothing of counts as a fork's; a commit of no pull request is the
-// operator's own.
-func (s *Server) forkHead(ctx context.Context, tx *sql.Tx, run gate.Run, headRepo string) (bool, error) {
-	if headRepo != "" {
-		return headRepo != run.Repository, nil
-	}
-	var pull storage.PullRequest
-	var err error
-	if run.PR != 0 {
-		pull, err = s.store.GetPullRequest(ctx, tx, run.Repository, run.PR)
-	} else {
-		pull, err = s.store.PullRequestByHead(ctx, tx, run.Repository, run.HeadSHA)
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return run.PR != 0, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return pull.HeadRepo != run.Repository, nil
-}
-
 func (s *Server) respondEnqueued(c *gin.Context, run gate.Run, headRepo string, approve bool) {
 	id, err := s.enqueueNow(c.Request.Context(), run, headRepo, approve)
 	if err != nil {

@@ -2,31 +2,31 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
 // Margin is what a gate takes beyond its configured phases: the checkout,
 // the idle and final readings, the profile downloads, the evaluation and
-// the report. Measured gates of the examples spend under 10 s on all of it;
-// two minutes leaves room for a slow clone and a loaded machine.
+// the report. The examples' gates spend seconds on all of it; two minutes
+// leave room for a slow clone and a loaded machine.
 const Margin = 2 * time.Minute
 
-// budgetKeys are the configured phases of a gate, in the order they run,
-// each at its longest.
-func (c Config) budgetKeys() []struct {
-	key []string
+// phase is one configured part of a gate at its longest.
+type phase struct {
+	key string // dotted config key
 	d   time.Duration
-} {
-	return []struct {
-		key []string
-		d   time.Duration
-	}{
-		{[]string{"build", "timeout"}, c.Build.Timeout},
-		{[]string{"readiness", "timeout"}, c.Readiness.Timeout},
-		{[]string{"load", "warmup"}, c.Load.Warmup},
-		{[]string{"load", "duration"}, c.Load.Duration},
-		{[]string{"load", "cooldown"}, c.Load.Cooldown},
-		{[]string{"run", "stop_timeout"}, c.Run.StopTimeout},
+}
+
+// phases are a gate's configured parts, in the order they run.
+func (c Config) phases() []phase {
+	return []phase{
+		{"build.timeout", c.Build.Timeout},
+		{"readiness.timeout", c.Readiness.Timeout},
+		{"load.warmup", c.Load.Warmup},
+		{"load.duration", c.Load.Duration},
+		{"load.cooldown", c.Load.Cooldown},
+		{"run.stop_timeout", c.Run.StopTimeout},
 	}
 }
 
@@ -34,31 +34,32 @@ func (c Config) budgetKeys() []struct {
 // its timeout, plus Margin.
 func (c Config) WorstCase() time.Duration {
 	total := Margin
-	for _, k := range c.budgetKeys() {
-		total += k.d
+	for _, p := range c.phases() {
+		total += p.d
 	}
 	return total
 }
 
 // FitIn checks that a gate of this config ends within budget, the time its
-// runner gives it (the server's job timeout); a gate that cannot is stopped
-// half-way every time. The error names the longest phase, the one to
-// shorten.
+// runner gives it (the server's job timeout): a gate that cannot would be
+// stopped half-way every time. The error names the longest phase's key, the
+// one to shorten.
 func (c Config) FitIn(budget time.Duration) error {
 	worst := c.WorstCase()
 	if worst <= budget {
 		return nil
 	}
-	keys := c.budgetKeys()
-	longest := keys[0]
-	for _, k := range keys[1:] {
-		if k.d > longest.d {
-			longest = k
+	phases := c.phases()
+	longest := phases[0]
+	terms := make([]string, 0, len(phases)+1)
+	for _, p := range phases {
+		if p.d > longest.d {
+			longest = p
 		}
+		terms = append(terms, fmt.Sprintf("%s %s", p.key, p.d))
 	}
-	return &KeyError{Path: longest.key, Msg: fmt.Sprintf(
-		"the gate could take %s (build.timeout %s + readiness.timeout %s + load.warmup %s + load.duration %s + load.cooldown %s + run.stop_timeout %s + %s for checkout and reports), "+
-			"more than the %s this server gives a gate (its job timeout): shorten %s.%s",
-		worst, keys[0].d, keys[1].d, keys[2].d, keys[3].d, keys[4].d, keys[5].d, Margin, budget,
-		longest.key[0], longest.key[1])}
+	terms = append(terms, fmt.Sprintf("%s for checkout and reports", Margin))
+	return &KeyError{Path: strings.Split(longest.key, "."), Msg: fmt.Sprintf(
+		"the gate could take %s (%s), more than the %s this server gives a gate (its job timeout): shorten %s",
+		worst, strings.Join(terms, " + "), budget, longest.key)}
 }
