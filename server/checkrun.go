@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/memgate/memgate/gate"
 )
@@ -19,7 +20,11 @@ func (s *Server) createCheck(run gate.Run) followup {
 		}
 		checkID, err := s.reporter.Queued(ctx, run)
 		if err != nil {
-			if rerr := s.store.ReleaseCheckRun(ctx, run.ID, claim); rerr != nil {
+			// Released even when ctx ended (memgate is stopping): a claim
+			// left behind would keep the worker from making the check run.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if rerr := s.store.ReleaseCheckRun(rctx, run.ID, claim); rerr != nil {
 				s.log.Warn("could not release a check run claim", "run", run.ID, "err", rerr)
 			}
 			return err

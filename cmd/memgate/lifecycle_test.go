@@ -396,3 +396,46 @@ func TestServeEndsARunWhoseJobTheQueueGaveUpOn(t *testing.T) {
 	}
 	t.Logf("after %s: %s", time.Since(deadline.Add(-60*time.Second)).Round(100*time.Millisecond), r.Reason)
 }
+
+// Item 7: memgate stops while GitHub is still creating a run's check run.
+// The stopping server lets the creation finish and stores its id, and the
+// next server's worker completes that check run: no second one, no orphan.
+func TestServeStoppedMidCreationLeavesNoOrphanCheckRun(t *testing.T) {
+	repo := newTestRepo(t)
+	head := repo.pr(t, "stop", map[string]string{"README.md": "x\n"})
+	gh := newFakeGitHub(t)
+	gh.createDelay = 2 * time.Second
+	db, key := filepath.Join(t.TempDir(), "memgate.db"), appKey(t)
+	gates := &fakeGates{}
+	srv := startServe(t, db, gh.srv.URL, key, 0, withGate(gates))
+	body := prPayload(t, "opened", repo, 61, head)
+	d := deliver(t, srv.url, "pull_request", "stop-1", body, sign(body, testSecret))
+	if d.Outcome != "queued" {
+		t.Fatalf("delivery: %+v", d)
+	}
+	// Stop once GitHub has the creation, its answer 2 s away.
+	for start := time.Now(); len(checksOf(gh, head)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the check run was never asked for")
+		}
+	}
+	srv.stop()
+	gh.mu.Lock()
+	gh.createDelay = 0
+	gh.mu.Unlock()
+	srv = startServe(t, db, gh.srv.URL, key, 1, withGate(gates))
+	if r := waitRun(t, srv.url, d.RunID); r.Verdict != "pass" {
+		t.Fatalf("run: %+v", r)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		checks := checksOf(gh, head)
+		if len(checks) == 1 && checks[0].Conclusion == "success" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check runs of the head:%s", describe(checks))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

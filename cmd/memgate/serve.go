@@ -246,9 +246,10 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 	var httpSrv *http.Server
+	var srv *server.Server
 	errc := make(chan error, 1)
 	if withHTTP {
-		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
+		srv, err = server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
 			GitHubURL: checks.WebURL(c.apiURL), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
 			AllowForks: c.allowForks, ApproveLabel: c.approveLabel}, st, q, rep, metrics, log)
 		if err != nil {
@@ -280,6 +281,13 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		httpSrv.Shutdown(shutdown)
+		// Check runs being created for deliveries just taken: finish
+		// them, or their claims would hold off the workers' for a while.
+		drain, cancelDrain := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancelDrain()
+		if err := srv.Drain(drain); err != nil {
+			log.Warn("GitHub calls still running at shutdown", "err", err)
+		}
 	}
 	stopGates, cancelStop := context.WithTimeout(context.Background(), c.jobTimeout)
 	defer cancelStop()

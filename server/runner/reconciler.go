@@ -17,10 +17,12 @@ type ReconcilerStore interface {
 }
 
 // ClaimLifetime is how long a claim to create a check run is honoured. Its
-// creator (the server's follow-up, 5 minutes at most, or a worker's call)
-// has given up long before; after it, the reconciler posts the run's final
-// state on a check run of its own.
-const ClaimLifetime = 10 * time.Minute
+// creator has given up long before: the call that creates the check run is
+// bounded by the GitHub client's 60 s timeout, retries included, and a
+// creator that fails gives its claim back. Only a creator that died holds
+// one longer; then the reconciler posts the run's final state on a check
+// run of its own.
+const ClaimLifetime = 3 * time.Minute
 
 // FinalReporter posts a run's final state.
 type FinalReporter interface {

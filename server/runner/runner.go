@@ -229,7 +229,9 @@ func (r *Runner) createCheck(ctx context.Context, run gate.Run, log *slog.Logger
 	id, err := r.reporter.Started(ctx, run)
 	if err != nil {
 		log.Warn("could not create the check run", "err", err)
-		if err := r.store.ReleaseCheckRun(ctx, run.ID, claim); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := r.store.ReleaseCheckRun(rctx, run.ID, claim); err != nil {
 			log.Warn("could not release the check run claim", "err", err)
 		}
 		return 0
