@@ -439,3 +439,36 @@ func TestServeStoppedMidCreationLeavesNoOrphanCheckRun(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// Item 7: GitHub creates the check run but its answer is lost (a 502), so
+// the retried creation makes a second one. The first, which memgate never
+// learnt the id of, is completed too: found by the run's id, which every
+// check run of it carries as external_id.
+func TestServeCompletesACheckRunWhoseCreationAnswerWasLost(t *testing.T) {
+	repo := newTestRepo(t)
+	head := repo.pr(t, "lost", map[string]string{"README.md": "x\n"})
+	gh := newFakeGitHub(t)
+	gh.lostAnswers = 1
+	gates := &fakeGates{}
+	srv := startServe(t, filepath.Join(t.TempDir(), "memgate.db"), gh.srv.URL, appKey(t), 1, withGate(gates))
+	body := prPayload(t, "opened", repo, 71, head)
+	d := deliver(t, srv.url, "pull_request", "lost-1", body, sign(body, testSecret))
+	if r := waitRun(t, srv.url, d.RunID); r.Verdict != "pass" {
+		t.Fatalf("run: %+v", r)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		checks := checksOf(gh, head)
+		done := len(checks) > 0
+		for _, c := range checks {
+			done = done && c.Conclusion == "success"
+		}
+		if done && len(checks) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("check runs of the head:%s", describe(checks))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

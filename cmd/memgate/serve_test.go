@@ -67,7 +67,12 @@ type fakeGitHub struct {
 	createDelay time.Duration
 	// pulls answers GET /repos/{o}/{r}/pulls/{n}.
 	pulls map[int]map[string]any
+	// lostAnswers: this many check-run creations are carried out but
+	// answered 502, as when GitHub's answer is lost on the way.
+	lostAnswers int
 }
+
+var commitChecksPath = regexp.MustCompile(`^/repos/[^/]+/[^/]+/commits/([0-9a-f]+)/check-runs$`)
 
 var checkRunPath = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/check-runs(?:/(\d+))?$`)
 
@@ -133,6 +138,20 @@ func (f *fakeGitHub) answer(w http.ResponseWriter, r *http.Request) time.Duratio
 		json.NewEncoder(w).Encode(pr)
 		return 0
 	}
+	if cm := commitChecksPath.FindStringSubmatch(r.URL.Path); cm != nil && r.Method == http.MethodGet {
+		var list []map[string]any
+		for _, c := range f.replay() {
+			if c.HeadSHA == cm[1] && c.Name == r.URL.Query().Get("check_name") {
+				status := "queued"
+				if n := len(c.Statuses); n > 0 {
+					status = c.Statuses[n-1]
+				}
+				list = append(list, map[string]any{"id": c.ID, "external_id": c.ExternalID, "status": status, "name": c.Name})
+			}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"total_count": len(list), "check_runs": list})
+		return 0
+	}
 	sm := checkRunPath.FindStringSubmatch(r.URL.Path)
 	if sm == nil {
 		w.WriteHeader(http.StatusNotFound)
@@ -149,6 +168,11 @@ func (f *fakeGitHub) answer(w http.ResponseWriter, r *http.Request) time.Duratio
 	case r.Method == http.MethodPost && sm[3] == "":
 		f.nextID++
 		id, delay = f.nextID, f.createDelay
+		if f.lostAnswers > 0 {
+			f.lostAnswers--
+			w.WriteHeader(http.StatusBadGateway)
+			return delay
+		}
 		w.WriteHeader(http.StatusCreated)
 	case r.Method == http.MethodPatch && sm[3] != "":
 		id, _ = strconv.ParseInt(sm[3], 10, 64)
@@ -163,7 +187,7 @@ func (f *fakeGitHub) answer(w http.ResponseWriter, r *http.Request) time.Duratio
 // checkRun replays the calls about one check run: its final state.
 type checkState struct {
 	ID                              int64
-	HeadSHA                         string
+	HeadSHA, Name, ExternalID       string
 	Statuses                        []string
 	Conclusion, Title, Summary, URL string
 }
@@ -171,13 +195,18 @@ type checkState struct {
 func (f *fakeGitHub) checkRuns() map[int64]*checkState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.replay()
+}
+
+// replay is checkRuns with f.mu held.
+func (f *fakeGitHub) replay() map[int64]*checkState {
 	out := map[int64]*checkState{}
 	created := int64(1000)
 	for _, c := range f.calls {
 		var st *checkState
 		if c.Method == http.MethodPost {
 			created++
-			st = &checkState{ID: created, HeadSHA: str(c.Body["head_sha"])}
+			st = &checkState{ID: created, HeadSHA: str(c.Body["head_sha"]), Name: str(c.Body["name"]), ExternalID: str(c.Body["external_id"])}
 			out[created] = st
 		} else {
 			id, _ := strconv.ParseInt(c.Path[strings.LastIndex(c.Path, "/")+1:], 10, 64)

@@ -173,7 +173,35 @@ func (a *App) update(ctx context.Context, run gate.Run, opts github.UpdateCheckR
 	if _, _, err := in.client.Checks.UpdateCheckRun(ctx, owner, repo, run.CheckRunID, opts); err != nil {
 		return fmt.Errorf("checks: update check run %d: %w", run.CheckRunID, err)
 	}
+	if opts.GetStatus() == "completed" {
+		a.completeStrays(ctx, in, owner, repo, run, opts)
+	}
 	return nil
+}
+
+// completeStrays gives a run's final state to its other check runs still
+// open: ones GitHub made for a creation whose answer never came back (a
+// POST retried after a 5xx that GitHub had carried out, or a memgate that
+// stopped before it stored the id). They carry the run's id as external_id.
+// Best effort: the run's own check run is already complete.
+func (a *App) completeStrays(ctx context.Context, in *installation, owner, repo string, run gate.Run, opts github.UpdateCheckRunOptions) {
+	res, _, err := in.client.Checks.ListCheckRunsForRef(ctx, owner, repo, run.HeadSHA, &github.ListCheckRunsOptions{
+		CheckName: github.String(Name), Filter: github.String("all"), ListOptions: github.ListOptions{PerPage: 100}})
+	if err != nil {
+		a.opts.Logger.Warn("could not look for stray check runs", "run", run.ID, "err", err)
+		return
+	}
+	ext := strconv.FormatInt(run.ID, 10)
+	for _, cr := range res.CheckRuns {
+		if cr.GetExternalID() != ext || cr.GetID() == run.CheckRunID || cr.GetStatus() == "completed" {
+			continue
+		}
+		if _, _, err := in.client.Checks.UpdateCheckRun(ctx, owner, repo, cr.GetID(), opts); err != nil {
+			a.opts.Logger.Warn("could not complete a stray check run", "run", run.ID, "check_run", cr.GetID(), "err", err)
+			continue
+		}
+		a.opts.Logger.Info("completed a stray check run of the run", "run", run.ID, "check_run", cr.GetID())
+	}
 }
 
 // Queued creates the check run as queued, so the PR shows it at once.
