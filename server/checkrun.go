@@ -33,13 +33,21 @@ func (s *Server) createCheck(run gate.Run) followup {
 		if err != nil {
 			return err
 		}
+		if stored {
+			// If the run ended meanwhile, whoever ended it found its check
+			// run still being made and left the report to this.
+			_, mine, err := s.store.ClaimReport(ctx, run.ID)
+			if err != nil || !mine {
+				return err
+			}
+		}
+		// Not stored: the claim was given up as stale (only for ended
+		// runs), another check run carries the final state, and this one
+		// is known to nobody else: it gets the same final state.
 		cur, err := s.store.RunWithReport(ctx, run.ID)
-		if err != nil || cur.Active() {
+		if err != nil {
 			return err
 		}
-		// Ended meanwhile. When the claim was given up as stale (only for
-		// ended runs), another check run carries the final state and this
-		// one is known to nobody else: it gets the same final state.
 		cur.CheckRunID = checkID
 		return s.postFinal(ctx, cur, stored)
 	}

@@ -274,12 +274,14 @@ func (s *Server) cancelActive(ctx context.Context, tx *sql.Tx, repo string, pr i
 		n++
 		run := run
 		after = append(after, func(ctx context.Context) error {
-			// The queued follow-up may still be creating the check run.
-			cur, err := s.store.Run(ctx, run.ID)
-			if err != nil || cur.CheckRunID < 0 {
-				return err // the check is being created: its creator completes it
+			// Not when its check run is still being created: its creator
+			// completes it.
+			checkID, mine, err := s.store.ClaimReport(ctx, run.ID)
+			if err != nil || !mine {
+				return err
 			}
-			if err := s.reporter.Cancelled(ctx, cur, reason); err != nil {
+			run.CheckRunID = checkID
+			if err := s.reporter.Cancelled(ctx, run, reason); err != nil {
 				return err
 			}
 			return s.store.MarkReported(ctx, run.ID)

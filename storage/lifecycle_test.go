@@ -73,3 +73,29 @@ func TestPullRequestByHead(t *testing.T) {
 		}
 	})
 }
+
+// Exactly one of those who see a run end posts its final state, and only
+// once its check run is known.
+func TestReportIsClaimedOnce(t *testing.T) {
+	eachEngine(t, func(t *testing.T, b testBundle) {
+		id, err := b.store.CreateRun(b.ctx, nil, newRun("acme/api", 1, "a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		claim, _, _ := b.store.ClaimCheckRun(b.ctx, id)
+		if _, ok, _ := b.store.ClaimReport(b.ctx, id); ok {
+			t.Fatal("the report of a queued run was claimed")
+		}
+		b.store.Cancel(b.ctx, nil, id, "superseded")
+		if _, ok, _ := b.store.ClaimReport(b.ctx, id); ok {
+			t.Fatal("the report was claimed while the check run is being created")
+		}
+		b.store.SetCheckRun(b.ctx, id, claim, 1001)
+		if check, ok, err := b.store.ClaimReport(b.ctx, id); !ok || err != nil || check != 1001 {
+			t.Fatalf("first claim: %d %v %v", check, ok, err)
+		}
+		if _, ok, _ := b.store.ClaimReport(b.ctx, id); ok {
+			t.Fatal("the report was claimed twice")
+		}
+	})
+}

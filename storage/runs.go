@@ -267,6 +267,23 @@ func (s *Store) ReleaseCheckRun(ctx context.Context, id, claim int64) error {
 	return wrap("release check run", err)
 }
 
+// ClaimReport lets exactly one of those who see a run end (its worker, the
+// creator of its check run, a cancellation, the sweeper) post its final
+// state: the first to ask once the run has ended and its check run is
+// known (not being created). It returns the check run's id, 0 when there is
+// none yet. The reconciler re-posts what was claimed but never reported.
+func (s *Store) ClaimReport(ctx context.Context, id int64) (checkRunID int64, ok bool, err error) {
+	err = s.q(nil).QueryRowContext(ctx, `UPDATE runs SET report_claimed_at = ? WHERE id = ? AND status IN ('completed', 'cancelled')
+		AND check_run_id >= 0 AND report_claimed_at = 0 RETURNING check_run_id`, ms(time.Now()), id).Scan(&checkRunID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, wrap("claim report", err)
+	}
+	return checkRunID, true, nil
+}
+
 // ReleaseStaleCheckClaim gives up a claim made before the cutoff, whose
 // creator must be dead (every creator gives up well before), so that the
 // run's final state can be posted on a check run of its own. It reports

@@ -351,8 +351,8 @@ func TestServeMakesOneCheckRunPerRunWhenGitHubIsSlow(t *testing.T) {
 	}
 	time.Sleep(time.Until(start.Add(12 * time.Second)))
 	checks := checksOf(gh, head)
-	if len(checks) != 1 || checks[0].Conclusion != "success" {
-		t.Fatalf("12 s after the delivery:%s", describe(checks))
+	if len(checks) != 1 || checks[0].Conclusion != "success" || strings.Count(strings.Join(checks[0].Statuses, " "), "completed") != 1 {
+		t.Fatalf("12 s after the delivery (one check run, completed once):%s", describe(checks))
 	}
 	t.Logf("one check run, statuses %v, conclusion %s", checks[0].Statuses, checks[0].Conclusion)
 }
@@ -430,7 +430,7 @@ func TestServeStoppedMidCreationLeavesNoOrphanCheckRun(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		checks := checksOf(gh, head)
-		if len(checks) == 1 && checks[0].Conclusion == "success" {
+		if len(checks) == 1 && checks[0].Conclusion == "success" && strings.Count(strings.Join(checks[0].Statuses, " "), "completed") == 1 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -2,6 +2,9 @@
 -- When a check run's creation was claimed: a claim whose creator died is
 -- taken over once it is older than any creator can live.
 ALTER TABLE runs ADD COLUMN check_claimed_at BIGINT NOT NULL DEFAULT 0;
+-- When one of a run's enders took it upon itself to post the final state:
+-- exactly one does, once the run has ended and its check run is known.
+ALTER TABLE runs ADD COLUMN report_claimed_at BIGINT NOT NULL DEFAULT 0;
 
 -- What a re-run needs to know of a pull request when its event does not say
 -- (a fork's check suite lists no pull requests): its base, and where its
@@ -18,4 +21,5 @@ ALTER TABLE pull_requests DROP COLUMN head_repo;
 ALTER TABLE pull_requests DROP COLUMN head_ref;
 ALTER TABLE pull_requests DROP COLUMN base_ref;
 ALTER TABLE pull_requests DROP COLUMN base_sha;
+ALTER TABLE runs DROP COLUMN report_claimed_at;
 ALTER TABLE runs DROP COLUMN check_claimed_at;

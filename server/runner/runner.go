@@ -26,6 +26,7 @@ type Store interface {
 	ClaimCheckRun(ctx context.Context, id int64) (claim int64, ok bool, err error)
 	SetCheckRun(ctx context.Context, id, claim, checkRunID int64) (bool, error)
 	ReleaseCheckRun(ctx context.Context, id, claim int64) error
+	ClaimReport(ctx context.Context, id int64) (checkRunID int64, ok bool, err error)
 	Complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
 	SetProgress(ctx context.Context, id int64, text string) error
 	Heartbeat(ctx context.Context, runID, jobID int64) (bool, error)
@@ -266,18 +267,22 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 	if r.opts.OnFinish != nil {
 		r.opts.OnFinish(rep)
 	}
-	// Read after the run was stored as completed: a creator that stores its
-	// id later finds the run completed and posts the verdict.
-	run.CheckRunID = r.checkRun(ctx, run.ID)
-	if run.CheckRunID == 0 {
-		run.CheckRunID = r.createCheck(ctx, run, log)
+	if r.checkRun(ctx, run.ID) == 0 {
+		r.createCheck(ctx, run, log) // none yet: make it, unless someone is
 	}
-	if run.CheckRunID < 0 {
-		log.Info("the check run is still being created; its creator posts the verdict")
+	// Exactly one of those who see the run end posts its verdict: here,
+	// unless its check run is still being created (its creator, having
+	// stored the id, claims the report then) or someone claimed it first.
+	checkID, mine, err := r.store.ClaimReport(ctx, run.ID)
+	if err != nil || !mine {
+		if err != nil {
+			log.Warn("could not claim the report; the reconciler posts it", "err", err)
+		}
 		return nil
 	}
-	// With no id the reporter makes a check run (or, posting commit
-	// statuses, needs none).
+	// With no id (its creation failed) the reporter makes a check run or,
+	// posting commit statuses, needs none.
+	run.CheckRunID = checkID
 	if err := r.reporter.Completed(ctx, run, rep); err != nil {
 		// The retrying transport already tried hard; the reconciler
 		// posts it later.

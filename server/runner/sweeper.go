@@ -16,6 +16,7 @@ type SweeperStore interface {
 	Stale(ctx context.Context, cutoff time.Time) ([]gate.Run, error)
 	Complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
 	Run(ctx context.Context, id int64) (gate.Run, error)
+	ClaimReport(ctx context.Context, id int64) (checkRunID int64, ok bool, err error)
 	MarkReported(ctx context.Context, id int64) error
 }
 
@@ -152,13 +153,15 @@ func (s *Sweeper) end(ctx context.Context, run gate.Run, reason string) (bool, e
 		return false, err
 	}
 	s.log.Warn("ended a run nobody would end", "run", run.ID, "job", run.JobID, "reason", reason)
+	checkID, mine, err := s.store.ClaimReport(ctx, run.ID)
+	if err != nil || !mine {
+		return true, err // its check run is being made: its creator posts the verdict
+	}
 	cur, err := s.store.Run(ctx, run.ID)
 	if err != nil {
 		return true, err
 	}
-	if cur.CheckRunID < 0 {
-		return true, nil // being made: its creator posts the verdict
-	}
+	cur.CheckRunID = checkID
 	if err := s.reporter.Completed(ctx, cur, rep); err != nil {
 		s.log.Warn("could not post an ended run's verdict; the reconciler will retry", "run", run.ID, "err", err)
 		return true, nil
