@@ -121,6 +121,10 @@ type createRequest struct {
 	Repository string `json:"repository"`
 	PR         int    `json:"pr"`
 	Commit     string `json:"commit"`
+	// Approve gates a fork's head commit that no maintainer approved, and
+	// records the approval (by "api"). The API token is an operator's, so
+	// the API may approve; it never does so unasked.
+	Approve bool `json:"approve"`
 }
 
 // createRun gates a pull request's head, or a commit, on request. The clone
@@ -143,28 +147,29 @@ func (s *Server) createRun(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	run, err := s.template(ctx, req)
+	run, headRepo, err := s.template(ctx, req)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	run.Trigger, run.DeliveryID = "api", ""
-	s.respondEnqueued(c, run)
+	s.respondEnqueued(c, run, headRepo, req.Approve)
 }
 
-func (s *Server) template(ctx context.Context, req createRequest) (gate.Run, error) {
+// template makes the run a request asks for. headRepo is the repository
+// its head comes from when GitHub said, else "".
+func (s *Server) template(ctx context.Context, req createRequest) (run gate.Run, headRepo string, err error) {
 	var prev gate.Run
-	var err error
 	if req.Commit != "" {
 		prev, err = s.store.LatestAttempt(ctx, nil, req.Repository, req.Commit)
 	} else {
 		prev, err = s.store.LatestForPR(ctx, req.Repository, req.PR)
 	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return gate.Run{}, err
+		return gate.Run{}, "", err
 	}
 	found := err == nil
-	run := gate.Run{Repository: req.Repository, PR: req.PR, HeadSHA: req.Commit}
+	run = gate.Run{Repository: req.Repository, PR: req.PR, HeadSHA: req.Commit}
 	if found {
 		run.CloneURL, run.InstallationID, run.RerunOf = prev.CloneURL, prev.InstallationID, prev.ID
 		if req.Commit != "" {
@@ -177,24 +182,25 @@ func (s *Server) template(ctx context.Context, req createRequest) (gate.Run, err
 		switch {
 		case perr == nil:
 			run.HeadSHA, run.BaseSHA, run.HeadRef, run.BaseRef = pr.HeadSHA, pr.BaseSHA, pr.HeadRef, pr.BaseRef
+			headRepo = pr.HeadRepo
 			if run.CloneURL == "" {
 				run.CloneURL = pr.CloneURL
 			}
 			// GitHub's word is the latest on the repository's visibility.
 			if err := s.store.SetVisibility(ctx, nil, req.Repository, pr.Private); err != nil {
-				return gate.Run{}, err
+				return gate.Run{}, "", err
 			}
 		case found:
 			run.HeadSHA, run.BaseSHA, run.HeadRef, run.BaseRef = prev.HeadSHA, prev.BaseSHA, prev.HeadRef, prev.BaseRef
 		default:
-			return gate.Run{}, fmt.Errorf("%w: %s#%d has no stored run and GitHub could not be asked: %v", errUnprocessable, req.Repository, req.PR, perr)
+			return gate.Run{}, "", fmt.Errorf("%w: %s#%d has no stored run and GitHub could not be asked: %v", errUnprocessable, req.Repository, req.PR, perr)
 		}
 	}
 	if run.CloneURL == "" {
-		return gate.Run{}, fmt.Errorf("%w: no stored run of %s to take the clone URL from; gate it through a pull request first", errUnprocessable, req.Repository)
+		return gate.Run{}, "", fmt.Errorf("%w: no stored run of %s to take the clone URL from; gate it through a pull request first", errUnprocessable, req.Repository)
 	}
 	run.Private, err = s.private(ctx, req.Repository)
-	return run, err
+	return run, headRepo, err
 }
 
 // private is a repository's visibility for a run made here (API, re-run):
@@ -204,12 +210,23 @@ func (s *Server) private(ctx context.Context, repo string) (bool, error) {
 	return private, err
 }
 
+type rerunRequest struct {
+	Approve bool `json:"approve"` // as createRequest's
+}
+
 func (s *Server) rerun(c *gin.Context) {
 	id, ok := s.runID(c)
 	if !ok {
 		return
 	}
-	newID, err := s.Rerun(c.Request.Context(), id)
+	var req rerunRequest
+	if c.Request.ContentLength != 0 {
+		if err := c.ShouldBindJSON(&req); err != nil {
+			s.fail(c, fmt.Errorf("%w: %v", errBadRequest, err))
+			return
+		}
+	}
+	newID, err := s.rerunRun(c.Request.Context(), id, req.Approve)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -219,8 +236,12 @@ func (s *Server) rerun(c *gin.Context) {
 }
 
 // Rerun gates a stored run's head again, as a new attempt, and returns the
-// new run's id.
+// new run's id. A fork's head commit needs its approval, as on GitHub.
 func (s *Server) Rerun(ctx context.Context, id int64) (int64, error) {
+	return s.rerunRun(ctx, id, false)
+}
+
+func (s *Server) rerunRun(ctx context.Context, id int64, approve bool) (int64, error) {
 	prev, err := s.store.Run(ctx, id)
 	if err != nil {
 		return 0, err
@@ -232,15 +253,18 @@ func (s *Server) Rerun(ctx context.Context, id int64) (int64, error) {
 	run := gate.Run{Repository: prev.Repository, PR: prev.PR, HeadSHA: prev.HeadSHA, BaseSHA: prev.BaseSHA,
 		HeadRef: prev.HeadRef, BaseRef: prev.BaseRef, CloneURL: prev.CloneURL, Private: private,
 		InstallationID: prev.InstallationID, Trigger: "api.rerun", RerunOf: prev.ID}
-	return s.enqueueNow(ctx, run)
+	return s.enqueueNow(ctx, run, "", approve)
 }
 
-// enqueueNow stores and queues a run in its own transaction, then starts
-// its follow-ups.
-func (s *Server) enqueueNow(ctx context.Context, run gate.Run) (int64, error) {
+// enqueueNow stores and queues a run requested through the API in its own
+// transaction, then starts its follow-ups.
+func (s *Server) enqueueNow(ctx context.Context, run gate.Run, headRepo string, approve bool) (int64, error) {
 	var id int64
 	var after []followup
 	err := s.store.Tx(ctx, func(tx *sql.Tx) error {
+		if err := s.apiApproval(ctx, tx, run, headRepo, approve); err != nil {
+			return err
+		}
 		var err error
 		_, id, after, err = s.enqueue(ctx, tx, run, true)
 		return err
@@ -254,8 +278,8 @@ func (s *Server) enqueueNow(ctx context.Context, run gate.Run) (int64, error) {
 	return id, nil
 }
 
-func (s *Server) respondEnqueued(c *gin.Context, run gate.Run) {
-	id, err := s.enqueueNow(c.Request.Context(), run)
+func (s *Server) respondEnqueued(c *gin.Context, run gate.Run, headRepo string, approve bool) {
+	id, err := s.enqueueNow(c.Request.Context(), run, headRepo, approve)
 	if err != nil {
 		s.fail(c, err)
 		return

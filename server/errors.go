@@ -20,6 +20,7 @@ var (
 	errBadSignature  = errors.New("invalid or missing X-Hub-Signature-256")
 	errNoDelivery    = errors.New("missing or invalid X-GitHub-Delivery")
 	errTooLarge      = errors.New("body too large")
+	errNeedsApproval = errors.New("needs a maintainer's approval")
 )
 
 // Outcomes of deliveries refused or needing nothing done, besides those in
@@ -54,6 +55,7 @@ var failures = []failure{
 	{err: errBadRequest, status: http.StatusBadRequest, outcome: outcomeMalformed},
 	{err: errUnprocessable, status: http.StatusUnprocessableEntity, outcome: outcomeUnprocessable},
 	{err: errStale, status: http.StatusUnprocessableEntity, outcome: outcomeStale},
+	{err: errNeedsApproval, status: http.StatusForbidden, outcome: "needs_approval"},
 	{err: storage.ErrNotFound, status: http.StatusNotFound, outcome: "not_found"},
 	{err: storage.ErrReplayed, status: http.StatusConflict, delivery: http.StatusOK, outcome: outcomeReplayed},
 	{err: errDuplicate, status: http.StatusConflict, delivery: http.StatusOK, outcome: outcomeDuplicateJob},

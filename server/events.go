@@ -12,6 +12,7 @@ import (
 // ignores.
 
 type repository struct {
+	ID       int64  `json:"id"`
 	FullName string `json:"full_name"`
 	CloneURL string `json:"clone_url"`
 	// Private is nil when the payload does not say: memgate then treats
@@ -47,6 +48,13 @@ type pullRequest struct {
 	UpdatedAt string `json:"updated_at"`
 }
 
+// sameRepoIDs reports whether a check suite's pull request entry names one
+// repository as both head and base: those entries carry repository ids,
+// not names.
+func (p *pullRequest) sameRepoIDs() bool {
+	return p.Head.Repo != nil && p.Base.Repo != nil && p.Head.Repo.ID != 0 && p.Head.Repo.ID == p.Base.Repo.ID
+}
+
 // fromFork reports whether the pull request's head lives in another
 // repository than its base: a stranger's code.
 func (p *pullRequest) fromFork(base string) bool {
@@ -73,7 +81,17 @@ type event struct {
 	Repositories      []repository `json:"repositories"`
 	RepositoriesAdded []repository `json:"repositories_added"`
 	Label             *label       `json:"label"` // pull_request labeled
-	Sender            *struct {
+
+	Changes *struct {
+		// Base is set when a pull request's base branch changed
+		// (pull_request edited).
+		Base *struct {
+			Ref struct {
+				From string `json:"from"`
+			} `json:"ref"`
+		} `json:"base"`
+	} `json:"changes"`
+	Sender *struct {
 		Login string `json:"login"`
 	} `json:"sender"`
 	Zen string `json:"zen"` // ping

@@ -39,9 +39,16 @@ func FuzzParseEvent(f *testing.F) {
 		case "pull_request":
 			_ = e.PullRequest.Head.SHA + e.repo().FullName
 		case "check_run":
-			_, _ = firstPR(e.CheckRun.PullRequests)
+			for _, p := range e.CheckRun.PullRequests {
+				_ = p.sameRepoIDs() || p.Base.SHA != ""
+			}
 		case "check_suite":
-			_, _ = firstPR(e.CheckSuite.PullRequests)
+			for _, p := range e.CheckSuite.PullRequests {
+				_ = p.sameRepoIDs() || p.Base.SHA != ""
+			}
+		}
+		if e.Changes != nil && e.Changes.Base != nil {
+			_ = e.Changes.Base.Ref.From
 		}
 		_ = e.installationID()
 	})

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -31,8 +32,10 @@ type Queue interface {
 // Reporter shows runs on GitHub as soon as they are queued or cancelled.
 type Reporter interface {
 	Queued(ctx context.Context, run gate.Run) (int64, error)
+	Completed(ctx context.Context, run gate.Run, rep *gate.Report) error
 	Cancelled(ctx context.Context, run gate.Run, reason string) error
 	NeedsApproval(ctx context.Context, run gate.Run, text string) error
+	ActionRequired(ctx context.Context, run gate.Run, title, text string) error
 	PullRequest(ctx context.Context, repo string, number int, installationID int64) (checks.PullRequest, error)
 }
 
@@ -77,6 +80,8 @@ type Server struct {
 	// calls after a delivery is committed) hangs off it, never off the
 	// request's.
 	bg context.Context
+	// followups counts that work, so a stopping server can let it finish.
+	followups sync.WaitGroup
 }
 
 // New creates a server. bg bounds background work started by requests.
@@ -189,11 +194,31 @@ func (s *Server) fail(c *gin.Context, err error) {
 
 // background runs fn after the request, bounded by the server's context.
 func (s *Server) background(what string, fn func(ctx context.Context) error) {
+	s.followups.Add(1)
 	go func() {
+		defer s.followups.Done()
 		ctx, cancel := context.WithTimeout(s.bg, 5*time.Minute)
 		defer cancel()
 		if err := fn(ctx); err != nil {
 			s.log.Warn("background work failed", "what", what, "err", err)
 		}
 	}()
+}
+
+// Drain waits, until ctx ends, for the work started after requests (check
+// runs being created, cancellations being posted) to finish, so that a
+// stopping server leaves no check run half-made. Call it once no request
+// can start more.
+func (s *Server) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.followups.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

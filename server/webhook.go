@@ -36,6 +36,7 @@ const (
 	outcomeNoDelivery = "no_delivery_id"
 	outcomeApproval   = "needs_approval"
 	outcomeVisibility = "visibility"
+	outcomeNoPull     = "unknown_pull_request"
 )
 
 // followup is GitHub work to do once a delivery's transaction committed.
@@ -167,14 +168,12 @@ func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *e
 		if e.Action != "rerequested" || e.CheckRun.Name != checks.Name {
 			return outcomeIgnored, 0, nil, nil
 		}
-		pr, base := firstPR(e.CheckRun.PullRequests)
-		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, pr, base)
+		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, e.CheckRun.PullRequests)
 	case "check_suite":
 		if e.Action != "rerequested" {
 			return outcomeIgnored, 0, nil, nil
 		}
-		pr, base := firstPR(e.CheckSuite.PullRequests)
-		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e, e.CheckSuite.HeadSHA, pr, base)
+		return s.rerequest(ctx, tx, guid, "check_suite.rerequested", e, e.CheckSuite.HeadSHA, e.CheckSuite.PullRequests)
 	}
 	return outcomeIgnored, 0, nil, nil
 }
@@ -203,12 +202,27 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	if e.Action == "closed" {
 		state = "closed"
 	}
-	if err := s.store.SetPullRequest(ctx, tx, repo.FullName, pr.Number, state, pr.Head.SHA); err != nil {
+	headRepo := ""
+	if pr.Head.Repo != nil {
+		headRepo = pr.Head.Repo.FullName
+	}
+	if err := s.store.SetPullRequest(ctx, tx, storage.PullRequest{Repository: repo.FullName, Number: pr.Number, State: state,
+		HeadSHA: pr.Head.SHA, HeadRef: pr.Head.Ref, HeadRepo: headRepo, BaseSHA: pr.Base.SHA, BaseRef: pr.Base.Ref}); err != nil {
 		return "", 0, nil, err
 	}
 	fork := pr.fromFork(repo.FullName)
+	head := pr.Head.SHA
+	// A new push supersedes the older heads' gates; a new base supersedes
+	// every gate, this head's too: its config came from the old base.
+	keepHead, reason, regate := head, "superseded by "+gate.ShortSHA(head), false
 	switch e.Action {
 	case "opened", "synchronize", "reopened", "ready_for_review":
+	case "edited":
+		if e.Changes == nil || e.Changes.Base == nil {
+			return outcomeIgnored, 0, nil, nil
+		}
+		keepHead, regate = "", true
+		reason = fmt.Sprintf("superseded: the pull request's base changed from %s to %s", e.Changes.Base.Ref.From, pr.Base.Ref)
 	case "labeled":
 		// A maintainer approves a fork's head commit for gating.
 		if e.Label == nil || e.Label.Name != s.cfg.ApproveLabel || !fork || s.cfg.AllowForks {
@@ -218,7 +232,7 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 		if e.Sender != nil {
 			by = e.Sender.Login
 		}
-		if err := s.store.Approve(ctx, tx, repo.FullName, pr.Number, pr.Head.SHA, by); err != nil {
+		if err := s.store.Approve(ctx, tx, repo.FullName, pr.Number, head, by); err != nil {
 			return "", 0, nil, err
 		}
 	case "closed":
@@ -236,9 +250,7 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 	if pr.Draft && !s.cfg.GateDrafts {
 		return outcomeIgnored, 0, nil, nil
 	}
-	head := pr.Head.SHA
-	// A new push supersedes: the older heads' gates stop here.
-	after, _, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, head, "superseded by "+gate.ShortSHA(head))
+	after, _, err := s.cancelActive(ctx, tx, repo.FullName, pr.Number, keepHead, reason)
 	if err != nil {
 		return "", 0, nil, err
 	}
@@ -250,41 +262,11 @@ func (s *Server) pullRequest(ctx context.Context, tx *sql.Tx, guid string, e *ev
 		Private: repo.private(), InstallationID: e.installationID(),
 		Trigger: "pull_request." + e.Action, DeliveryID: guid,
 	}
-	if fork && !s.cfg.AllowForks {
-		approved, err := s.store.Approved(ctx, tx, repo.FullName, pr.Number, head)
-		if err != nil {
-			return "", 0, nil, err
-		}
-		if !approved {
-			text := fmt.Sprintf("This pull request comes from a fork, so memgate will not build and run its code until a maintainer approves it: "+
-				"add the label `%s` to the pull request. The approval covers this commit (%s) only; after a new push, remove and add the label again.",
-				s.cfg.ApproveLabel, gate.ShortSHA(head))
-			ask := func(ctx context.Context) error { return s.reporter.NeedsApproval(ctx, run, text) }
-			return outcomeApproval, 0, append(after, ask), nil
-		}
+	if ask, err := s.approvalNeeded(ctx, tx, run, fork); err != nil || ask != nil {
+		return outcomeApproval, 0, append(after, ask), err
 	}
-	outcome, id, more, err := s.enqueue(ctx, tx, run, false)
+	outcome, id, more, err := s.enqueue(ctx, tx, run, regate)
 	return outcome, id, append(after, more...), err
-}
-
-// rerequest re-runs the gate of a head commit ("Re-run" on GitHub).
-func (s *Server) rerequest(ctx context.Context, tx *sql.Tx, guid, trigger string, e *event,
-	head string, pr int, baseSHA string) (string, int64, []followup, error) {
-	repo := e.repo()
-	run := gate.Run{Repository: repo.FullName, PR: pr, HeadSHA: head, BaseSHA: baseSHA, CloneURL: repo.CloneURL,
-		Private: repo.private(), InstallationID: e.installationID(), Trigger: trigger, DeliveryID: guid}
-	if prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, head); err == nil {
-		run.PR, run.BaseSHA, run.HeadRef, run.BaseRef, run.RerunOf = prev.PR, prev.BaseSHA, prev.HeadRef, prev.BaseRef, prev.ID
-		if pr != 0 {
-			run.PR = pr
-		}
-		if baseSHA != "" {
-			run.BaseSHA = baseSHA
-		}
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return "", 0, nil, err
-	}
-	return s.enqueue(ctx, tx, run, true)
 }
 
 // enqueue stores a run and its job in tx. A head already gated (or being
@@ -296,7 +278,7 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 	prev, err := s.store.LatestAttempt(ctx, tx, run.Repository, run.HeadSHA)
 	switch {
 	case err == nil:
-		if !rerun && prev.Status != gate.RunCancelled && prev.PR == run.PR {
+		if !rerun && prev.Status != gate.RunCancelled && prev.PR == run.PR && prev.BaseRef == run.BaseRef {
 			return outcomeGated, prev.ID, nil, nil
 		}
 		run.Attempt = prev.Attempt + 1
@@ -319,33 +301,7 @@ func (s *Server) enqueue(ctx context.Context, tx *sql.Tx, run gate.Run, rerun bo
 	if err := s.store.SetJob(ctx, tx, id, jobID); err != nil {
 		return "", 0, nil, err
 	}
-	queued := func(ctx context.Context) error {
-		// One check run per run: whoever claims it first (this, or a
-		// worker that already started) creates it.
-		claimed, err := s.store.ClaimCheckRun(ctx, run.ID)
-		if err != nil || !claimed {
-			return err
-		}
-		checkID, err := s.reporter.Queued(ctx, run)
-		if err != nil {
-			s.store.SetCheckRun(ctx, run.ID, 0) // let the worker try
-			return err
-		}
-		if err := s.store.SetCheckRun(ctx, run.ID, checkID); err != nil {
-			return err
-		}
-		// Cancelled while the check was being created: complete it now,
-		// since the cancellation saw no check to complete.
-		cur, err := s.store.Run(ctx, run.ID)
-		if err != nil || cur.Status != gate.RunCancelled {
-			return err
-		}
-		if err := s.reporter.Cancelled(ctx, cur, cur.Reason); err != nil {
-			return err
-		}
-		return s.store.MarkReported(ctx, run.ID)
-	}
-	return outcomeQueued, id, []followup{queued}, nil
+	return outcomeQueued, id, []followup{s.createCheck(run)}, nil
 }
 
 // cancelActive cancels the queued and running gates of a pull request
@@ -381,23 +337,18 @@ func (s *Server) cancelActive(ctx context.Context, tx *sql.Tx, repo string, pr i
 		n++
 		run := run
 		after = append(after, func(ctx context.Context) error {
-			// The queued follow-up may still be creating the check run.
-			cur, err := s.store.Run(ctx, run.ID)
-			if err != nil || cur.CheckRunID < 0 {
-				return err // the check is being created: its creator completes it
+			// Not when its check run is still being created: its creator
+			// completes it.
+			checkID, mine, err := s.store.ClaimReport(ctx, run.ID)
+			if err != nil || !mine {
+				return err
 			}
-			if err := s.reporter.Cancelled(ctx, cur, reason); err != nil {
+			run.CheckRunID = checkID
+			if err := s.reporter.Cancelled(ctx, run, reason); err != nil {
 				return err
 			}
 			return s.store.MarkReported(ctx, run.ID)
 		})
 	}
 	return after, n, nil
-}
-
-func firstPR(prs []pullRequest) (int, string) {
-	if len(prs) == 0 {
-		return 0, ""
-	}
-	return prs[0].Number, prs[0].Base.SHA
 }

@@ -80,11 +80,14 @@ func (s *Store) MarkReported(ctx context.Context, id int64) error {
 
 // Unreported lists ended runs whose final state has not reached GitHub,
 // ended before the cutoff, tried fewer than maxAttempts times; each call
-// counts as an attempt.
-func (s *Store) Unreported(ctx context.Context, cutoff time.Time, maxAttempts, limit int) ([]gate.Run, error) {
+// counts as an attempt. Runs whose check run is being created under a claim
+// made after claimCutoff are left to their creator, which posts the final
+// state once it has the check run.
+func (s *Store) Unreported(ctx context.Context, cutoff, claimCutoff time.Time, maxAttempts, limit int) ([]gate.Run, error) {
 	rows, err := s.q(nil).QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE status IN ('completed', 'cancelled')
-		AND reported_at = 0 AND finished_at > 0 AND finished_at < ? AND report_attempts < ? ORDER BY id LIMIT ?`,
-		ms(cutoff), maxAttempts, limit)
+		AND reported_at = 0 AND finished_at > 0 AND finished_at < ? AND report_attempts < ?
+		AND (check_run_id <> -1 OR check_claimed_at < ?) ORDER BY id LIMIT ?`,
+		ms(cutoff), maxAttempts, ms(claimCutoff), limit)
 	if err != nil {
 		return nil, wrap("unreported runs", err)
 	}

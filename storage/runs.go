@@ -236,21 +236,70 @@ func (s *Store) MarkRunning(ctx context.Context, id int64, at time.Time) (bool, 
 }
 
 // ClaimCheckRun lets exactly one caller create a run's check run: it
-// reports true to the first caller while the run has none, and marks it as
-// being created (-1) until SetCheckRun stores the real id.
-func (s *Store) ClaimCheckRun(ctx context.Context, id int64) (bool, error) {
-	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = -1 WHERE id = ? AND check_run_id = 0`, id)
+// succeeds for the first caller while the run has none, and marks the run
+// as having one being created (check_run_id -1) until SetCheckRun stores
+// its id or ReleaseCheckRun gives the claim up. The claim (its time, unix
+// ms) tells this claim from a later one.
+func (s *Store) ClaimCheckRun(ctx context.Context, id int64) (claim int64, ok bool, err error) {
+	claim = time.Now().UnixMilli()
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = -1, check_claimed_at = ? WHERE id = ? AND check_run_id = 0`, claim, id)
 	if err != nil {
-		return false, wrap("claim check run", err)
+		return 0, false, wrap("claim check run", err)
+	}
+	n, _ := res.RowsAffected()
+	return claim, n == 1, nil
+}
+
+// SetCheckRun stores the check run created under a claim. It reports false,
+// storing nothing, when the claim is no longer held (released as stale):
+// the caller then holds a check run nobody else knows of, and must complete
+// it itself.
+func (s *Store) SetCheckRun(ctx context.Context, id, claim, checkRunID int64) (bool, error) {
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = ? WHERE id = ? AND check_run_id = -1 AND check_claimed_at = ?`,
+		checkRunID, id, claim)
+	if err != nil {
+		return false, wrap("set check run", err)
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
 }
 
-// SetCheckRun records the GitHub check run that shows a run.
-func (s *Store) SetCheckRun(ctx context.Context, id, checkRunID int64) error {
-	_, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = ? WHERE id = ?`, checkRunID, id)
-	return wrap("set check run", err)
+// ReleaseCheckRun gives a claim up after the check run could not be
+// created, so that someone else may try.
+func (s *Store) ReleaseCheckRun(ctx context.Context, id, claim int64) error {
+	_, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = 0 WHERE id = ? AND check_run_id = -1 AND check_claimed_at = ?`, id, claim)
+	return wrap("release check run", err)
+}
+
+// ClaimReport lets exactly one of those who see a run end (its worker, the
+// creator of its check run, a cancellation, the sweeper) post its final
+// state: the first to ask once the run has ended and its check run is
+// known (not being created). It returns the check run's id, 0 when there is
+// none yet. The reconciler re-posts what was claimed but never reported.
+func (s *Store) ClaimReport(ctx context.Context, id int64) (checkRunID int64, ok bool, err error) {
+	err = s.q(nil).QueryRowContext(ctx, `UPDATE runs SET report_claimed_at = ? WHERE id = ? AND status IN ('completed', 'cancelled')
+		AND check_run_id >= 0 AND report_claimed_at = 0 RETURNING check_run_id`, ms(time.Now()), id).Scan(&checkRunID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, wrap("claim report", err)
+	}
+	return checkRunID, true, nil
+}
+
+// ReleaseStaleCheckClaim gives up a claim made before the cutoff, whose
+// creator must be dead (every creator gives up well before), so that the
+// run's final state can be posted on a check run of its own. It reports
+// whether there was such a claim.
+func (s *Store) ReleaseStaleCheckClaim(ctx context.Context, id int64, cutoff time.Time) (bool, error) {
+	res, err := s.q(nil).ExecContext(ctx, `UPDATE runs SET check_run_id = 0 WHERE id = ? AND check_run_id = -1 AND check_claimed_at < ?`,
+		id, ms(cutoff))
+	if err != nil {
+		return false, wrap("release stale check claim", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 // Cancel ends a queued or running run as cancelled. It reports false when

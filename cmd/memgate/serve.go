@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/pipeline"
 	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/server"
 	"github.com/memgate/memgate/server/access"
@@ -41,6 +42,10 @@ type serveConfig struct {
 	clientID, clientSecret, webURL string
 	maxEventAge                    time.Duration
 	maxRescues                     int
+	// gate runs a gate; nil for the real pipeline. Never set from flags or
+	// the environment: tests give a fake where a gate's numbers do not
+	// matter.
+	gate func(ctx context.Context, opts pipeline.Options) pipeline.Result
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -309,6 +314,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
 		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained,
+		JobTimeout: c.jobTimeout, Gate: c.gate,
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter
@@ -322,9 +328,10 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 	var httpSrv *http.Server
+	var srv *server.Server
 	errc := make(chan error, 1)
 	if withHTTP {
-		srv, err := server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
+		srv, err = server.New(bg, server.Config{WebhookSecret: c.webhookSecret, APIToken: c.apiToken, GateDrafts: c.gateDrafts,
 			GitHubURL: c.gitHubWeb(), SecureCookies: strings.HasPrefix(c.publicURL, "https://"),
 			AllowForks: c.allowForks, ApproveLabel: c.approveLabel, SignIn: c.signIn(), NotReady: notReady,
 			MaxEventAge: c.maxEventAge, WorkDir: workDir}, st, q, rep, metrics, log)
@@ -345,6 +352,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		return err
 	}
 	go runner.NewReaper(st, q, c.lease, log).GiveUpAfter(c.maxRescues, rep).Run(bg)
+	go runner.NewSweeper(st, q, rep, c.lease, c.jobTimeout, memgateVersion(), log).Run(bg)
 	go runner.NewReconciler(st, rep, 30*time.Second, log).Run(bg)
 	select {
 	case <-ctx.Done():
@@ -356,6 +364,13 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		httpSrv.Shutdown(shutdown)
+		// Check runs being created for deliveries just taken: finish
+		// them, or their claims would hold off the workers' for a while.
+		drain, cancelDrain := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancelDrain()
+		if err := srv.Drain(drain); err != nil {
+			log.Warn("GitHub calls still running at shutdown", "err", err)
+		}
 	}
 	stopGates, cancelStop := context.WithTimeout(context.Background(), c.jobTimeout)
 	defer cancelStop()

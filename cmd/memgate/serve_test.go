@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memgate/memgate/internal/gittest"
 	"github.com/memgate/memgate/internal/testlock"
 )
 
@@ -62,7 +62,17 @@ type fakeGitHub struct {
 	// GitHub, unless a test shortens it); tokens are checked for expiry.
 	tokenTTL time.Duration
 	tokens   map[string]time.Time
+	// createDelay holds every check-run creation's answer back this long
+	// (GitHub has created it; the caller does not know yet).
+	createDelay time.Duration
+	// pulls answers GET /repos/{o}/{r}/pulls/{n}.
+	pulls map[int]map[string]any
+	// lostAnswers: this many check-run creations are carried out but
+	// answered 502, as when GitHub's answer is lost on the way.
+	lostAnswers int
 }
+
+var commitChecksPath = regexp.MustCompile(`^/repos/[^/]+/[^/]+/commits/([0-9a-f]+)/check-runs$`)
 
 var checkRunPath = regexp.MustCompile(`^/repos/([^/]+)/([^/]+)/check-runs(?:/(\d+))?$`)
 
@@ -73,7 +83,24 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 	return f
 }
 
+var pullPath = regexp.MustCompile(`^/repos/[^/]+/[^/]+/pulls/(\d+)$`)
+
 func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	delay := f.answer(rec, r)
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
+}
+
+// answer handles a call as GitHub would and says how long to hold the
+// answer back.
+func (f *fakeGitHub) answer(w http.ResponseWriter, r *http.Request) time.Duration {
 	body, _ := io.ReadAll(r.Body)
 	var m map[string]any
 	json.Unmarshal(body, &m)
@@ -86,51 +113,81 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(auth, "Bearer ") || strings.Count(auth, ".") != 2 {
 			f.badAuth = append(f.badAuth, r.URL.Path+" "+auth)
 			w.WriteHeader(http.StatusUnauthorized)
-			return
+			return 0
 		}
 		token := fmt.Sprintf("%s_%d", testToken, len(f.tokens)+1)
 		expires := time.Now().Add(f.tokenTTL)
 		f.tokens[token] = expires
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"token":%q,"expires_at":%q}`, token, expires.UTC().Format(time.RFC3339))
-		return
+		return 0
 	}
 	token, _ := strings.CutPrefix(auth, "token ")
 	if expires, ok := f.tokens[token]; !ok || time.Now().After(expires) {
 		f.badAuth = append(f.badAuth, r.Method+" "+r.URL.Path+" "+auth)
 		w.WriteHeader(http.StatusUnauthorized)
-		return
+		return 0
+	}
+	if pm := pullPath.FindStringSubmatch(r.URL.Path); pm != nil && r.Method == http.MethodGet {
+		n, _ := strconv.Atoi(pm[1])
+		pr, ok := f.pulls[n]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return 0
+		}
+		json.NewEncoder(w).Encode(pr)
+		return 0
+	}
+	if cm := commitChecksPath.FindStringSubmatch(r.URL.Path); cm != nil && r.Method == http.MethodGet {
+		var list []map[string]any
+		for _, c := range f.replay() {
+			if c.HeadSHA == cm[1] && c.Name == r.URL.Query().Get("check_name") {
+				status := "queued"
+				if n := len(c.Statuses); n > 0 {
+					status = c.Statuses[n-1]
+				}
+				list = append(list, map[string]any{"id": c.ID, "external_id": c.ExternalID, "status": status, "name": c.Name})
+			}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"total_count": len(list), "check_runs": list})
+		return 0
 	}
 	sm := checkRunPath.FindStringSubmatch(r.URL.Path)
 	if sm == nil {
 		w.WriteHeader(http.StatusNotFound)
-		return
+		return 0
 	}
 	if f.fail502 > 0 {
 		f.fail502--
 		w.WriteHeader(http.StatusBadGateway)
-		return
+		return 0
 	}
 	f.calls = append(f.calls, ghCall{Method: r.Method, Path: r.URL.Path, Body: m})
-	id := int64(0)
+	id, delay := int64(0), time.Duration(0)
 	switch {
 	case r.Method == http.MethodPost && sm[3] == "":
 		f.nextID++
-		id = f.nextID
+		id, delay = f.nextID, f.createDelay
+		if f.lostAnswers > 0 {
+			f.lostAnswers--
+			w.WriteHeader(http.StatusBadGateway)
+			return delay
+		}
 		w.WriteHeader(http.StatusCreated)
 	case r.Method == http.MethodPatch && sm[3] != "":
 		id, _ = strconv.ParseInt(sm[3], 10, 64)
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
-		return
+		return 0
 	}
 	fmt.Fprintf(w, `{"id":%d}`, id)
+	return delay
 }
 
 // checkRun replays the calls about one check run: its final state.
 type checkState struct {
 	ID                              int64
-	HeadSHA                         string
+	HeadSHA, Name, ExternalID       string
 	Statuses                        []string
 	Conclusion, Title, Summary, URL string
 }
@@ -138,13 +195,18 @@ type checkState struct {
 func (f *fakeGitHub) checkRuns() map[int64]*checkState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.replay()
+}
+
+// replay is checkRuns with f.mu held.
+func (f *fakeGitHub) replay() map[int64]*checkState {
 	out := map[int64]*checkState{}
 	created := int64(1000)
 	for _, c := range f.calls {
 		var st *checkState
 		if c.Method == http.MethodPost {
 			created++
-			st = &checkState{ID: created, HeadSHA: str(c.Body["head_sha"])}
+			st = &checkState{ID: created, HeadSHA: str(c.Body["head_sha"]), Name: str(c.Body["name"]), ExternalID: str(c.Body["external_id"])}
 			out[created] = st
 		} else {
 			id, _ := strconv.ParseInt(c.Path[strings.LastIndex(c.Path, "/")+1:], 10, 64)
@@ -183,15 +245,7 @@ type testRepoDir struct {
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
-		"GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return gittest.Git(t, dir, args...)
 }
 
 func readExample(t *testing.T, name string) string {
@@ -321,7 +375,9 @@ func appKey(t *testing.T) string {
 	return path
 }
 
-func startServe(t *testing.T, db, github, key string, workers int) *testServer {
+// startServe starts `memgate serve` with workers gates at a time; opts
+// change its settings before it starts.
+func startServe(t *testing.T, db, github, key string, workers int, opts ...func(*serveConfig)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -331,7 +387,10 @@ func startServe(t *testing.T, db, github, key string, workers int) *testServer {
 	ln.Close()
 	c := &serveConfig{addr: addr, databaseURL: "sqlite:" + db, webhookSecret: testSecret, apiURL: github + "/",
 		appID: 7, appKeyFile: key, publicURL: "https://memgate.example", apiToken: "api-secret",
-		workDir: t.TempDir(), workers: workers, allowLocalRepos: true, jobTimeout: 5 * time.Minute, rescueAfter: 6 * time.Minute, lease: time.Minute}
+		workDir: t.TempDir(), workers: workers, allowLocalRepos: true, jobTimeout: 15 * time.Minute, rescueAfter: 16 * time.Minute, lease: time.Minute}
+	for _, o := range opts {
+		o(c)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -382,6 +441,8 @@ type apiRun struct {
 	HeadSHA    string `json:"head_sha"`
 	CheckRunID int64  `json:"check_run_id"`
 	Trigger    string `json:"trigger"`
+	BaseSHA    string `json:"base_sha"`
+	BaseRef    string `json:"base_ref"`
 }
 
 func getRun(t *testing.T, base string, id int64) apiRun {

@@ -195,13 +195,24 @@ func LoadFile(path string) (Config, error) {
 }
 
 // Parse reads config YAML over the defaults. Errors name the key and line.
-func Parse(data []byte) (Config, error) {
+func Parse(data []byte) (Config, error) { return parse(data, 0) }
+
+// ParseWithin is Parse for a gate that must end within budget (see FitIn);
+// a config that cannot is an error naming the key to shorten.
+func ParseWithin(data []byte, budget time.Duration) (Config, error) { return parse(data, budget) }
+
+func parse(data []byte, budget time.Duration) (Config, error) {
 	cfg := Default()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Config{}, cleanYAMLError(err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
+		if budget > 0 {
+			if err := cfg.FitIn(budget); err != nil {
+				return Config{}, err
+			}
+		}
 		return cfg, nil
 	}
 	// Targets given in the file replace the default, not extend it.
@@ -213,7 +224,11 @@ func Parse(data []byte) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, explainTypeError(&root, err)
 	}
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err == nil && budget > 0 {
+		err = cfg.FitIn(budget)
+	}
+	if err != nil {
 		var ke *KeyError
 		if errors.As(err, &ke) {
 			if n := keyNode(&root, ke.Path...); n != nil {

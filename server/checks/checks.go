@@ -33,6 +33,9 @@ type PullRequest struct {
 	BaseRef  string
 	CloneURL string
 	Private  bool
+	// HeadRepo is the full name of the repository the head comes from: a
+	// fork's when it is not the base repository.
+	HeadRepo string
 }
 
 // Options are shared by the reporters.
@@ -170,7 +173,35 @@ func (a *App) update(ctx context.Context, run gate.Run, opts github.UpdateCheckR
 	if _, _, err := in.client.Checks.UpdateCheckRun(ctx, owner, repo, run.CheckRunID, opts); err != nil {
 		return fmt.Errorf("checks: update check run %d: %w", run.CheckRunID, err)
 	}
+	if opts.GetStatus() == "completed" {
+		a.completeStrays(ctx, in, owner, repo, run, opts)
+	}
 	return nil
+}
+
+// completeStrays gives a run's final state to its other check runs still
+// open: ones GitHub made for a creation whose answer never came back (a
+// POST retried after a 5xx that GitHub had carried out, or a memgate that
+// stopped before it stored the id). They carry the run's id as external_id.
+// Best effort: the run's own check run is already complete.
+func (a *App) completeStrays(ctx context.Context, in *installation, owner, repo string, run gate.Run, opts github.UpdateCheckRunOptions) {
+	res, _, err := in.client.Checks.ListCheckRunsForRef(ctx, owner, repo, run.HeadSHA, &github.ListCheckRunsOptions{
+		CheckName: github.String(Name), Filter: github.String("all"), ListOptions: github.ListOptions{PerPage: 100}})
+	if err != nil {
+		a.opts.Logger.Warn("could not look for stray check runs", "run", run.ID, "err", err)
+		return
+	}
+	ext := strconv.FormatInt(run.ID, 10)
+	for _, cr := range res.CheckRuns {
+		if cr.GetExternalID() != ext || cr.GetID() == run.CheckRunID || cr.GetStatus() == "completed" {
+			continue
+		}
+		if _, _, err := in.client.Checks.UpdateCheckRun(ctx, owner, repo, cr.GetID(), opts); err != nil {
+			a.opts.Logger.Warn("could not complete a stray check run", "run", run.ID, "check_run", cr.GetID(), "err", err)
+			continue
+		}
+		a.opts.Logger.Info("completed a stray check run of the run", "run", run.ID, "check_run", cr.GetID())
+	}
 }
 
 // Queued creates the check run as queued, so the PR shows it at once.
@@ -233,6 +264,12 @@ func (a *App) Cancelled(ctx context.Context, run gate.Run, reason string) error 
 // NeedsApproval shows a check run that blocks the pull request until a
 // maintainer approves it (action_required: a required check does not pass).
 func (a *App) NeedsApproval(ctx context.Context, run gate.Run, text string) error {
+	return a.ActionRequired(ctx, run, "Waiting for a maintainer to approve gating this fork's commit", text)
+}
+
+// ActionRequired shows a completed check run that blocks the pull request
+// until someone does what text says.
+func (a *App) ActionRequired(ctx context.Context, run gate.Run, title, text string) error {
 	in, err := a.installation(run.InstallationID)
 	if err != nil {
 		return err
@@ -245,14 +282,18 @@ func (a *App) NeedsApproval(ctx context.Context, run gate.Run, text string) erro
 	opts := github.CreateCheckRunOptions{
 		Name: Name, HeadSHA: run.HeadSHA, Status: github.String("completed"), Conclusion: github.String(check),
 		CompletedAt: &github.Timestamp{Time: time.Now()},
-		Output: &github.CheckRunOutput{Title: github.String("Waiting for a maintainer to approve gating this fork's commit"),
+		Output: &github.CheckRunOutput{Title: github.String(truncate(title, maxTitleBytes)),
 			Summary: github.String(truncate(text, maxOutputBytes))},
 	}
-	// GitHub wants a page for action_required; the pull request itself is
-	// where the approval happens.
-	opts.DetailsURL = github.String(WebURL(a.opts.APIURL) + "/" + run.Repository + "/pull/" + strconv.Itoa(run.PR))
+	// GitHub wants a page for action_required: the pull request, where the
+	// approval happens, or the commit.
+	page := WebURL(a.opts.APIURL) + "/" + run.Repository + "/commit/" + run.HeadSHA
+	if run.PR != 0 {
+		page = WebURL(a.opts.APIURL) + "/" + run.Repository + "/pull/" + strconv.Itoa(run.PR)
+	}
+	opts.DetailsURL = github.String(page)
 	if _, _, err := in.client.Checks.CreateCheckRun(ctx, owner, repo, opts); err != nil {
-		return fmt.Errorf("checks: approval check on %s@%s: %w", run.Repository, run.HeadSHA, err)
+		return fmt.Errorf("checks: action_required check on %s@%s: %w", run.Repository, run.HeadSHA, err)
 	}
 	return nil
 }
@@ -287,7 +328,8 @@ func getPR(ctx context.Context, c *github.Client, repo string, number int) (Pull
 	}
 	return PullRequest{Number: number, HeadSHA: pr.GetHead().GetSHA(), BaseSHA: pr.GetBase().GetSHA(),
 		HeadRef: pr.GetHead().GetRef(), BaseRef: pr.GetBase().GetRef(),
-		CloneURL: pr.GetHead().GetRepo().GetCloneURL(), Private: pr.GetBase().GetRepo().GetPrivate()}, nil
+		CloneURL: pr.GetHead().GetRepo().GetCloneURL(), Private: pr.GetBase().GetRepo().GetPrivate(),
+		HeadRepo: pr.GetHead().GetRepo().GetFullName()}, nil
 }
 
 // Statuses reports with commit statuses, with a personal or fine-grained
@@ -375,6 +417,11 @@ func (s *Statuses) NeedsApproval(ctx context.Context, run gate.Run, text string)
 	return s.post(ctx, run, state, first+": a maintainer must approve it")
 }
 
+// ActionRequired posts a pending status saying what is needed.
+func (s *Statuses) ActionRequired(ctx context.Context, run gate.Run, title, _ string) error {
+	return s.post(ctx, run, "pending", title)
+}
+
 // Token is the configured token, for cloning private repositories.
 func (s *Statuses) Token(context.Context, int64) (string, error) { return s.token, nil }
 
@@ -406,6 +453,9 @@ func (Silent) Cancelled(context.Context, gate.Run, string) error { return nil }
 
 // NeedsApproval does nothing.
 func (Silent) NeedsApproval(context.Context, gate.Run, string) error { return nil }
+
+// ActionRequired does nothing.
+func (Silent) ActionRequired(context.Context, gate.Run, string, string) error { return nil }
 
 // Token has none.
 func (Silent) Token(context.Context, int64) (string, error) { return "", nil }

@@ -19,6 +19,7 @@ type ReaperStore interface {
 	Rescue(ctx context.Context, tx *sql.Tx, runID, oldJobID, newJobID int64, cutoff time.Time) (bool, error)
 	GiveUp(ctx context.Context, runID, jobID int64, cutoff time.Time, rep *gate.Report) (bool, error)
 	MarkReported(ctx context.Context, id int64) error
+	ClaimReport(ctx context.Context, id int64) (checkRunID int64, ok bool, err error)
 	Tx(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
 
@@ -27,9 +28,10 @@ type ReaperStore interface {
 // (e.g. by exhausting its memory) would otherwise crash-loop them all.
 const DefaultMaxRescues = 3
 
-// Enqueuer inserts gate jobs.
+// Enqueuer inserts gate jobs and tells what became of them.
 type Enqueuer interface {
 	EnqueueTx(ctx context.Context, tx *sql.Tx, args queue.GateArgs) (jobID int64, duplicate bool, err error)
+	JobLookup
 }
 
 // Reaper hands the runs of dead workers to new jobs. A running gate's
@@ -89,8 +91,27 @@ func (r *Reaper) Reap(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(stale) == 0 {
+		return 0, nil
+	}
+	ids := make([]int64, len(stale))
+	for i, run := range stale {
+		ids[i] = run.JobID
+	}
+	jobs, err := r.queue.Jobs(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, run := range stale {
+		// Only a job that counts as running (its worker died holding it)
+		// or that vanished needs a new one. A job waiting to be retried
+		// runs the gate again itself: rescuing it too would hand the run
+		// to a new job at every retry, for ever. A job that ended is the
+		// sweeper's.
+		if st := jobs[run.JobID].State; st != queue.JobRunning && st != queue.JobGone {
+			continue
+		}
 		rescues, err := r.store.Rescues(ctx, run.ID)
 		if err != nil {
 			return n, err
@@ -148,6 +169,13 @@ func (r *Reaper) giveUp(ctx context.Context, run gate.Run, rescues int, cutoff t
 	if r.reporter == nil {
 		return nil
 	}
+	// One report per run: post it unless someone (the check run's
+	// creator) claimed it first.
+	checkID, mine, err := r.store.ClaimReport(ctx, run.ID)
+	if err != nil || !mine {
+		return err
+	}
+	run.CheckRunID = checkID
 	run.Status, run.Verdict, run.Reason, run.FinishedAt = gate.RunCompleted, rep.Verdict, rep.Reason, now
 	if err := r.reporter.Completed(ctx, run, rep); err != nil {
 		r.log.Warn("could not post the given-up run; the reconciler will", "run", run.ID, "err", err)

@@ -94,7 +94,8 @@ func TestReaperGivesUpOnARunWhoseWorkersKeepDying(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.SetCheckRun(ctx, id, 4242)
+		claim, _, _ := st.ClaimCheckRun(ctx, id)
+		st.SetCheckRun(ctx, id, claim, 4242)
 		st.MarkRunning(ctx, id, time.Now().Add(-2*time.Minute))
 		// Each worker dies: the run's heartbeat is two minutes old.
 		stale := `UPDATE runs SET heartbeat_at = ? WHERE id = ?`
@@ -137,7 +138,7 @@ func TestReaperGivesUpOnARunWhoseWorkersKeepDying(t *testing.T) {
 			t.Errorf("%d jobs waiting after giving up, %d before: a new rescue was queued", now, waiting)
 		}
 		// Reported, so the reconciler has nothing to post; nothing more to reap.
-		if runs, _ := st.Unreported(ctx, time.Now().Add(time.Hour), 10, 10); len(runs) != 0 {
+		if runs, _ := st.Unreported(ctx, time.Now().Add(time.Hour), time.Now(), 10, 10); len(runs) != 0 {
 			t.Errorf("still unreported: %v", runs)
 		}
 		if n, err := reaper.Reap(ctx); err != nil || n != 0 {

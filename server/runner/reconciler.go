@@ -10,10 +10,19 @@ import (
 
 // ReconcilerStore is what the reconciler needs of storage.
 type ReconcilerStore interface {
-	Unreported(ctx context.Context, cutoff time.Time, maxAttempts, limit int) ([]gate.Run, error)
+	Unreported(ctx context.Context, cutoff, claimCutoff time.Time, maxAttempts, limit int) ([]gate.Run, error)
 	RunWithReport(ctx context.Context, id int64) (gate.Run, error)
 	MarkReported(ctx context.Context, id int64) error
+	ReleaseStaleCheckClaim(ctx context.Context, id int64, cutoff time.Time) (bool, error)
 }
+
+// ClaimLifetime is how long a claim to create a check run is honoured. Its
+// creator has given up long before: the call that creates the check run is
+// bounded by the GitHub client's 60 s timeout, retries included, and a
+// creator that fails gives its claim back. Only a creator that died holds
+// one longer; then the reconciler posts the run's final state on a check
+// run of its own.
+const ClaimLifetime = 3 * time.Minute
 
 // FinalReporter posts a run's final state.
 type FinalReporter interface {
@@ -58,12 +67,24 @@ func (r *Reconciler) Run(ctx context.Context) {
 // Reconcile re-posts what it can and returns how many runs it reported.
 func (r *Reconciler) Reconcile(ctx context.Context) (int, error) {
 	// Give the worker or server that ended the run a moment to report.
-	runs, err := r.store.Unreported(ctx, time.Now().Add(-r.every), 10, 50)
+	claimCutoff := time.Now().Add(-ClaimLifetime)
+	runs, err := r.store.Unreported(ctx, time.Now().Add(-r.every), claimCutoff, 10, 50)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, run := range runs {
+		if run.CheckRunID < 0 {
+			// Its creator died holding the claim: post on a new check run.
+			released, err := r.store.ReleaseStaleCheckClaim(ctx, run.ID, claimCutoff)
+			if err != nil {
+				return n, err
+			}
+			if !released {
+				continue // its creator stored it just now, and posts it
+			}
+			run.CheckRunID = 0
+		}
 		var err error
 		if run.Status == gate.RunCancelled {
 			err = r.reporter.Cancelled(ctx, run, run.Reason)

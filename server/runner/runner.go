@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/memgate/memgate/gate"
@@ -24,8 +25,10 @@ import (
 type Store interface {
 	Run(ctx context.Context, id int64) (gate.Run, error)
 	MarkRunning(ctx context.Context, id int64, at time.Time) (bool, error)
-	ClaimCheckRun(ctx context.Context, id int64) (bool, error)
-	SetCheckRun(ctx context.Context, id, checkRunID int64) error
+	ClaimCheckRun(ctx context.Context, id int64) (claim int64, ok bool, err error)
+	SetCheckRun(ctx context.Context, id, claim, checkRunID int64) (bool, error)
+	ReleaseCheckRun(ctx context.Context, id, claim int64) error
+	ClaimReport(ctx context.Context, id int64) (checkRunID int64, ok bool, err error)
 	Complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte) (bool, error)
 	SetProgress(ctx context.Context, id int64, text string) error
 	Heartbeat(ctx context.Context, runID, jobID int64) (bool, error)
@@ -63,6 +66,12 @@ type Options struct {
 	// AllowUncontained: the operator's explicit acceptance of the risk.
 	Containment      service.Containment
 	AllowUncontained bool
+	// JobTimeout is the time the queue gives a gate; a config whose gate
+	// cannot end within it is refused (config.FitIn). 0 checks nothing.
+	JobTimeout time.Duration
+	// Gate runs a gate; nil runs the real pipeline. Tests whose behaviour
+	// does not depend on a gate's numbers give a fake.
+	Gate func(ctx context.Context, opts pipeline.Options) pipeline.Result
 }
 
 // Runner executes runs.
@@ -83,6 +92,9 @@ func New(store Store, reporter Reporter, opts Options) *Runner {
 	}
 	if opts.HeartbeatEvery == 0 {
 		opts.HeartbeatEvery = 10 * time.Second
+	}
+	if opts.Gate == nil {
+		opts.Gate = pipeline.Run
 	}
 	return &Runner{store: store, reporter: reporter, opts: opts, log: opts.Logger}
 }
@@ -117,22 +129,49 @@ func (r *Runner) Execute(ctx context.Context, runID, jobID int64, final bool) er
 	log.Info("gate started")
 
 	res, err := r.gate(ctx, run, log)
-	if err != nil {
-		if ctx.Err() != nil {
-			// Cancelled (a newer push, or the PR closed), handed to
-			// another worker, or shutting down: whoever cancelled
-			// completes the check, or the queue hands the job back.
-			return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
+	if err == nil && res.Report == nil {
+		err = errors.New("the gate returned no report")
+	}
+	if (err != nil || res.Report.Verdict == gate.Error) && ctx.Err() != nil {
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			return r.timedOut(ctx, run, jobID, res, log)
 		}
+		// Cancelled (a newer push, or the PR closed), handed to another
+		// worker, or shutting down: whoever cancelled completes the check,
+		// or the queue hands the job back.
+		return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
+	}
+	if err != nil {
 		if !final {
 			log.Warn("gate could not start; the queue will try again", "err", err)
 			return err
 		}
 		res = errorResult(r.opts.Version, err)
 	}
-	if res.Report.Verdict == gate.Error && ctx.Err() != nil {
-		return fmt.Errorf("runner: run %d stopped: %w", runID, context.Cause(ctx))
+	return r.finish(ctx, run, jobID, res, log)
+}
+
+// timedOut ends a gate stopped by the job timeout as an error. Returning
+// the error to the queue instead would have it try again, hit the same
+// timeout and give up, with the run left running and rescued for ever.
+func (r *Runner) timedOut(ctx context.Context, run gate.Run, jobID int64, res pipeline.Result, log *slog.Logger) error {
+	reason := "the gate did not finish within the job timeout and was stopped"
+	if r.opts.JobTimeout > 0 {
+		reason = fmt.Sprintf("the gate did not finish within the job timeout of %s (MEMGATE_JOB_TIMEOUT) and was stopped", r.opts.JobTimeout)
 	}
+	if res.Report == nil {
+		res = errorResult(r.opts.Version, errors.New(reason))
+	} else {
+		if res.Report.Reason != "" {
+			reason += " (" + res.Report.Reason + ")"
+		}
+		res.Report.Verdict, res.Report.Reason = gate.Error, reason
+	}
+	log.Warn("gate stopped by the job timeout", "timeout", r.opts.JobTimeout)
+	// The job's context is over; storing and reporting get a minute of
+	// their own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	return r.finish(ctx, run, jobID, res, log)
 }
 
@@ -159,42 +198,62 @@ func (r *Runner) heartbeat(ctx context.Context, stop context.CancelCauseFunc, ru
 	}
 }
 
-// started shows the run in progress on GitHub. The check run is created by
-// whoever claims it first: the server when it enqueued the run, or here.
+// started shows the run in progress on GitHub and returns its check run:
+// the one the server created when it queued the run, one made here when
+// there is none, or -1 while the server is still creating it. The gate
+// does not wait for a slow GitHub, nor makes a second check run: when the
+// server stores its id it finds the run ended, if it has, and posts the
+// verdict itself.
 func (r *Runner) started(ctx context.Context, run gate.Run, log *slog.Logger) int64 {
-	claimed := false
-	if run.CheckRunID == 0 {
-		var err error
-		if claimed, err = r.store.ClaimCheckRun(ctx, run.ID); err != nil {
-			log.Warn("could not claim the check run", "err", err)
-		} else if !claimed {
-			run.CheckRunID = -1
-		}
-	}
-	// Being created by the server: wait for its id, briefly.
-	for i := 0; run.CheckRunID == -1 && i < 100; i++ {
-		time.Sleep(100 * time.Millisecond)
-		if cur, err := r.store.Run(ctx, run.ID); err == nil {
-			run.CheckRunID = cur.CheckRunID
-		}
-	}
-	if run.CheckRunID < 0 {
-		run.CheckRunID = 0 // its creator died: make a new one
-	}
-	id, err := r.reporter.Started(ctx, run)
-	if err != nil {
-		log.Warn("could not report the start to GitHub", "err", err)
-		if claimed {
-			r.store.SetCheckRun(ctx, run.ID, 0)
+	if run.CheckRunID != 0 {
+		if run.CheckRunID > 0 {
+			if _, err := r.reporter.Started(ctx, run); err != nil {
+				log.Warn("could not report the start to GitHub", "err", err)
+			}
 		}
 		return run.CheckRunID
 	}
-	if claimed || id != run.CheckRunID {
-		if err := r.store.SetCheckRun(ctx, run.ID, id); err != nil {
-			log.Warn("could not store the check run id", "err", err)
+	return r.createCheck(ctx, run, log)
+}
+
+// createCheck creates the run's check run, in progress, if nobody else is
+// creating one. It returns the check run's id, -1 when another creator
+// holds the claim, or 0 when it could not be created (the claim is given
+// back for the next one to try).
+func (r *Runner) createCheck(ctx context.Context, run gate.Run, log *slog.Logger) int64 {
+	claim, ok, err := r.store.ClaimCheckRun(ctx, run.ID)
+	if err != nil {
+		log.Warn("could not claim the check run", "err", err)
+		return 0
+	}
+	if !ok {
+		return -1
+	}
+	run.CheckRunID = 0
+	id, err := r.reporter.Started(ctx, run)
+	if err != nil {
+		log.Warn("could not create the check run", "err", err)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := r.store.ReleaseCheckRun(rctx, run.ID, claim); err != nil {
+			log.Warn("could not release the check run claim", "err", err)
 		}
+		return 0
+	}
+	if stored, err := r.store.SetCheckRun(ctx, run.ID, claim, id); err != nil || !stored {
+		// Only a claim older than any creator's life is released: not ours.
+		log.Warn("could not store the check run id", "check_run", id, "err", err)
 	}
 	return id
+}
+
+// checkRun is the run's current check run id, as stored.
+func (r *Runner) checkRun(ctx context.Context, runID int64) int64 {
+	cur, err := r.store.Run(ctx, runID)
+	if err != nil {
+		return 0
+	}
+	return cur.CheckRunID
 }
 
 func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipeline.Result, log *slog.Logger) error {
@@ -211,6 +270,22 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 	if r.opts.OnFinish != nil {
 		r.opts.OnFinish(rep)
 	}
+	if r.checkRun(ctx, run.ID) == 0 {
+		r.createCheck(ctx, run, log) // none yet: make it, unless someone is
+	}
+	// Exactly one of those who see the run end posts its verdict: here,
+	// unless its check run is still being created (its creator, having
+	// stored the id, claims the report then) or someone claimed it first.
+	checkID, mine, err := r.store.ClaimReport(ctx, run.ID)
+	if err != nil || !mine {
+		if err != nil {
+			log.Warn("could not claim the report; the reconciler posts it", "err", err)
+		}
+		return nil
+	}
+	// With no id (its creation failed) the reporter makes a check run or,
+	// posting commit statuses, needs none.
+	run.CheckRunID = checkID
 	if err := r.reporter.Completed(ctx, run, rep); err != nil {
 		// The retrying transport already tried hard; the reconciler
 		// posts it later.
@@ -258,7 +333,17 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	log.Info("gate config", "from", source)
 
 	// Progress goes to the run's page every 2 s and to GitHub less often.
+	var checkID atomic.Int64 // -1 until the server, slow to create it, stores it
+	checkID.Store(run.CheckRunID)
 	toGitHub := &throttled{every: r.opts.ProgressEvery, send: func(text string) {
+		run := run
+		if run.CheckRunID = checkID.Load(); run.CheckRunID < 0 {
+			run.CheckRunID = r.checkRun(ctx, run.ID)
+			checkID.Store(run.CheckRunID)
+		}
+		if run.CheckRunID < 0 {
+			return // still being created
+		}
 		if err := r.reporter.Progress(ctx, run, text); err != nil {
 			log.Warn("progress not reported", "err", err)
 		}
@@ -277,7 +362,7 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	if run.BaseSHA != "" {
 		opts.Files = baseFiles{ws: ws, sha: run.BaseSHA}
 	}
-	return pipeline.Run(ctx, opts), nil
+	return r.opts.Gate(ctx, opts), nil
 }
 
 // baseFiles are the base commit's files, read from git's objects like the
@@ -293,19 +378,33 @@ func (b baseFiles) ReadFile(ctx context.Context, name string, limit int64) ([]by
 }
 
 // config reads .memgate.yml from the base commit, so a pull request cannot
-// loosen its own gate; without a base, or without the file there, defaults.
+// loosen its own gate; without the file there, defaults. A pull request
+// without a known base is refused rather than gated with defaults: they may
+// be looser than its base's config. Either must fit the job timeout.
 func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.Run) (config.Config, string, error) {
+	defaults := func(why string) (config.Config, string, error) {
+		if r.opts.JobTimeout > 0 {
+			if err := r.opts.Defaults.FitIn(r.opts.JobTimeout); err != nil {
+				return config.Config{}, "", fmt.Errorf("the default config (%s): %w", why, err)
+			}
+		}
+		return r.opts.Defaults, "defaults (" + why + ")", nil
+	}
 	if run.BaseSHA == "" {
-		return r.opts.Defaults, "defaults (no base commit)", nil
+		if run.PR != 0 {
+			return config.Config{}, "", fmt.Errorf("the base commit of pull request #%d is not known, so its %s cannot be read; "+
+				"memgate does not gate a pull request with default settings", run.PR, config.FileName)
+		}
+		return defaults("no base commit")
 	}
 	data, err := ws.ReadFile(ctx, run.BaseSHA, config.FileName, config.MaxSize)
 	if errors.Is(err, os.ErrNotExist) {
-		return r.opts.Defaults, "defaults (no " + config.FileName + " in the base commit)", nil
+		return defaults("no " + config.FileName + " in the base commit")
 	}
 	if err != nil {
 		return config.Config{}, "", err
 	}
-	cfg, err := config.Parse(data)
+	cfg, err := config.ParseWithin(data, r.opts.JobTimeout)
 	if err != nil {
 		return config.Config{}, "", fmt.Errorf("%s in the base commit %s: %w", config.FileName, gate.ShortSHA(run.BaseSHA), err)
 	}

@@ -160,8 +160,8 @@ func (b *testBundle) seed(t *testing.T) {
 	add("queued", gate.Run{Repository: "a-very-long-organisation-name-for-testing/an-extremely-long-repository-name-that-should-wrap-nicely",
 		PR: 123456, HeadSHA: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Trigger: "check_run.rerequested", CreatedAt: fixedNow.Add(-30 * time.Second)},
 		nil, time.Time{}, time.Time{})
-	b.store.SetPullRequest(ctx, nil, "acme/orders-service", 12, "open", "")
-	b.store.SetPullRequest(ctx, nil, "acme/orders-service", 14, "open", "")
+	b.store.SetPullRequest(ctx, nil, storage.PullRequest{Repository: "acme/orders-service", Number: 12, State: "open"})
+	b.store.SetPullRequest(ctx, nil, storage.PullRequest{Repository: "acme/orders-service", Number: 14, State: "open"})
 }
 
 func msOrZero(t time.Time) int64 {

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Margin is what a gate takes beyond its configured phases: the checkout,
+// the idle and final readings, the profile downloads, the evaluation and
+// the report. The examples' gates spend seconds on all of it; two minutes
+// leave room for a slow clone and a loaded machine.
+const Margin = 2 * time.Minute
+
+// phase is one configured part of a gate at its longest.
+type phase struct {
+	key string // dotted config key
+	d   time.Duration
+}
+
+// phases are a gate's configured parts, in the order they run.
+func (c Config) phases() []phase {
+	return []phase{
+		{"build.timeout", c.Build.Timeout},
+		{"readiness.timeout", c.Readiness.Timeout},
+		{"load.warmup", c.Load.Warmup},
+		{"load.duration", c.Load.Duration},
+		{"load.cooldown", c.Load.Cooldown},
+		{"run.stop_timeout", c.Run.StopTimeout},
+	}
+}
+
+// WorstCase is the longest a gate of this config can take: every phase at
+// its timeout, plus Margin.
+func (c Config) WorstCase() time.Duration {
+	total := Margin
+	for _, p := range c.phases() {
+		total += p.d
+	}
+	return total
+}
+
+// FitIn checks that a gate of this config ends within budget, the time its
+// runner gives it (the server's job timeout): a gate that cannot would be
+// stopped half-way every time. The error names the longest phase's key, the
+// one to shorten.
+func (c Config) FitIn(budget time.Duration) error {
+	worst := c.WorstCase()
+	if worst <= budget {
+		return nil
+	}
+	phases := c.phases()
+	longest := phases[0]
+	terms := make([]string, 0, len(phases)+1)
+	for _, p := range phases {
+		if p.d > longest.d {
+			longest = p
+		}
+		terms = append(terms, fmt.Sprintf("%s %s", p.key, p.d))
+	}
+	terms = append(terms, fmt.Sprintf("%s for checkout and reports", Margin))
+	return &KeyError{Path: strings.Split(longest.key, "."), Msg: fmt.Sprintf(
+		"the gate could take %s (%s), more than the %s this server gives a gate (its job timeout): shorten %s",
+		worst, strings.Join(terms, " + "), budget, longest.key)}
+}

@@ -1,0 +1,43 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// load.duration accepts up to 2 h, the server's job timeout is 30 min by
+// default: a gate that cannot end in its job's time is a config error naming
+// the key, not a gate stopped half-way on every attempt.
+func TestConfigThatCannotFitTheJobTimeoutNamesTheKey(t *testing.T) {
+	long := []byte("load:\n  warmup: 10s\n  duration: 2h\n")
+	if _, err := Parse(long); err != nil {
+		t.Fatalf("without a budget a 2h window is valid: %v", err)
+	}
+	_, err := ParseWithin(long, 30*time.Minute)
+	var ke *KeyError
+	if !errors.As(err, &ke) || strings.Join(ke.Path, ".") != "load.duration" || ke.Line != 3 {
+		t.Fatalf("err %v (%#v), want a KeyError for load.duration on line 3", err, ke)
+	}
+	for _, want := range []string{"2h7m55s", "more than the 30m0s", "shorten load.duration"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	// The defaults' worst case: 5m build + 30s readiness + 10s + 40s + 10s
+	// + 5s + the 2m margin.
+	if got := Default().WorstCase(); got != 8*time.Minute+35*time.Second {
+		t.Errorf("default worst case %s", got)
+	}
+	if _, err := ParseWithin(nil, 8*time.Minute+35*time.Second); err != nil {
+		t.Errorf("defaults in exactly their worst case: %v", err)
+	}
+	// A tight job timeout: the build timeout is the longest phase.
+	if _, err := ParseWithin(nil, 5*time.Minute); err == nil || !strings.Contains(err.Error(), "build.timeout: the gate could take") {
+		t.Errorf("defaults in 5m: %v", err)
+	}
+	if _, err := ParseWithin([]byte("build:\n  timeout: 1m\nload:\n  duration: 30s\n"), 5*time.Minute); err != nil {
+		t.Errorf("a short gate in 5m: %v", err)
+	}
+}
