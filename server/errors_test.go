@@ -212,7 +212,17 @@ func TestDatabaseUnavailableIs503(t *testing.T) {
 // replayed neither re-gates the old head nor cancels the new one.
 func TestReplayedBodyUnderANewDeliveryIDGatesNothing(t *testing.T) {
 	b := setup(t)
-	rerun := fixture(t, "check_run.rerequested", func(m map[string]any) { field(m, "check_run")["name"] = "memgate" })
+	rerun := fixture(t, "check_run.rerequested", func(m map[string]any) {
+		cr := field(m, "check_run")
+		cr["name"] = "memgate"
+		// The re-run names its (same-repository) pull request: a re-run of
+		// a commit of no known pull request is refused.
+		repo := m["repository"].(map[string]any)
+		ref := map[string]any{"id": repo["id"], "name": repo["name"], "url": repo["url"]}
+		cr["pull_requests"] = []any{map[string]any{"number": 7,
+			"head": map[string]any{"sha": cr["head_sha"], "ref": "feature", "repo": ref},
+			"base": map[string]any{"sha": fmt.Sprintf("%040x", 9), "ref": "main", "repo": ref}}}
+	})
 	if a := send(t, b.srv.URL, "check_run", "rerun-1", rerun, true); a.status != http.StatusAccepted || a.Outcome != outcomeQueued {
 		t.Fatalf("re-run: %+v", a)
 	}

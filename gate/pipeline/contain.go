@@ -25,6 +25,10 @@ func (r *run) prepare(dir, work string) (*gateContainment, error) {
 	cont := r.opts.Containment
 	g := &gateContainment{cont: cont, dir: dir, work: work}
 	if !cont.Sandboxed {
+		if r.opts.RequireContainment {
+			return nil, fmt.Errorf("%w: this worker has no sandbox (%s), and memgate does not run a pull request's code without one; the operator must fix the worker (see docs/deploy.md)",
+				service.ErrContainment, cont.Why)
+		}
 		return g, nil
 	}
 	if cont.Caches == nil {

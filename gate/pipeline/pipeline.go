@@ -46,6 +46,10 @@ type Options struct {
 	// Containment says how the repository's code runs: sandboxed, or
 	// (only where the caller knowingly chose it) uncontained.
 	Containment service.Containment
+	// RequireContainment refuses to run the repository's code without a
+	// sandbox (memgate serve: strangers' code); memgate check runs a
+	// developer's own code uncontained, saying so.
+	RequireContainment bool
 	// Tenant owns the repository (memgate serve: its owner); modules its
 	// gates download are in reach of its gates only. "" for memgate check.
 	Tenant string

@@ -102,8 +102,18 @@ func TestReaperGivesUpOnARunWhoseWorkersKeepDying(t *testing.T) {
 		if st.Engine() == storage.Postgres {
 			stale = `UPDATE runs SET heartbeat_at = $1 WHERE id = $2`
 		}
+		// A worker took the run's current job and died holding it: the
+		// job counts as running in the queue (the reaper rescues only such
+		// jobs, or vanished ones).
+		running := `UPDATE river_job SET state = 'running' WHERE id = (SELECT job_id FROM runs WHERE id = ?)`
+		if st.Engine() == storage.Postgres {
+			running = `UPDATE river_job SET state = 'running' WHERE id = (SELECT job_id FROM runs WHERE id = $1)`
+		}
 		die := func() {
 			if _, err := st.DB().ExecContext(ctx, stale, time.Now().Add(-2*time.Minute).UnixMilli(), id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.DB().ExecContext(ctx, running, id); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -118,8 +128,8 @@ func TestReaperGivesUpOnARunWhoseWorkersKeepDying(t *testing.T) {
 				t.Fatalf("after rescue %d: %s", i, run.Status)
 			}
 		}
-		waiting, _, _ := q.Depth(ctx, st.DB())
 		die()
+		waiting, _, _ := q.Depth(ctx, st.DB())
 		if n, err := reaper.Reap(ctx); err != nil || n != 0 {
 			t.Fatalf("the fourth death: reaped %d, %v", n, err)
 		}

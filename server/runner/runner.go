@@ -301,10 +301,6 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 // gate checks out and runs the gate. An error means the gate could not even
 // start (checkout, token); a gate that runs and errors is a report.
 func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipeline.Result, error) {
-	if !r.opts.Containment.Sandboxed && !r.opts.AllowUncontained {
-		return errorResult(r.opts.Version, fmt.Errorf("%w: this worker has no sandbox (%s), and memgate does not run a pull request's code without one; the operator must fix the worker (see docs/deploy.md)",
-			service.ErrContainment, r.opts.Containment.Why)), nil
-	}
 	token := ""
 	if run.Private {
 		var err error
@@ -357,7 +353,8 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	opts := pipeline.Options{
 		Dir: ws.Dir, Config: cfg, WorkDir: r.opts.WorkDir, ToolEnv: r.opts.ToolEnv, ServiceEnv: r.opts.ServiceEnv,
 		Version: r.opts.Version, Logger: log, Progress: progress, Containment: r.opts.Containment, OwnsDir: true,
-		Tenant: owner(run.Repository),
+		RequireContainment: !r.opts.AllowUncontained,
+		Tenant:             owner(run.Repository),
 	}
 	if run.BaseSHA != "" {
 		opts.Files = baseFiles{ws: ws, sha: run.BaseSHA}

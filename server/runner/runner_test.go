@@ -9,6 +9,7 @@ import (
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/internal/testgit"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -91,37 +92,39 @@ func TestJobOfARunCancelledWhileQueuedDoesNothing(t *testing.T) {
 }
 
 // A worker without a sandbox does not run a pull request's code: the run
-// completes as an error saying why, and its check completes with it; the
-// clone URL is never even fetched. With the operator's explicit
-// acceptance (AllowUncontained) the same run is attempted.
+// completes as an error saying why, and its check completes with it. With
+// the operator's explicit acceptance (AllowUncontained) the same run is
+// built.
 func TestWorkerWithoutASandboxRefusesToGate(t *testing.T) {
 	ctx := context.Background()
+	repo := testgit.Init(t)
+	head := testgit.Commit(t, repo, "head", map[string]string{"go.mod": testgit.GoMod, "main.go": "package main\n\nfunc main() { undefined() }\n"})
 	st := migratedStore(t)
-	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: "0123456789abcdef0123456789abcdef01234567",
-		CloneURL: "/nonexistent/repo", Trigger: "t", JobID: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := &recordingReporter{}
 	noSandbox := service.Containment{Why: "user namespaces are off (user.max_user_namespaces = 0)"}
-	r := New(st, rep, Options{AllowLocalRepos: true, Containment: noSandbox})
-	if err := r.Execute(ctx, id, 5, true); err != nil {
-		t.Fatalf("execute: %v", err)
+	execute := func(pr int, allow bool) gate.Run {
+		t.Helper()
+		id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: pr, HeadSHA: head, BaseSHA: head, CloneURL: repo, Trigger: "t", JobID: int64(pr)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := &recordingReporter{}
+		r := New(st, rep, Options{AllowLocalRepos: true, GitEnv: []string{"PATH=" + os.Getenv("PATH")}, WorkDir: t.TempDir(),
+			ToolEnv: service.ToolchainEnv(os.Getenv), Containment: noSandbox, AllowUncontained: allow})
+		if err := r.Execute(ctx, id, int64(pr), true); err != nil {
+			t.Fatalf("execute: %v", err)
+		}
+		if !containsCall(rep.calls, "completed") {
+			t.Errorf("the check was not completed: %v", rep.calls)
+		}
+		run, _ := st.Run(ctx, id)
+		return run
 	}
-	run, _ := st.Run(ctx, id)
+	run := execute(1, false)
 	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "no sandbox") || !strings.Contains(run.Reason, "user namespaces are off") {
 		t.Fatalf("status %s, verdict %s: %s", run.Status, run.Verdict, run.Reason)
 	}
-	if !strings.Contains(strings.Join(rep.calls, " "), "completed") {
-		t.Errorf("the check was not completed: %v", rep.calls)
-	}
-
-	id2, _ := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 2, HeadSHA: "1123456789abcdef0123456789abcdef01234567",
-		CloneURL: "/nonexistent/repo", Trigger: "t", JobID: 6})
-	r = New(st, &recordingReporter{}, Options{AllowLocalRepos: true, Containment: noSandbox, AllowUncontained: true})
-	r.Execute(ctx, id2, 6, true)
-	run2, _ := st.Run(ctx, id2)
-	if strings.Contains(run2.Reason, "no sandbox") || !strings.Contains(run2.Reason, "nonexistent") {
-		t.Fatalf("AllowUncontained was ignored (the clone was not even tried): %s", run2.Reason)
+	// Accepted: the build ran (and failed on the code, not on containment).
+	if run := execute(2, true); strings.Contains(run.Reason, "no sandbox") || !strings.Contains(run.Reason, "build failed") {
+		t.Fatalf("AllowUncontained was ignored: %s", run.Reason)
 	}
 }
