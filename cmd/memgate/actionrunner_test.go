@@ -25,8 +25,8 @@ import (
 // action must stay within what is simulated.
 
 type actionMeta struct {
-	Name    string `yaml:"name"`
-	Inputs  map[string]struct {
+	Name   string `yaml:"name"`
+	Inputs map[string]struct {
 		Default  string `yaml:"default"`
 		Required bool   `yaml:"required"`
 	} `yaml:"inputs"`
@@ -50,7 +50,7 @@ type actionStep struct {
 }
 
 type actionRun struct {
-	stdout   string            // every step's stdout, as the runner reads workflow commands
+	stdout   string // every step's stdout, as the runner reads workflow commands
 	stderr   string
 	outputs  map[string]string // the action's outputs
 	failed   bool              // the action failed

@@ -49,7 +49,7 @@ type plainProgress struct {
 	w io.Writer
 }
 
-func (p plainProgress) Writer() io.Writer  { return p.w }
+func (p plainProgress) Writer() io.Writer   { return p.w }
 func (p plainProgress) Finish(*gate.Report) {}
 
 // liveProgress keeps one status line per phase: the current phase's line is
