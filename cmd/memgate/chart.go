@@ -38,7 +38,9 @@ func writeChart(w io.Writer, rep *gate.Report, width int) {
 	fmt.Fprintln(w)
 	row := func(label string, ys []float64, format func(float64) string) {
 		lo, hi := span(ys)
-		fmt.Fprintf(w, "  %-13s %s  %s … %s\n", label, spark(ys, lo, hi), format(lo), format(hi))
+		// Bars rise from half the maximum or lower: noise of a few percent
+		// stays a step or two, a leak still climbs the whole height.
+		fmt.Fprintf(w, "  %-13s %s  %s … %s\n", label, spark(ys, min(lo, hi/2), hi), format(lo), format(hi))
 	}
 	row("post-GC heap", heap, gate.FormatBytes)
 	row("goroutines", gor, func(v float64) string { return gate.FormatCount(int64(v)) })

@@ -40,7 +40,7 @@ func jobSummary(rep *gate.Report, runURL string) string {
 	if rep.Settings.Rate > 0 {
 		s += fmt.Sprintf("\n\n<sub>%g requests/s, %s warm-up, %s window · memgate %s · Go %s · GOMAXPROCS %d</sub>",
 			rep.Settings.Rate, rep.Settings.Warmup.Std(), rep.Settings.Duration.Std(), rep.Environment.MemgateVersion,
-			rep.Environment.GoVersion, rep.Environment.GOMAXPROCS)
+			strings.TrimPrefix(rep.Environment.GoVersion, "go"), rep.Environment.GOMAXPROCS)
 	}
 	return s + "\n"
 }
