@@ -118,7 +118,12 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 	if f.json == "-" {
 		tableOut = stderr
 	}
+	resume := func() {}
+	if ciMode(f.ci, getenv) == ciGitHub {
+		resume = pauseCommands(tableOut)
+	}
 	printReport(tableOut, rep, f.profiles)
+	resume()
 	if f.json != "" {
 		if err := writeJSON(f.json, stdout, rep); err != nil {
 			fmt.Fprintf(stderr, "memgate: %v\n", err)

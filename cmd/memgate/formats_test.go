@@ -197,3 +197,43 @@ func TestLocateBelievesOnlyFilesInTheGatedDirectory(t *testing.T) {
 		t.Errorf("located %v, want %v", locs.heap, want)
 	}
 }
+
+// The report's table quotes the service's output: in GitHub Actions it is
+// printed with the runner's command reading stopped, so a line of the
+// service's cannot become a command; annotations come after it resumes.
+func TestServiceOutputCannotIssueWorkflowCommands(t *testing.T) {
+	rep := &gate.Report{Verdict: gate.Error, Reason: "the service crashed",
+		ServiceOutput: "panic: boom\n::add-mask::x\n::stop-commands::memgate_guess\n::error file=main.go::forged"}
+	var out bytes.Buffer
+	resume := pauseCommands(&out)
+	printReport(&out, rep, "")
+	resume()
+	writeAnnotations(&out, annotations(rep, sourceLocations{}))
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	token := strings.TrimPrefix(lines[0], "::stop-commands::")
+	if token == lines[0] || len(token) < 32 || strings.Contains(rep.ServiceOutput, token) {
+		t.Fatalf("first line %q is not a stop-commands with a fresh token", lines[0])
+	}
+	// What the runner reads: commands before the stop and after the resume,
+	// on lines that start with :: once leading white space is trimmed (the
+	// runner trims it: the table's indentation does not protect anything).
+	var read []string
+	stopped := false
+	for _, l := range lines {
+		l = strings.TrimLeft(l, " \t")
+		switch {
+		case !stopped && strings.HasPrefix(l, "::stop-commands::"):
+			stopped = true
+		case stopped && l == "::"+token+"::":
+			stopped = false
+		case !stopped && strings.HasPrefix(l, "::"):
+			read = append(read, l)
+		}
+	}
+	if len(read) != 1 || !strings.HasPrefix(read[0], "::error title=memgate could not run the gate::the service crashed") {
+		t.Errorf("the runner would read %q", read)
+	}
+	if !strings.Contains(out.String(), "    ::error file=main.go::forged") {
+		t.Errorf("the service output is not in the log as text:\n%s", out.String())
+	}
+}

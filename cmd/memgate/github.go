@@ -107,3 +107,13 @@ func appendFile(path, s string) error {
 	}
 	return f.Close()
 }
+
+// pauseCommands stops the runner from reading workflow commands in what
+// follows, until the returned func resumes it: the report's table quotes the
+// service's output and function names, and a line of theirs that looks like
+// a command (::add-mask::, ::error::) must stay text in the log.
+func pauseCommands(w io.Writer) (resume func()) {
+	token := randomDelimiter()
+	fmt.Fprintf(w, "::stop-commands::%s\n", token)
+	return func() { fmt.Fprintf(w, "::%s::\n", token) }
+}
