@@ -111,6 +111,7 @@ func TestJUnitHasACasePerCriterionWithTheNumbers(t *testing.T) {
 	}
 	errRep := &gate.Report{Verdict: gate.Error, Reason: "build failed", BuildOutput: "main.go:3: undefined: x"}
 	data, _ = junitXML(errRep, "svc")
+	doc = junitSuites{}
 	if err := xml.Unmarshal(data, &doc); err != nil || doc.Errors != 1 || doc.Suites[0].Cases[0].Error == nil ||
 		!strings.Contains(doc.Suites[0].Cases[0].Error.Text, "undefined: x") {
 		t.Errorf("error report: %v %+v", err, doc)

@@ -63,11 +63,11 @@ func junitXML(rep *gate.Report, suite string) ([]byte, error) {
 	if !rep.StartedAt.IsZero() {
 		s.Timestamp = rep.StartedAt.UTC().Format("2006-01-02T15:04:05")
 	}
-	s.Properties = []junitProperty{
-		{"verdict", string(rep.Verdict)}, {"reason", rep.Reason},
-		{"memgate_version", rep.Environment.MemgateVersion}, {"go_version", rep.Environment.GoVersion},
-		{"rate", fmt.Sprintf("%g", rep.Settings.Rate)}, {"warmup", rep.Settings.Warmup.Std().String()},
-		{"duration", rep.Settings.Duration.Std().String()},
+	s.Properties = []junitProperty{{"verdict", string(rep.Verdict)}, {"reason", rep.Reason}, {"memgate_version", rep.Environment.MemgateVersion}}
+	if rep.Settings.Rate > 0 {
+		s.Properties = append(s.Properties, junitProperty{"go_version", rep.Environment.GoVersion},
+			junitProperty{"rate", fmt.Sprintf("%g", rep.Settings.Rate)}, junitProperty{"warmup", rep.Settings.Warmup.Std().String()},
+			junitProperty{"duration", rep.Settings.Duration.Std().String()})
 	}
 	class := "memgate." + suite
 	for _, c := range rep.Criteria {
