@@ -19,10 +19,14 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 // Stored reports of real runs (testdata/reports/NAME/report.json, with the
 // failing run's end-of-window profiles) and the outputs made from them.
-var storedRuns = []struct{ name, dir string }{
-	{"pass", "../../examples/healthy-json"},
-	{"fail", "../../examples/heap-leak"},
-	{"inconclusive", "../../examples/healthy-json"},
+var storedRuns = []struct {
+	name, dir string
+	verdict   gate.Verdict
+}{
+	{"pass", "../../examples/healthy-json", gate.Pass},
+	{"fail", "../../examples/heap-leak", gate.Fail},
+	{"fail-goroutines", "../../examples/goroutine-leak", gate.Fail},
+	{"inconclusive", "../../examples/healthy-json", gate.Inconclusive},
 }
 
 func loadStored(t *testing.T, name string) (*gate.Report, map[string][]byte) {
@@ -59,7 +63,7 @@ func TestFormatsOfStoredRunsMatchGoldenFiles(t *testing.T) {
 	for _, run := range storedRuns {
 		t.Run(run.name, func(t *testing.T) {
 			rep, profiles := loadStored(t, run.name)
-			if string(rep.Verdict) != run.name {
+			if rep.Verdict != run.verdict {
 				t.Fatalf("stored %s report has verdict %s", run.name, rep.Verdict)
 			}
 			junit, err := junitXML(rep, "examples/"+filepath.Base(run.dir))
