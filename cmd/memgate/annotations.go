@@ -38,12 +38,13 @@ func annotations(rep *gate.Report, locs sourceLocations) []annotation {
 		if c.Status == gate.StatusPass {
 			continue
 		}
-		lvl := "error"
-		if c.Status == gate.StatusInconclusive {
-			lvl = "warning"
+		// An inconclusive criterion has no value worth quoting.
+		lvl, text := "warning", c.Detail
+		if c.Status == gate.StatusFail {
+			lvl = "error"
+			text += fmt.Sprintf(" (%s, limit %s %s)", gate.FormatValue(c.Value, c.Unit), c.Comparison, gate.FormatValue(c.Limit, c.Unit))
 		}
-		out = append(out, annotation{Level: lvl, Title: fmt.Sprintf("memgate %s: %s", c.Name, c.Status),
-			Text: fmt.Sprintf("%s (%s %s %s)", c.Detail, gate.FormatValue(c.Value, c.Unit), c.Comparison, gate.FormatValue(c.Limit, c.Unit))})
+		out = append(out, annotation{Level: lvl, Title: fmt.Sprintf("memgate %s: %s", c.Name, c.Status), Text: text})
 	}
 	if rep.Verdict != gate.Fail {
 		return out
