@@ -27,6 +27,9 @@ type checkFlags struct {
 	warmup   time.Duration
 	json     string
 	profiles string
+	junit    string
+	ci       string
+	progress string
 }
 
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -45,6 +48,10 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return 2
 	}
+	if err := validOutputFlags(f); err != nil {
+		fmt.Fprintf(stderr, "memgate check: %v\n", err)
+		return 2
+	}
 	return check(ctx, dir, f, getenv, stdout, stderr)
 }
 
@@ -58,6 +65,9 @@ func newCheckFlags(f *checkFlags) *flag.FlagSet {
 	fs.DurationVar(&f.warmup, "warmup", -1, "warm-up before the window (default: load.warmup, 10s)")
 	fs.StringVar(&f.json, "json", "", "write the full report as JSON to FILE (- for stdout)")
 	fs.StringVar(&f.profiles, "profiles", "", "write the raw pprof profiles to DIR")
+	fs.StringVar(&f.junit, "junit", "", "write a JUnit XML report to FILE (GitLab, Jenkins, Buildkite, CircleCI), one test case per criterion")
+	fs.StringVar(&f.ci, "ci", ciAuto, "CI output: github (job summary, annotations, step outputs), none, or auto (github when GITHUB_ACTIONS=true)")
+	fs.StringVar(&f.progress, "progress", "auto", "progress on stderr: live (one line per phase, rewritten; chart at the end), plain (a line a second), auto (live on a terminal)")
 	return fs
 }
 
@@ -74,7 +84,7 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 	cfg, cfgSource, err := loadConfig(ctx, files, dir, f.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
-		return writeErrorReport(f.json, stdout, stderr, err)
+		return writeErrorReport(f, dir, getenv, stdout, stderr, err)
 	}
 	if f.rate != 0 {
 		cfg.Load.Rate = f.rate
@@ -88,10 +98,10 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 	if err := cfg.Validate(); err != nil {
 		err = fmt.Errorf("flags: %w", err)
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
-		return writeErrorReport(f.json, stdout, stderr, err)
+		return writeErrorReport(f, dir, getenv, stdout, stderr, err)
 	}
 
-	progress := newTerminalProgress(stderr, cfg)
+	progress := newProgress(stderr, cfg, f.progress)
 	fmt.Fprintf(stderr, "memgate %s: gating %s (%s)\n", memgateVersion(), dir, cfgSource)
 	res := pipeline.Run(ctx, pipeline.Options{
 		Dir:         dir,
@@ -99,12 +109,13 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		ToolEnv:     service.ToolchainEnv(getenv),
 		ServiceEnv:  serviceBaseEnv(getenv),
 		Version:     memgateVersion(),
-		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:      slog.New(slog.NewTextHandler(progress.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Progress:    progress,
 		Containment: checkContainment(ctx, getenv, stderr),
 		Files:       files,
 	})
 	rep := res.Report
+	progress.Finish(rep)
 
 	if f.profiles != "" && len(res.Profiles) > 0 {
 		paths, err := writeProfiles(f.profiles, res.Profiles)
@@ -117,12 +128,21 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 	if f.json == "-" {
 		tableOut = stderr
 	}
+	resume := func() {}
+	if ciMode(f.ci, getenv) == ciGitHub {
+		resume = pauseCommands(tableOut)
+	}
 	printReport(tableOut, rep, f.profiles)
+	resume()
 	if f.json != "" {
 		if err := writeJSON(f.json, stdout, rep); err != nil {
 			fmt.Fprintf(stderr, "memgate: %v\n", err)
 			return 2
 		}
+	}
+	if err := writeCIOutputs(f, dir, rep, res.Profiles, getenv, tableOut); err != nil {
+		fmt.Fprintf(stderr, "memgate: %v\n", err)
+		return 2
 	}
 	return rep.Verdict.ExitCode()
 }
@@ -249,14 +269,17 @@ func writeJSON(dest string, stdout io.Writer, rep *gate.Report) error {
 
 // writeErrorReport still writes the JSON a caller asked for when the gate
 // could not even start, so tools reading it see the error verdict.
-func writeErrorReport(dest string, stdout, stderr io.Writer, cause error) int {
-	if dest != "" {
-		now := time.Now().UTC()
-		rep := &gate.Report{Verdict: gate.Error, Reason: strings.TrimSpace(cause.Error()), StartedAt: now, FinishedAt: now,
-			Environment: gate.Environment{MemgateVersion: memgateVersion()}}
-		if err := writeJSON(dest, stdout, rep); err != nil {
+func writeErrorReport(f checkFlags, dir string, getenv func(string) string, stdout, stderr io.Writer, cause error) int {
+	now := time.Now().UTC()
+	rep := &gate.Report{Verdict: gate.Error, Reason: strings.TrimSpace(cause.Error()), StartedAt: now, FinishedAt: now,
+		Environment: gate.Environment{MemgateVersion: memgateVersion()}}
+	if f.json != "" {
+		if err := writeJSON(f.json, stdout, rep); err != nil {
 			fmt.Fprintf(stderr, "memgate: %v\n", err)
 		}
+	}
+	if err := writeCIOutputs(f, dir, rep, nil, getenv, stderr); err != nil {
+		fmt.Fprintf(stderr, "memgate: %v\n", err)
 	}
 	return gate.Error.ExitCode()
 }
