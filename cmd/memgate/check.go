@@ -78,7 +78,7 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 	if err != nil {
 		err = fmt.Errorf("%w: %s is not a directory memgate can read: %v", service.ErrBuild, dir, err)
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
-		return writeErrorReport(f.json, stdout, stderr, err)
+		return writeErrorReport(f, dir, getenv, stdout, stderr, err)
 	}
 	defer files.Close()
 	cfg, cfgSource, err := loadConfig(ctx, files, dir, f.config)
