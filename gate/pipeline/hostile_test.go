@@ -178,9 +178,20 @@ func TestHostileDiskFillerIsBounded(t *testing.T) {
 func TestHostileSnoopSeesNoSecrets(t *testing.T) {
 	const secret = "ghs_hostile_test_secret"
 	t.Setenv("MEMGATE_GITHUB_TOKEN", secret)
-	r, _ := hostile(t, "snoop", nil)
+	// run.env may set PATH: once, the root wrapper's sh found setpriv and
+	// ip through it. Tools of that name on the config's PATH must never
+	// run (memgate needs no tool to contain a service now).
+	tools := openDir(t)
+	marker := filepath.Join(tools, "ran")
+	for _, name := range []string{"sh", "setpriv", "ip", "prlimit", "unshare", "nsenter"} {
+		os.WriteFile(filepath.Join(tools, name), []byte("#!/bin/sh\necho \"$0\" >> "+marker+"\nexec /usr/bin/"+name+" \"$@\"\n"), 0o755)
+	}
+	r, _ := hostile(t, "snoop", func(c *config.Config) { c.Run.Env["PATH"] = tools + ":/usr/bin:/bin" })
 	if !strings.Contains(r.ServiceOutput, "ENV:") {
 		t.Fatalf("the fixture did not run: %s", r.ServiceOutput)
+	}
+	if ran, err := os.ReadFile(marker); err == nil {
+		t.Errorf("tools from run.env's PATH ran: %s", ran)
 	}
 	if strings.Contains(r.ServiceOutput, secret) {
 		t.Fatalf("the service read memgate's secret:\n%s", r.ServiceOutput)
