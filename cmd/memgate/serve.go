@@ -250,10 +250,14 @@ func serveContainment(ctx context.Context, c *serveConfig, getenv func(string) s
 	if c.workers == 0 {
 		return service.Containment{}, ""
 	}
-	cont := service.NewContainment(ctx, c.cacheDir, service.ToolchainEnv(getenv))
+	dir := c.cacheDir
+	if dir == "" {
+		dir = cacheDir(getenv)
+	}
+	cont := service.NewContainment(ctx, dir, service.ToolchainEnv(getenv))
 	switch {
 	case cont.Sandboxed:
-		log.Info("gates run sandboxed", "root", cont.Root, "caches", c.cacheDir)
+		log.Info("gates run sandboxed", "root", cont.Root, "caches", dir)
 		return cont, ""
 	case c.unsafeUncontained:
 		log.Warn("NO SANDBOX: gates run pull requests' code UNCONTAINED, as memgate's own user (MEMGATE_UNSAFE_RUN_UNCONTAINED is set)", "why", cont.Why)

@@ -13,11 +13,12 @@ import (
 // gateContainment is one gate's containment: its scratch directory, its
 // users, and the sandboxes its build and service run in.
 type gateContainment struct {
-	cont  service.Containment
-	ids   service.Identities
-	dir   string // the source
-	work  string // the gate's scratch directory
-	build *service.BuildSandbox
+	cont   service.Containment
+	ids    service.Identities
+	dir    string // the source the sandboxes see
+	copied string // the original, when dir is a copy of it
+	work   string // the gate's scratch directory
+	build  *service.BuildSandbox
 }
 
 // prepare lays out the scratch directory for the gate's sandboxes.
@@ -43,7 +44,11 @@ func (r *run) prepare(dir, work string) (*gateContainment, error) {
 			os.Chmod(dir, 0o755)
 		}
 		if !service.Traversable(dir) {
-			return nil, fmt.Errorf("%w: %s: memgate runs as root and the sandbox's user cannot reach this directory (a directory on its path is not searchable by others); move it under one that is, or run memgate as an ordinary user", service.ErrContainment, dir)
+			// A user's own directory is never opened up: the gate builds
+			// a copy of it in its scratch directory (no symlink followed).
+			if err := r.copySource(g, dir, work); err != nil {
+				return nil, err
+			}
 		}
 	}
 	inject := filepath.Join(work, "inject")
@@ -52,6 +57,38 @@ func (r *run) prepare(dir, work string) (*gateContainment, error) {
 	}
 	g.build = &service.BuildSandbox{Containment: cont, Identity: g.ids.Build, Scratch: work, Tenant: r.opts.Tenant}
 	return g, nil
+}
+
+// scratchParent is where the gate's scratch directory goes: the caller's
+// work directory, unless a root memgate's sandbox users could not walk
+// through it (a private temp directory), then the system's.
+func (r *run) scratchParent() string {
+	parent := r.opts.WorkDir
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	if cont := r.opts.Containment; cont.Sandboxed && cont.Root && !service.Traversable(parent) {
+		return os.TempDir()
+	}
+	return parent
+}
+
+// copySource copies dir into the scratch directory for the sandboxes'
+// users, who cannot reach it where it is.
+func (r *run) copySource(g *gateContainment, dir, work string) error {
+	if r.opts.Config.Build.Command == "" {
+		if _, err := os.Stat(filepath.Join(dir, r.opts.Config.Build.Package, "go.mod")); err != nil {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+				return fmt.Errorf("%w: %s is not a Go module (no go.mod)", service.ErrBuild, dir)
+			}
+		}
+	}
+	cp := filepath.Join(work, "src")
+	if err := service.CopyTree(dir, cp); err != nil {
+		return fmt.Errorf("%w: copy %s where the sandbox's users can read it: %v", service.ErrContainment, dir, err)
+	}
+	g.dir, g.copied = cp, dir
+	return nil
 }
 
 func (g *gateContainment) buildSpec(cfg config.Config, toolEnv []string) service.BuildSpec {
@@ -100,6 +137,9 @@ func (g *gateContainment) buildNote() string {
 			why = "containment turned off"
 		}
 		return "UNCONTAINED (" + why + "): build and service run as memgate's own user; "
+	}
+	if g.copied != "" {
+		return "built from a copy of " + g.copied + " (the sandbox's users cannot reach it), in a sandbox as a user of its own, without network (modules fetched first, by the go command alone); "
 	}
 	if g.cont.Root {
 		return "built in a sandbox as a user of its own, without network (modules fetched first, by the go command alone); "

@@ -142,7 +142,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("%w: %s is not a directory", service.ErrBuild, r.opts.Dir)
 	}
-	work, err := os.MkdirTemp(r.opts.WorkDir, "memgate-run-")
+	work, err := os.MkdirTemp(r.scratchParent(), "memgate-run-")
 	if err != nil {
 		return fmt.Errorf("scratch directory: %w", err)
 	}
@@ -152,6 +152,7 @@ func (r *run) execute(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	dir = g.dir // a copy, where the sandboxes' users could not reach the original
 
 	r.phase("build", dir)
 	built, err := service.Build(ctx, g.buildSpec(cfg, r.opts.ToolEnv))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/internal/gatetest"
 	"github.com/memgate/memgate/internal/testgit"
 	"github.com/memgate/memgate/internal/testlock"
 )
@@ -134,7 +135,8 @@ func TestServerSendsTheBaseCommitsBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := New(st, &recordingReporter{}, Options{AllowLocalRepos: true, GitEnv: []string{"PATH=" + os.Getenv("PATH")},
-		WorkDir: t.TempDir(), ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")}})
+		WorkDir: gatetest.WorkDir(t), ToolEnv: service.ToolchainEnv(os.Getenv), ServiceEnv: []string{"PATH=" + os.Getenv("PATH")},
+		Containment: gatetest.Containment(t)})
 	if err := r.Execute(ctx, id, 5, true); err != nil {
 		t.Fatal(err)
 	}
