@@ -211,7 +211,9 @@ func Command(spec Spec) (*Cmd, error) {
 	// Through the magic link: the sandbox's user need not be able to walk
 	// to where this binary lives (a test binary's directory is private).
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{InitName}
+	// The program's path after the name says in a process listing what
+	// this sandbox runs (a build, or which service).
+	cmd.Args = []string{InitName, spec.Path}
 	cmd.Env = []string{} // nothing of memgate's environment, not even for the init
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
