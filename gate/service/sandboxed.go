@@ -81,9 +81,6 @@ type ServiceSandbox struct {
 	// Relay, for an unprivileged memgate, is the socket path memgate
 	// reaches the service's network through.
 	Relay string
-	// Limits applied inside.
-	Processes, FileBytes uint64
-	Root0                bool // memgate is root: dial by entering the network
 }
 
 func (s *ServiceSandbox) command(spec RunSpec, env []string, out io.Writer, g *serviceGroup) (*sandbox.Cmd, error) {
@@ -153,12 +150,6 @@ func prepareOwned(dir string, id sandbox.Identity) error {
 	return os.Lchown(dir, id.UID, id.GID)
 }
 
-// openToSandboxes lets a sandbox's user walk to dir (not list what is
-// beside it): the scratch directories memgate makes are private.
-func openToSandboxes(dir string) {
-	os.Chmod(dir, 0o711)
-}
-
 // traversable reports whether every directory on the way to dir lets
 // others in, so that a sandbox's user can open it.
 func traversable(dir string) bool {
@@ -189,12 +180,6 @@ func (c Containment) sandboxEnv(toolEnv []string, goCache string) []string {
 	}
 	return append(env, "HOME=/home/sandbox", "TMPDIR=/tmp", "USER=sandbox", "GOTOOLCHAIN=local", "GOENV=off",
 		"GOPATH=/home/sandbox/go", "GOMODCACHE="+c.Caches.ModCache(), "GOCACHE="+goCache, "GOROOT="+c.GoRoot)
-}
-
-// killWait is what a build's sandbox does on cancel: its first process
-// dies, and with it the whole pid namespace.
-func killWait(c *sandbox.Cmd) func() error {
-	return func() error { return c.Process.Signal(syscall.SIGKILL) }
 }
 
 // Bind and Overlay are the sandbox's, for callers that lay out a service's

@@ -91,7 +91,7 @@ func holdInTmpfs(t *testing.T, script string) {
 	}
 	spec := RunSpec{Binary: "/bin/sh", Args: []string{"-c", script}, Dir: "/", Env: []string{"PATH=/usr/bin:/bin"},
 		Limits: Limits{MemoryBytes: 96 << 20, Processes: 64, FileSizeBytes: 256 << 20,
-			Sandbox: &ServiceSandbox{Identity: id, Root: root, Processes: 64, FileBytes: 256 << 20}}}
+			Sandbox: &ServiceSandbox{Identity: id, Root: root}}}
 	p, err := start(spec, &cgroupHost{note: "no control group (test)"})
 	if err != nil {
 		t.Fatal(err)
