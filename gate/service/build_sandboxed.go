@@ -52,6 +52,19 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 			return out.String(), err
 		}
 	}
+	// The build's cache starts from the tenant's dependency cache (the seed
+	// plus the compiled dependencies) when memgate could prepare it: a
+	// go build of a module, not a build.command, whose packages it cannot
+	// tell.
+	base := seed
+	if spec.Command == "" && fileExists(filepath.Join(spec.Dir, "go.mod")) {
+		deps, err := caches.TenantBuildCache(b.Tenant, seed)
+		if err != nil {
+			return out.String(), fmt.Errorf("%w: %v", ErrContainment, err)
+		}
+		b.warmDependencies(ctx, spec, env, modCache, deps, out)
+		base = deps
+	}
 	dirs := map[string]string{}
 	// Every attempt starts from fresh directories: when the reader does not
 	// compile the build runs again, and what the first attempt left there
@@ -87,12 +100,12 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 		// its cache is a tree of its own, of hard links to the seed's
 		// files, which it can read but not change.
 		cache := filepath.Join(b.Scratch, "gocache")
-		if err := linkTree(seed, cache, b.Identity); err != nil {
+		if err := linkTree(base, cache, b.Identity); err != nil {
 			return "", fmt.Errorf("%w: the build's cache: %v", ErrContainment, err)
 		}
 		binds = append(binds, sandbox.Bind{Source: cache, Target: goCacheInside, Writable: true})
 	} else {
-		overlays = append(overlays, sandbox.Overlay{Target: goCacheInside, Lowers: []string{seed}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]})
+		overlays = append(overlays, sandbox.Overlay{Target: goCacheInside, Lowers: []string{base}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]})
 	}
 	sp := sandbox.Spec{
 		Path: name, Args: args, Env: full, Dir: spec.Dir, Root: root, Files: sandbox.SystemFiles(),
@@ -174,6 +187,9 @@ func linkTree(src, dst string, id sandbox.Identity) error {
 			if err := os.Mkdir(target, 0o755); err != nil && !os.IsExist(err) {
 				return err
 			}
+			if !id.Set() {
+				return nil
+			}
 			return os.Lchown(target, id.UID, id.GID)
 		case !d.Type().IsRegular() || rel == "trim.txt":
 			return nil
@@ -205,4 +221,9 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
