@@ -294,10 +294,12 @@ func payload(t *testing.T, name string, edit func(m map[string]any)) []byte {
 		t.Fatal(err)
 	}
 	// GitHub's examples are from 2019: give them today's event time, as a
-	// real delivery has, or memgate refuses them as stale.
+	// real delivery has, or memgate refuses them as stale. Two events are
+	// two bodies even within a second (memgate refuses a body it has seen
+	// under another delivery id as a replay): the time is to the nanosecond.
 	for _, key := range []string{"pull_request", "check_suite"} {
 		if o, ok := m[key].(map[string]any); ok {
-			o["updated_at"] = time.Now().UTC().Format(time.RFC3339)
+			o["updated_at"] = time.Now().UTC().Format(time.RFC3339Nano)
 		}
 	}
 	edit(m)
