@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memgate/memgate/internal/gittest"
+	"github.com/memgate/memgate/internal/testgit"
 	"github.com/memgate/memgate/internal/testlock"
 )
 
@@ -245,7 +245,7 @@ type testRepoDir struct {
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	return gittest.Git(t, dir, args...)
+	return testgit.Git(t, dir, args...)
 }
 
 func readExample(t *testing.T, name string) string {

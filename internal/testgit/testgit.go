@@ -64,3 +64,11 @@ func Commit(t testing.TB, dir, msg string, files map[string]string) string {
 	Git(t, dir, "commit", "-q", "--allow-empty", "-m", msg)
 	return Git(t, dir, "rev-parse", "HEAD")
 }
+
+// Repo makes a repository whose one commit, on main, holds files, and
+// returns the directory and the commit.
+func Repo(t testing.TB, files map[string]string) (dir, sha string) {
+	t.Helper()
+	dir = Init(t)
+	return dir, Commit(t, dir, "commit", files)
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/pipeline"
-	"github.com/memgate/memgate/internal/gittest"
+	"github.com/memgate/memgate/internal/testgit"
 	"github.com/memgate/memgate/server/queue"
 )
 
@@ -43,7 +43,7 @@ func hangs(ctx context.Context, opts pipeline.Options) pipeline.Result {
 // memgateYML, ready for job 9, and a runner whose gate is g.
 func gateRun(t *testing.T, memgateYML string, g func(context.Context, pipeline.Options) pipeline.Result) (*Runner, *finalReports, int64, func() []config.Config) {
 	t.Helper()
-	dir, sha := gittest.Repo(t, map[string]string{".memgate.yml": memgateYML, "go.mod": "module x\n"})
+	dir, sha := testgit.Repo(t, map[string]string{".memgate.yml": memgateYML, "go.mod": "module x\n"})
 	st := migratedStore(t)
 	id, err := st.CreateRun(context.Background(), nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: sha, BaseSHA: sha,
 		CloneURL: dir, Trigger: "t", JobID: 9})

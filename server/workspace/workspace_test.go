@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/memgate/memgate/internal/gittest"
+	"github.com/memgate/memgate/internal/testgit"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	return gittest.Git(t, dir, args...)
+	return testgit.Git(t, dir, args...)
 }
 
 func TestCheckoutHeadAndReadBase(t *testing.T) {
