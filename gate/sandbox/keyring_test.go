@@ -16,23 +16,7 @@ import (
 // service manager, a login) keeps there was readable by sandboxed code,
 // and code could link keys into memgate's session keyring.
 func TestSandboxDoesNotShareMemgatesSessionKeyring(t *testing.T) {
-	t.Run("as-caller", func(t *testing.T) {
-		if testuser.Inside() {
-			t.Skip("the unprivileged run is below")
-		}
-		checkKeyring(t)
-	})
-	t.Run("unprivileged", func(t *testing.T) {
-		if testuser.Inside() || os.Geteuid() != 0 {
-			checkKeyring(t)
-			return
-		}
-		out := testuser.Rerun(t, "TestSandboxDoesNotShareMemgatesSessionKeyring/unprivileged")
-		if !strings.Contains(out, "--- PASS: TestSandboxDoesNotShareMemgatesSessionKeyring/unprivileged") {
-			t.Fatalf("the unprivileged run did not pass:\n%s", out)
-		}
-		t.Logf("as %s:\n%s", testuser.Name, out)
-	})
+	testuser.BothWays(t, checkKeyring)
 }
 
 func checkKeyring(t *testing.T) {

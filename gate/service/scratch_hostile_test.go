@@ -17,23 +17,7 @@ import (
 // ignores the error), and every such gate left its scratch directory, as
 // large as the build made it, on the worker's disk for good.
 func TestHostileScratchIsRemoved(t *testing.T) {
-	t.Run("as-caller", func(t *testing.T) {
-		if testuser.Inside() {
-			t.Skip("the unprivileged run is below")
-		}
-		checkScratchRemoved(t)
-	})
-	t.Run("unprivileged", func(t *testing.T) {
-		if testuser.Inside() || os.Geteuid() != 0 {
-			checkScratchRemoved(t)
-			return
-		}
-		out := testuser.Rerun(t, "TestHostileScratchIsRemoved/unprivileged")
-		if !strings.Contains(out, "--- PASS: TestHostileScratchIsRemoved/unprivileged") {
-			t.Fatalf("the unprivileged run did not pass:\n%s", out)
-		}
-		t.Logf("as %s:\n%s", testuser.Name, out)
-	})
+	testuser.BothWays(t, checkScratchRemoved)
 }
 
 func checkScratchRemoved(t *testing.T) {

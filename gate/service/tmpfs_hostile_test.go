@@ -21,23 +21,7 @@ func TestHostileTmpfsCountsAgainstTheMemoryLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("holds 200 MiB for a few seconds")
 	}
-	t.Run("as-caller", func(t *testing.T) {
-		if testuser.Inside() {
-			t.Skip("the unprivileged run is below")
-		}
-		holdInTmpfs(t, mountScripts)
-	})
-	t.Run("unprivileged", func(t *testing.T) {
-		if testuser.Inside() || os.Geteuid() != 0 {
-			holdInTmpfs(t, mountScripts)
-			return
-		}
-		out := testuser.Rerun(t, "TestHostileTmpfsCountsAgainstTheMemoryLimit/unprivileged")
-		if !strings.Contains(out, "--- PASS: TestHostileTmpfsCountsAgainstTheMemoryLimit/unprivileged") {
-			t.Fatalf("the unprivileged run did not pass:\n%s", out)
-		}
-		t.Logf("as %s:\n%s", testuser.Name, out)
-	})
+	testuser.BothWays(t, func(t *testing.T) { holdInTmpfs(t, mountScripts) })
 }
 
 // A tmpfs the code mounts itself, in a user namespace of its own nested
@@ -50,23 +34,7 @@ func TestHostileNestedTmpfsIsRefused(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/unshare"); err != nil {
 		t.Skip("needs unshare(1)")
 	}
-	t.Run("as-caller", func(t *testing.T) {
-		if testuser.Inside() {
-			t.Skip("the unprivileged run is below")
-		}
-		holdInTmpfs(t, nestedScript)
-	})
-	t.Run("unprivileged", func(t *testing.T) {
-		if testuser.Inside() || os.Geteuid() != 0 {
-			holdInTmpfs(t, nestedScript)
-			return
-		}
-		out := testuser.Rerun(t, "TestHostileNestedTmpfsIsRefused/unprivileged")
-		if !strings.Contains(out, "--- PASS: TestHostileNestedTmpfsIsRefused/unprivileged") {
-			t.Fatalf("the unprivileged run did not pass:\n%s", out)
-		}
-		t.Logf("as %s:\n%s", testuser.Name, out)
-	})
+	testuser.BothWays(t, func(t *testing.T) { holdInTmpfs(t, nestedScript) })
 }
 
 // 3 x 64 MiB in tmpfs, with a 96 MiB memory limit; the shell's own

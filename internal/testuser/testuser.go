@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -85,4 +86,30 @@ func Executable(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// BothWays runs check as this test's caller (subtest "as-caller") and as
+// the unprivileged user (subtest "unprivileged": the test binary runs
+// again as that user, or, already unprivileged, check runs once more as
+// the caller). The named test must be the one calling BothWays.
+func BothWays(t *testing.T, check func(t *testing.T)) {
+	t.Helper()
+	name := t.Name()
+	t.Run("as-caller", func(t *testing.T) {
+		if Inside() {
+			t.Skip("the unprivileged run is below")
+		}
+		check(t)
+	})
+	t.Run("unprivileged", func(t *testing.T) {
+		if Inside() || os.Geteuid() != 0 {
+			check(t)
+			return
+		}
+		out := Rerun(t, name+"/unprivileged")
+		if !strings.Contains(out, "--- PASS: "+name+"/unprivileged") {
+			t.Fatalf("the unprivileged run did not pass:\n%s", out)
+		}
+		t.Logf("as %s:\n%s", Name, out)
+	})
 }
