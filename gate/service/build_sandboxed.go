@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,31 +196,15 @@ func linkTree(src, dst string, id sandbox.Identity) error {
 		// A file others may write (a seed made under a umask of 0) would
 		// let the build write the seed through its link: it gets a copy.
 		if info, err := d.Info(); err != nil || info.Mode().Perm()&0o022 != 0 {
-			return copyFile(p, target)
+			return copyRegular(p, target, 0o444)
 		}
 		if err := os.Link(p, target); err == nil {
 			return nil
 		}
-		return copyFile(p, target)
+		return copyRegular(p, target, 0o444)
 	})
 }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
 
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
