@@ -129,16 +129,7 @@ func TestVerdictReachesAReporterWithoutCheckRunIDs(t *testing.T) {
 // with their check completed; a run whose job waits is left alone.
 func TestSweeperEndsRunsWhoseJobWillNeverRunThem(t *testing.T) {
 	ctx := context.Background()
-	st := migratedStore(t)
-	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
-		t.Fatal(err)
-	}
-	cfg := queue.DefaultConfig()
-	cfg.Workers = 0
-	q, err := queue.New(st.DB(), nil, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, q := queuedStore(t)
 	mk := func(sha string) (int64, int64) {
 		id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: sha, CloneURL: "https://x/y.git", Trigger: "t"})
 		if err != nil {
@@ -190,16 +181,7 @@ func TestSweeperEndsRunsWhoseJobWillNeverRunThem(t *testing.T) {
 // on a gate that fails every time.
 func TestReaperLeavesARunWhoseJobWillBeRetried(t *testing.T) {
 	ctx := context.Background()
-	st := migratedStore(t)
-	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
-		t.Fatal(err)
-	}
-	cfg := queue.DefaultConfig()
-	cfg.Workers = 0
-	q, err := queue.New(st.DB(), nil, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, q := queuedStore(t)
 	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: "abc", CloneURL: "https://x/y.git", Trigger: "t"})
 	if err != nil {
 		t.Fatal(err)

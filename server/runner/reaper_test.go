@@ -12,16 +12,7 @@ import (
 
 func TestReaperHandsADeadWorkersRunToANewJob(t *testing.T) {
 	ctx := context.Background()
-	st := migratedStore(t)
-	if err := queue.Migrate(ctx, st.DB(), false); err != nil {
-		t.Fatal(err)
-	}
-	cfg := queue.DefaultConfig()
-	cfg.Workers = 0
-	q, err := queue.New(st.DB(), nil, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, q := queuedStore(t)
 	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 1, HeadSHA: "abc", CloneURL: "https://x/y.git", Trigger: "t", JobID: 77})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/internal/testgit"
+	"github.com/memgate/memgate/server/queue"
 	"github.com/memgate/memgate/storage"
 )
 
@@ -45,6 +46,23 @@ func migratedStoreAt(t *testing.T, url string) *storage.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// queuedStore is migratedStore with the queue's tables and a queue that
+// runs nothing (no workers): tests look at and move its jobs themselves.
+func queuedStore(t *testing.T) (*storage.Store, *queue.Queue) {
+	t.Helper()
+	st := migratedStore(t)
+	if err := queue.Migrate(context.Background(), st.DB(), false); err != nil {
+		t.Fatal(err)
+	}
+	cfg := queue.DefaultConfig()
+	cfg.Workers = 0
+	q, err := queue.New(st.DB(), nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, q
 }
 
 // recordingReporter is a Reporter that remembers what it was asked to show.
