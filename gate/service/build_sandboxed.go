@@ -205,7 +205,6 @@ func linkTree(src, dst string, id sandbox.Identity) error {
 	})
 }
 
-
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()

@@ -132,54 +132,61 @@ func tenantKey(tenant string) string {
 // it together). It is built from GOROOT alone, in a sandbox without
 // network, so nothing of any repository is in it.
 func (c *Caches) Seed(ctx context.Context, cont Containment, env []string) (string, error) {
-	key := seedKey(cont.GoRoot, env)
-	dir := filepath.Join(c.dir, "seed", key)
+	dir := filepath.Join(c.dir, "seed", seedKey(cont.GoRoot, env))
+	return dir, makeOnce(dir, filepath.Join(c.dir, "seed.lock"), func() error {
+		if err := c.ownedDir(dir); err != nil {
+			return err
+		}
+		root, err := os.MkdirTemp(c.dir, "seed-root-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(root)
+		os.Chmod(root, 0o755)
+		tail := NewTail(16 << 10)
+		sp := sandbox.Spec{
+			Path: "go", Args: []string{"build", "std"}, Dir: "/tmp",
+			Env:  seedEnv(env, c.ModCache(), dir),
+			Root: root, Files: sandbox.SystemFiles(), TmpBytes: 1 << 30,
+			Binds:    append(sandbox.ToolchainBinds(cont.GoRoot), sandbox.Bind{Source: dir, Writable: true}),
+			Identity: c.fetch, Stdout: tail, Stderr: tail,
+		}
+		if err := runSandbox(ctx, sp, 10*time.Minute); err != nil {
+			return fmt.Errorf("%w: building the standard library's cache: %v: %s", ErrContainment, err, LastLines(tail.String(), 10))
+		}
+		// A seed that holds nothing (the build wrote elsewhere) is no seed.
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) < 16 {
+			return fmt.Errorf("%w: the standard library's cache came out empty", ErrContainment)
+		}
+		return nil
+	})
+}
+
+// makeOnce makes dir with make unless its done marker says it is made; a
+// lock file keeps two gates from making it together, and a dir left half
+// made (no marker) is made again.
+func makeOnce(dir, lockPath string, make func() error) error {
 	done := dir + ".done"
 	if _, err := os.Lstat(done); err == nil {
-		return dir, mustBeDir(dir, -1)
+		return mustBeDir(dir, -1)
 	}
-	lock, err := os.OpenFile(filepath.Join(c.dir, "seed.lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
+	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("caches: %w", err)
+		return fmt.Errorf("caches: %w", err)
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("caches: %w", err)
+		return fmt.Errorf("caches: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	if _, err := os.Lstat(done); err == nil {
-		return dir, nil
+		return nil
 	}
 	os.RemoveAll(dir)
-	if err := c.ownedDir(dir); err != nil {
-		return "", err
+	if err := make(); err != nil {
+		return err
 	}
-	root, err := os.MkdirTemp(c.dir, "seed-root-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(root)
-	os.Chmod(root, 0o755)
-	tail := NewTail(16 << 10)
-	sp := sandbox.Spec{
-		Path: "go", Args: []string{"build", "std"}, Dir: "/tmp",
-		Env:  seedEnv(env, c.ModCache(), dir),
-		Root: root, Files: sandbox.SystemFiles(), TmpBytes: 1 << 30,
-		Binds:    append(sandbox.ToolchainBinds(cont.GoRoot), sandbox.Bind{Source: dir, Writable: true}),
-		Identity: c.fetch, Stdout: tail, Stderr: tail,
-	}
-	start := time.Now()
-	if err := runSandbox(ctx, sp, 10*time.Minute); err != nil {
-		return "", fmt.Errorf("%w: building the standard library's cache: %v: %s", ErrContainment, err, LastLines(tail.String(), 10))
-	}
-	// A seed that holds nothing (the build wrote elsewhere) is no seed.
-	if entries, err := os.ReadDir(dir); err != nil || len(entries) < 16 {
-		return "", fmt.Errorf("%w: the standard library's cache came out empty", ErrContainment)
-	}
-	if err := os.WriteFile(done, []byte(time.Since(start).String()+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	return dir, nil
+	return os.WriteFile(done, nil, 0o644)
 }
 
 // seedEnv is a build environment whose cache is the seed itself.

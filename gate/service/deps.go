@@ -3,10 +3,8 @@ package service
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/memgate/memgate/gate/sandbox"
 )
@@ -33,27 +31,12 @@ func (c *Caches) TenantBuildCache(tenant, seed string) (string, error) {
 		return "", err
 	}
 	dir := filepath.Join(parent, "tenant-"+tenantKey(tenant)+"-"+filepath.Base(seed))
-	done := dir + ".seeded"
-	if _, err := os.Lstat(done); err == nil {
-		return dir, mustBeDir(dir, -1)
-	}
-	lock, err := os.OpenFile(filepath.Join(parent, "seed.lock"), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("caches: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("caches: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-	if _, err := os.Lstat(done); err == nil {
-		return dir, nil
-	}
-	os.RemoveAll(dir)
-	if err := linkTree(seed, dir, c.fetch); err != nil {
-		return "", fmt.Errorf("caches: %w", err)
-	}
-	return dir, os.WriteFile(done, nil, 0o644)
+	return dir, makeOnce(dir, filepath.Join(parent, "seed.lock"), func() error {
+		if err := linkTree(seed, dir, c.fetch); err != nil {
+			return fmt.Errorf("caches: %w", err)
+		}
+		return nil
+	})
 }
 
 // warmDependencies compiles the build's third-party packages into the
