@@ -123,22 +123,21 @@ func (i Identity) outside() (uid, gid int) {
 
 // wire is what the parent sends the first process inside, on fd 3.
 type wire struct {
-	Path, Dir       string
-	Args, Env       []string
-	Root            string
-	Binds           []wireBind
-	Overlays        []wireOverlay
-	Files           map[string]string
-	Symlinks        map[string]string
-	TmpBytes        uint64
-	OwnNetwork      bool
-	Relay           string
-	MaxProcesses    uint64
-	MaxFileBytes    uint64
-	MaxOpenFiles    uint64
-	InsideUID       int
-	InsideGID       int
-	InsideHomeOwner bool
+	Path, Dir    string
+	Args, Env    []string
+	Root         string
+	Binds        []wireBind
+	Overlays     []wireOverlay
+	Files        map[string]string
+	Symlinks     map[string]string
+	TmpBytes     uint64
+	OwnNetwork   bool
+	Relay        string
+	MaxProcesses uint64
+	MaxFileBytes uint64
+	MaxOpenFiles uint64
+	InsideUID    int
+	InsideGID    int
 }
 
 type wireBind struct {

@@ -150,9 +150,9 @@ func prepareOwned(dir string, id sandbox.Identity) error {
 	return os.Lchown(dir, id.UID, id.GID)
 }
 
-// traversable reports whether every directory on the way to dir lets
-// others in, so that a sandbox's user can open it.
-func traversable(dir string) bool {
+// Traversable reports whether every directory on the way to dir lets
+// others in, so that a root memgate's sandbox users can open it.
+func Traversable(dir string) bool {
 	for d := dir; ; d = filepath.Dir(d) {
 		st, err := os.Stat(d)
 		if err != nil || st.Mode().Perm()&0o001 == 0 {
@@ -164,10 +164,8 @@ func traversable(dir string) bool {
 	}
 }
 
-// Traversable is traversable for callers that prepare directories.
-func Traversable(dir string) bool { return traversable(dir) }
-
-// sandboxEnv is the environment of a build step inside a sandbox.
+// sandboxEnv is the environment of a build step inside a sandbox; the
+// caller adds the module cache (the tenant's, or the seed's empty one).
 func (c Containment) sandboxEnv(toolEnv []string, goCache string) []string {
 	keep := map[string]bool{"PATH": true, "LANG": true, "CGO_ENABLED": true, "CC": true, "CXX": true,
 		"GOPROXY": true, "GONOPROXY": true, "GOPRIVATE": true, "GONOSUMDB": true, "GONOSUMCHECK": true, "GOSUMDB": true}
@@ -179,7 +177,7 @@ func (c Containment) sandboxEnv(toolEnv []string, goCache string) []string {
 		}
 	}
 	return append(env, "HOME=/home/sandbox", "TMPDIR=/tmp", "USER=sandbox", "GOTOOLCHAIN=local", "GOENV=off",
-		"GOPATH=/home/sandbox/go", "GOMODCACHE="+c.Caches.ModCache(), "GOCACHE="+goCache, "GOROOT="+c.GoRoot)
+		"GOPATH=/home/sandbox/go", "GOCACHE="+goCache, "GOROOT="+c.GoRoot)
 }
 
 // Bind and Overlay are the sandbox's, for callers that lay out a service's
