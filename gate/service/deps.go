@@ -44,9 +44,15 @@ func (c *Caches) TenantBuildCache(tenant, seed string) (string, error) {
 // that needs updating, a package that does not compile) the gate's build
 // compiles them itself and says why.
 func (b *BuildSandbox) warmDependencies(ctx context.Context, spec BuildSpec, env []string, modCache, deps string, out *Tail) {
+	// build.package is the repository's: a directory path, never a flag
+	// ("-toolexec=…" would run its command in this trusted step).
+	if !strings.HasPrefix(spec.Package, ".") {
+		fmt.Fprintf(out, "memgate: dependencies not prebuilt: build.package %q is not a directory path\n", spec.Package)
+		return
+	}
 	list, msgs := NewTail(1<<20), NewTail(16<<10)
 	err := b.fetchStep(ctx, spec, env, modCache, deps, list, msgs,
-		"list", "-deps", "-f", "{{if and .Module (not .Module.Main) (not .Standard)}}{{.ImportPath}}{{end}}", spec.Package)
+		"list", "-deps", "-f", "{{if and .Module (not .Module.Main) (not .Standard)}}{{.ImportPath}}{{end}}", "--", spec.Package)
 	if err != nil {
 		fmt.Fprintf(out, "memgate: dependencies not prebuilt (go list: %v): %s\n", err, LastLines(msgs.String(), 3))
 		return
@@ -56,7 +62,7 @@ func (b *BuildSandbox) warmDependencies(ctx context.Context, spec BuildSpec, env
 		return
 	}
 	msgs = NewTail(16 << 10)
-	if err := b.fetchStep(ctx, spec, env, modCache, deps, msgs, msgs, append([]string{"build"}, names...)...); err != nil {
+	if err := b.fetchStep(ctx, spec, env, modCache, deps, msgs, msgs, append([]string{"build", "--"}, names...)...); err != nil {
 		fmt.Fprintf(out, "memgate: dependencies not prebuilt (go build: %v): %s\n", err, LastLines(msgs.String(), 3))
 	}
 }

@@ -80,3 +80,35 @@ func mustSeed(t *testing.T, c Containment) string {
 	}
 	return seed
 }
+
+// build.package is the repository's config: as a flag ("-toolexec=…") it
+// would run the repository's command in the step that writes the owner's
+// dependency cache. It is never passed as one.
+func TestDependencyStepTakesNoFlagFromTheConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds in sandboxes")
+	}
+	c := containmentIn(t, filepath.Join(os.TempDir(), fmt.Sprintf("memgate-test-cache-%d", os.Geteuid())))
+	src, err := os.MkdirTemp("", "memgate-deps-flag-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(src) })
+	os.Chmod(src, 0o755)
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.com/svc\n\ngo 1.22\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+	work, err := os.MkdirTemp("", "memgate-deps-work-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { RemoveScratch(work) })
+	os.Chmod(work, 0o711)
+	sb := &BuildSandbox{Containment: c, Identity: c.NewIdentities().Build, Scratch: work, Tenant: "flag-test"}
+	out, _ := sb.build(context.Background(), BuildSpec{Dir: src, Package: "-toolexec=/bin/true",
+		Output: filepath.Join(work, "out", "svc"), Timeout: 5 * time.Minute, ToolEnv: ToolchainEnv(os.Getenv)}, "")
+	// (Whatever the repository's own build then does with it runs in that
+	// build's sandbox, as the build's user.)
+	if !strings.Contains(out, "dependencies not prebuilt: build.package") {
+		t.Errorf("the dependency step took the package as given: %q", out)
+	}
+}
