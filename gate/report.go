@@ -141,6 +141,10 @@ type HeapSite struct {
 	DeltaBytes int64    `json:"delta_bytes"`      // growth in inuse_space
 	DeltaObjs  int64    `json:"delta_objects"`    // growth in inuse_objects
 	Stack      []string `json:"stack"`            // a representative stack, leaf first
+	// Culprit is the first frame the repository owns (its module, or its
+	// vendored code) on the stack that grew most: the line a reviewer opens.
+	// nil when no frame of the repository is on the stack.
+	Culprit *Frame `json:"culprit,omitempty"`
 	// Samples is about how many heap-profile samples the growth rests on
 	// (DeltaBytes over the profile's sampling period, 512 KiB by default);
 	// 0 when unknown. Under MinHeapSamples the function is a guess.
@@ -163,6 +167,20 @@ type GoroutineStack struct {
 	Delta int64    `json:"delta"` // change in count
 	Count int64    `json:"count"` // count in the later profile
 	Stack []string `json:"stack"` // leaf first
+	// Culprit is the first frame the repository owns on the stack; nil
+	// when the stack is the standard library's or a dependency's alone.
+	Culprit *Frame `json:"culprit,omitempty"`
+}
+
+// Frame is one function on a stack and where its code is.
+type Frame struct {
+	Function string `json:"function"`
+	// File is relative to the repository's root when the frame is the
+	// repository's (e.g. "internal/api/handler.go"), so it can be linked
+	// and annotated; otherwise the path the binary recorded.
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+	Vendored bool   `json:"vendored,omitempty"` // under the repository's vendor/
 }
 
 // Attribution says where to look when a gate fails.
