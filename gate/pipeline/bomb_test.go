@@ -48,7 +48,7 @@ func TestGzipBombProfileIsRefusedInBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &run{opts: Options{AttributeTo: 10}, report: &gate.Report{}, res: Result{Profiles: map[string][]byte{}}}
-	err = r.attribute(heap.Bytes(), data, nil, nil, nil, errors.New("not taken"))
+	err = r.attribute(profiles{heapWarm: heap.Bytes(), heapEnd: data, gorErr: errors.New("not taken")})
 	took := time.Since(start)
 	runtime.ReadMemStats(&after)
 	alloc := after.TotalAlloc - before.TotalAlloc

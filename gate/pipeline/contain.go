@@ -21,8 +21,30 @@ type gateContainment struct {
 	build  *service.BuildSandbox
 }
 
-// prepare lays out the scratch directory for the gate's sandboxes.
-func (r *run) prepare(dir, work string) (*gateContainment, error) {
+// prepare makes the gate's scratch directory and lays it out for the
+// gate's sandboxes; cleanup removes it once they have all ended.
+func (r *run) prepare() (g *gateContainment, cleanup func(), err error) {
+	dir, err := filepath.Abs(r.opts.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", service.ErrBuild, err)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, nil, fmt.Errorf("%w: %s is not a directory", service.ErrBuild, r.opts.Dir)
+	}
+	work, err := os.MkdirTemp(r.scratchParent(), "memgate-run-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("scratch directory: %w", err)
+	}
+	cleanup = func() { service.RemoveScratch(work) }
+	if g, err = r.contain(dir, work); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return g, cleanup, nil
+}
+
+// contain lays out the scratch directory for the gate's sandboxes.
+func (r *run) contain(dir, work string) (*gateContainment, error) {
 	cont := r.opts.Containment
 	g := &gateContainment{cont: cont, dir: dir, work: work}
 	if !cont.Sandboxed {

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
-	"github.com/memgate/memgate/gate/attribution"
 	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/loadgen"
 )
@@ -21,7 +19,6 @@ import (
 // the measured window, settle; then profiles and the verdict.
 func (r *run) measure(ctx context.Context, source Source, base string, port int, dial service.DialFunc) error {
 	cfg := r.opts.Config
-	src := &serialSource{Source: source}
 	gen, err := loadgen.New(base, loadgen.WithPort(r.reqs, port), loadgen.Options{
 		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout, Dial: dial,
 	})
@@ -29,57 +26,112 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 		return err
 	}
 	defer gen.CloseIdleConnections()
+	m := &measurement{run: r, gen: gen, src: &serialSource{Source: source}}
+	if err := m.idle(ctx); err != nil {
+		return err
+	}
+	defer m.startSampling(ctx)()
+	if err := m.warmup(ctx); err != nil {
+		return err
+	}
+	if err := m.window(ctx); err != nil {
+		return err
+	}
+	if err := m.settle(ctx); err != nil {
+		return err
+	}
+	m.judge()
+	return r.attribute(m.profiles)
+}
 
+// measurement is one gate's load phases and what they read.
+type measurement struct {
+	*run
+	gen        *loadgen.Generator
+	src        *serialSource
+	smp        *sampler
+	stop       func() // stops the sampler and waits for it
+	sentBefore uint64 // requests of the phases before the current one
+	start      gate.Reading
+	profiles   profiles
+}
+
+// profiles are the heap and goroutine profiles of the window's start and
+// end, and why any could not be taken.
+type profiles struct {
+	heapWarm, heapEnd, gorWarm, gorEnd []byte
+	heapErr, gorErr                    error
+}
+
+// idle reads the service before any load.
+func (m *measurement) idle(ctx context.Context) error {
 	// The first profiles a service writes allocate the writer's tables
 	// (gzip, crc32) for good; made during the window's first profile they
 	// would show as the window's growth, and on a small leak be named as
 	// its holder (seen: "held by hash/crc32.slicingMakeTable"). Write one
 	// of each first and throw them away; a failure shows up later.
-	_, _ = src.Profile(ctx, "heap", false)
-	_, _ = src.Profile(ctx, "goroutine", false)
-	idle, err := src.Read(ctx, true)
+	_, _ = m.src.Profile(ctx, "heap", false)
+	_, _ = m.src.Profile(ctx, "goroutine", false)
+	idle, err := m.src.Read(ctx, true)
 	if err != nil {
 		return fmt.Errorf("read the idle service: %w", err)
 	}
-	r.fillEnvironment(idle)
-	bl := &r.report.Baseline
+	m.fillEnvironment(idle)
+	bl := &m.report.Baseline
 	bl.IdleGoroutines, bl.IdleHeap = idle.Goroutines, idle.HeapInuse
-
 	loadStart := time.Now()
-	every := cfg.Effective()
-	smp := &sampler{src: src, interval: every.Interval, checkpoint: every.CheckpointInterval,
-		loadStart: loadStart, progress: r.opts.Progress}
-	smp.add(gate.Sample{Time: loadStart, Offset: 0, Phase: gate.PhaseIdle, HeapInuse: idle.HeapInuse,
+	every := m.opts.Config.Effective()
+	m.smp = &sampler{src: m.src, interval: every.Interval, checkpoint: every.CheckpointInterval,
+		loadStart: loadStart, progress: m.opts.Progress}
+	m.smp.add(gate.Sample{Time: loadStart, Offset: 0, Phase: gate.PhaseIdle, HeapInuse: idle.HeapInuse,
 		PostGCHeap: idle.HeapInuse, HeapLive: idle.HeapLive, Goroutines: idle.Goroutines, GCCycles: idle.GCCycles})
-	smp.setPhase(gate.PhaseWarmup)
-	sampleCtx, stopSampling := context.WithCancel(ctx)
+	return nil
+}
+
+// startSampling starts the sampler in the warm-up phase; the returned
+// func stops it (it may be called more than once).
+func (m *measurement) startSampling(ctx context.Context) func() {
+	m.smp.setPhase(gate.PhaseWarmup)
+	sampleCtx, cancel := context.WithCancel(ctx)
 	var sampling sync.WaitGroup
 	sampling.Add(1)
-	go func() { defer sampling.Done(); smp.run(sampleCtx) }()
-	defer func() { stopSampling(); sampling.Wait() }()
+	go func() { defer sampling.Done(); m.smp.run(sampleCtx) }()
+	m.stop = func() { cancel(); sampling.Wait() }
+	return m.stop
+}
 
-	// Requests count across the warm-up and the window.
-	var sentBefore uint64
-	tickWith := func(t loadgen.Tick) {
-		smp.rate.Store(uint64(math.Round(t.Rate)))
-		smp.requests.Store(sentBefore + t.Requests)
+// tick tells the sampler how far the load is; requests count across the
+// warm-up and the window.
+func (m *measurement) tick(t loadgen.Tick) {
+	m.smp.rate.Store(uint64(math.Round(t.Rate)))
+	m.smp.requests.Store(m.sentBefore + t.Requests)
+}
+
+// warmup runs the load without judging anything.
+func (m *measurement) warmup(ctx context.Context) error {
+	cfg := m.opts.Config
+	if cfg.Load.Warmup <= 0 {
+		return nil
 	}
-
-	// Warm-up: load runs, nothing is judged.
-	if cfg.Load.Warmup > 0 {
-		r.phase("warmup", fmt.Sprintf("%s at %g requests/s", cfg.Load.Warmup, cfg.Load.Rate))
-		r.report.WarmupLoad, err = gen.Attack(ctx, cfg.Load.Warmup, tickWith)
-		if err != nil {
-			return err
-		}
-		sentBefore = r.report.WarmupLoad.Requests
+	m.phase("warmup", fmt.Sprintf("%s at %g requests/s", cfg.Load.Warmup, cfg.Load.Rate))
+	load, err := m.gen.Attack(ctx, cfg.Load.Warmup, m.tick)
+	if err != nil {
+		return err
 	}
+	m.report.WarmupLoad = load
+	m.sentBefore = load.Requests
+	return nil
+}
 
-	// The measured window starts now; the window-start reading and the
-	// warm-up profiles are taken while its load already runs.
-	smp.setPhase(gate.PhaseMeasure)
-	bl.MeasureFrom = time.Since(loadStart).Seconds()
-	r.phase("measure", fmt.Sprintf("%s at %g requests/s", cfg.Load.Duration, cfg.Load.Rate))
+// window runs the measured window. Its start reading and profiles are
+// taken while its load already runs; its end ones with the connections
+// still open.
+func (m *measurement) window(ctx context.Context) error {
+	cfg := m.opts.Config
+	bl := &m.report.Baseline
+	m.smp.setPhase(gate.PhaseMeasure)
+	bl.MeasureFrom = time.Since(m.smp.loadStart).Seconds()
+	m.phase("measure", fmt.Sprintf("%s at %g requests/s", cfg.Load.Duration, cfg.Load.Rate))
 	var (
 		measured   gate.Load
 		measureErr error
@@ -87,81 +139,93 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 	)
 	go func() {
 		defer close(done)
-		measured, measureErr = gen.Attack(ctx, cfg.Load.Duration, tickWith)
+		measured, measureErr = m.gen.Attack(ctx, cfg.Load.Duration, m.tick)
 	}()
-	start, err := src.Read(ctx, true)
+	start, err := m.src.Read(ctx, true)
 	if err != nil {
 		<-done
 		return fmt.Errorf("read at the start of the window: %w", err)
 	}
+	m.start = start
 	bl.WindowStartGoroutines, bl.WindowStartHeap = start.Goroutines, start.HeapInuse
-	heapWarm, heapErr := src.Profile(ctx, "heap", true)
-	gorWarm, gorErr := src.Profile(ctx, "goroutine", false)
+	p := &m.profiles
+	var heapErr, gorErr error
+	p.heapWarm, heapErr = m.src.Profile(ctx, "heap", true)
+	p.gorWarm, gorErr = m.src.Profile(ctx, "goroutine", false)
 	<-done
 	if measureErr != nil {
 		return measureErr
 	}
-	if err := smp.tooLarge(); err != nil {
+	if err := m.smp.tooLarge(); err != nil {
 		return fmt.Errorf("a reading while sampling: %w", err)
 	}
-	bl.MeasureTo = time.Since(loadStart).Seconds()
-	r.report.Load = measured
+	bl.MeasureTo = time.Since(m.smp.loadStart).Seconds()
+	m.report.Load = measured
 
-	// End of the window, still with the connections open.
-	end, err := src.Read(ctx, true)
+	end, err := m.src.Read(ctx, true)
 	if err != nil {
 		return fmt.Errorf("read at the end of the window: %w", err)
 	}
 	bl.EndHeap = end.HeapInuse
-	heapEnd, heapEndErr := src.Profile(ctx, "heap", true)
+	var heapEndErr error
+	p.heapEnd, heapEndErr = m.src.Profile(ctx, "heap", true)
+	p.heapErr, p.gorErr = firstErr(heapErr, heapEndErr), gorErr
+	return nil
+}
 
-	// Settle: close the load's connections and wait for the goroutines
-	// that came with the window to go.
-	smp.setPhase(gate.PhaseSettle)
-	r.phase("settle", fmt.Sprintf("up to %s for goroutines to return to %d (+%d)",
-		cfg.Load.Cooldown, start.Goroutines, cfg.Thresholds.GoroutineSettleTolerance))
-	gen.CloseIdleConnections()
-	settle, err := r.settle(ctx, src, start.Goroutines)
+// settle closes the load's connections, waits for the goroutines that
+// came with the window to go, and takes the last goroutine profile.
+func (m *measurement) settle(ctx context.Context) error {
+	cfg := m.opts.Config
+	m.smp.setPhase(gate.PhaseSettle)
+	m.phase("settle", fmt.Sprintf("up to %s for goroutines to return to %d (+%d)",
+		cfg.Load.Cooldown, m.start.Goroutines, cfg.Thresholds.GoroutineSettleTolerance))
+	m.gen.CloseIdleConnections()
+	settle, err := m.waitSettled(ctx, m.start.Goroutines)
 	if err != nil {
 		return err
 	}
-	gorEnd, gorEndErr := src.Profile(ctx, "goroutine", false)
-	r.report.Timings.Load = gate.Duration(time.Since(loadStart))
-	stopSampling()
-	sampling.Wait()
+	var gorEndErr error
+	m.profiles.gorEnd, gorEndErr = m.src.Profile(ctx, "goroutine", false)
+	m.profiles.gorErr = firstErr(m.profiles.gorErr, gorEndErr)
+	m.report.Timings.Load = gate.Duration(time.Since(m.smp.loadStart))
+	m.stop()
+	m.report.Settle = settle
+	m.report.Baseline.SettledGoroutines = settle.Final
+	return nil
+}
 
-	samples, readErrs, lastErr := smp.snapshot()
+// judge puts the samples in the report and evaluates them.
+func (m *measurement) judge() {
+	samples, readErrs, lastErr := m.smp.snapshot()
 	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Time.Before(samples[j].Time) })
+	settle := &m.report.Settle
 	for _, s := range samples {
 		if (s.Phase == gate.PhaseWarmup || s.Phase == gate.PhaseMeasure) && s.Goroutines > settle.Peak {
 			settle.Peak = s.Goroutines
 		}
 	}
-	r.report.Samples = samples
-	r.report.Settle = settle
-	bl.SettledGoroutines = settle.Final
+	m.report.Samples = samples
 	if readErrs > 0 {
-		r.log.Warn("some samples could not be read", "count", readErrs, "last", lastErr)
+		m.log.Warn("some samples could not be read", "count", readErrs, "last", lastErr)
 	}
-
+	bl := &m.report.Baseline
 	d := gate.Evaluate(gate.Observation{
-		Samples: samples, MeasureFrom: bl.MeasureFrom, MeasureTo: bl.MeasureTo, Load: measured, Settle: settle,
-	}, cfg.Thresholds)
-	r.report.Verdict, r.report.Criteria, bl.SteadyFrom = d.Verdict, d.Criteria, d.SteadyFrom
-
-	return r.attribute(heapWarm, heapEnd, gorWarm, gorEnd, firstErr(heapErr, heapEndErr), firstErr(gorErr, gorEndErr))
+		Samples: samples, MeasureFrom: bl.MeasureFrom, MeasureTo: bl.MeasureTo, Load: m.report.Load, Settle: *settle,
+	}, m.opts.Config.Thresholds)
+	m.report.Verdict, m.report.Criteria, bl.SteadyFrom = d.Verdict, d.Criteria, d.SteadyFrom
 }
 
-// settle polls the goroutine count until it is back within tolerance of
-// the window's start or the cooldown passes.
-func (r *run) settle(ctx context.Context, src Source, windowStart int) (gate.Settle, error) {
-	cfg := r.opts.Config
+// waitSettled polls the goroutine count until it is back within tolerance
+// of the window's start or the cooldown passes.
+func (m *measurement) waitSettled(ctx context.Context, windowStart int) (gate.Settle, error) {
+	cfg := m.opts.Config
 	limit := windowStart + cfg.Thresholds.GoroutineSettleTolerance
 	start := time.Now()
 	deadline := start.Add(cfg.Load.Cooldown)
 	s := gate.Settle{WindowStart: windowStart}
 	for {
-		rd, err := src.Read(ctx, false)
+		rd, err := m.src.Read(ctx, false)
 		if err != nil {
 			return s, fmt.Errorf("read while settling: %w", err)
 		}
@@ -180,43 +244,6 @@ func (r *run) settle(ctx context.Context, src Source, windowStart int) (gate.Set
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-// attribute diffs the profiles into the report. A profile the service
-// made too big to read or decompress ends the gate as an error saying
-// which; any other problem is a note beside a verdict that stands.
-func (r *run) attribute(heapWarm, heapEnd, gorWarm, gorEnd []byte, heapErr, gorErr error) error {
-	att := &r.report.Attribution
-	var notes []string
-	if heapErr == nil {
-		r.res.Profiles[HeapWarmup], r.res.Profiles[HeapEnd] = heapWarm, heapEnd
-		sites, err := attribution.HeapGrowth(heapWarm, heapEnd, r.opts.AttributeTo)
-		heapErr = err
-		att.Heap = sites
-		att.DiffCommand = "go tool pprof -sample_index=inuse_space -top -diff_base " + HeapWarmup + " " + HeapEnd
-	}
-	if heapErr != nil {
-		notes = append(notes, "heap profiles: "+heapErr.Error())
-	}
-	if gorErr == nil {
-		r.res.Profiles[GoroutineWarmup], r.res.Profiles[GoroutineEnd] = gorWarm, gorEnd
-		stacks, err := attribution.GoroutineGrowth(gorWarm, gorEnd, r.opts.AttributeTo)
-		gorErr = err
-		att.Goroutines = stacks
-	}
-	if gorErr != nil {
-		notes = append(notes, "goroutine profiles: "+gorErr.Error())
-	}
-	if len(notes) > 0 {
-		att.Note = fmt.Sprint(notes)
-	}
-	switch {
-	case errors.Is(heapErr, gate.ErrTooLarge):
-		return fmt.Errorf("the heap profiles (%s, %s): %w", HeapWarmup, HeapEnd, heapErr)
-	case errors.Is(gorErr, gate.ErrTooLarge):
-		return fmt.Errorf("the goroutine profiles (%s, %s): %w", GoroutineWarmup, GoroutineEnd, gorErr)
-	}
-	return nil
 }
 
 // fillEnvironment records the service's runtime settings, from the source

@@ -6,16 +6,8 @@ package pipeline
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/memgate/memgate/gate"
@@ -132,194 +124,41 @@ func (r *run) phase(name, detail string) {
 	}
 }
 
-func (r *run) execute(ctx context.Context) (err error) {
-	r.res.Report = r.report
-	cfg := r.opts.Config
-	dir, err := filepath.Abs(r.opts.Dir)
+// execute runs the gate's stages in order; each is in a file of its own.
+func (r *run) execute(ctx context.Context) error {
+	g, cleanup, err := r.prepare()
 	if err != nil {
-		return fmt.Errorf("%w: %v", service.ErrBuild, err)
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: %s is not a directory", service.ErrBuild, r.opts.Dir)
-	}
-	work, err := os.MkdirTemp(r.scratchParent(), "memgate-run-")
-	if err != nil {
-		return fmt.Errorf("scratch directory: %w", err)
+		return err
 	}
 	// After every sandbox of the gate has ended (deferred first, run last).
-	defer service.RemoveScratch(work)
-	g, err := r.prepare(dir, work)
+	defer cleanup()
+	built, err := r.build(ctx, g)
 	if err != nil {
 		return err
 	}
-	dir = g.dir // a copy, where the sandboxes' users could not reach the original
-
-	r.phase("build", dir)
-	built, err := service.Build(ctx, g.buildSpec(cfg, r.opts.ToolEnv))
-	r.report.Timings.Build = gate.Duration(built.Took)
-	r.report.BuildOutput = service.LastLines(built.Output, 60)
-	r.report.Environment.GoVersion = built.GoVersion
+	svc, err := r.start(ctx, g, built)
 	if err != nil {
 		return err
 	}
-	if built.Note != "" {
-		r.log.Info("reader", "note", built.Note)
-	}
+	defer svc.stop()
+	return svc.explainExit(r.serve(ctx, svc))
+}
 
-	// Start.
-	startAt := time.Now()
-	port := cfg.Run.Port
-	if port == 0 {
-		if port, err = service.FreePort(); err != nil {
-			return err
-		}
-	} else if err := service.CheckPortFree(port); err != nil {
-		return err
-	}
-	readerAddr := ""
-	if built.Injected {
-		rp, err := service.FreePort()
-		if err != nil {
-			return err
-		}
-		readerAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(rp))
-	}
-	env := r.serviceEnv(port, readerAddr)
-	r.phase("start", fmt.Sprintf("127.0.0.1:%d", port))
-	limits, err := g.limits(cfg)
-	if err != nil {
-		return err
-	}
-	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: dir, Args: substitute(cfg.Run.Args, port), Env: env, Limits: limits})
-	if err != nil {
-		return err
-	}
-	r.report.Environment.Isolation = g.buildNote() + proc.Isolation()
-
-	r.proc = proc
-	defer func() {
-		proc.Stop(cfg.Run.StopTimeout)
-		r.report.ServiceOutput = proc.Output().LastLines(60)
-	}()
-
-	// A service that dies mid-run ends the run at once, saying so.
-	ctx, cancel := context.WithCancelCause(ctx)
+// serve measures the started service; a service that dies meanwhile ends
+// it at once, saying so.
+func (r *run) serve(ctx context.Context, svc *started) error {
+	ctx, cancel := svc.watch(ctx)
 	defer cancel(nil)
-	go func() {
-		select {
-		case <-proc.Done():
-			cancel(proc.Exited("during the run"))
-		case <-ctx.Done():
-		}
-	}()
-	defer func() {
-		// An error caused by the exit (a cancelled read or attack, a read
-		// of a service that is gone) is reported as the exit itself.
-		if err == nil || errors.Is(err, service.ErrService) {
-			return
-		}
-		// A crashing service may still be writing its dump: give it a
-		// moment to be reaped.
-		select {
-		case <-proc.Done():
-			err = proc.Exited("during the run")
-		case <-time.After(time.Second):
-		}
-	}()
-
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	if err := proc.WaitReady(ctx, base+cfg.Readiness.Path, cfg.Readiness.Timeout); err != nil {
-		if errors.Is(err, service.ErrService) && strings.Contains(err.Error(), "not ready") {
-			return fmt.Errorf("%w (does the service listen on $PORT? set run.args or run.env with {{port}} otherwise)", err)
-		}
+	if err := r.waitReady(ctx, svc); err != nil {
 		return err
 	}
-	r.report.Timings.Start = gate.Duration(time.Since(startAt))
-
-	src, err := r.chooseSource(ctx, port, readerAddr, built.Note, probe.DialFunc(proc.Dial()))
+	src, err := r.chooseSource(ctx, svc.port, svc.readerAddr, svc.built.Note, probe.DialFunc(svc.proc.Dial()))
 	if err != nil {
 		return err
 	}
 	r.report.Environment.Source = src.Describe()
 	r.phase("ready", src.Describe())
-
-	return r.measure(ctx, src, base, port, proc.Dial())
-}
-
-// serviceEnv is the service's whole environment: the base the caller
-// allows, PORT, the config's run.env and the reader's address.
-func (r *run) serviceEnv(port int, readerAddr string) []string {
-	env := append([]string(nil), r.opts.ServiceEnv...)
-	if r.opts.Containment.Sandboxed {
-		// Inside a sandbox, memgate's home and temp dir do not exist.
-		env = append(keepVars(env, "PATH", "LANG", "TZ"), "HOME=/home/sandbox", "TMPDIR=/tmp", "USER=sandbox")
-	}
-	env = append(env, "PORT="+strconv.Itoa(port))
-	keys := make([]string, 0, len(r.opts.Config.Run.Env))
-	for k := range r.opts.Config.Run.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+strings.ReplaceAll(r.opts.Config.Run.Env[k], "{{port}}", strconv.Itoa(port)))
-	}
-	if readerAddr != "" {
-		env = append(env, service.ReaderAddrEnv+"="+readerAddr)
-	}
-	return env
-}
-
-// chooseSource picks where numbers are read: the service's pprof when it is
-// really there (auto, service), else the injected reader (auto, reader).
-func (r *run) chooseSource(ctx context.Context, port int, readerAddr, note string, dial probe.DialFunc) (Source, error) {
-	cfg := r.opts.Config.Pprof
-	addr := strings.ReplaceAll(cfg.Address, "{{port}}", strconv.Itoa(port))
-	if addr == "" {
-		addr = fmt.Sprintf("127.0.0.1:%d", port)
-	}
-	host, _, _ := net.SplitHostPort(addr)
-	if !loadgen.IsLoopbackHost(host) {
-		return nil, fmt.Errorf("%w: pprof.address %s is not a loopback address", service.ErrBuild, addr)
-	}
-	var pprofErr error
-	if cfg.Mode != "reader" {
-		p := probe.NewPprof("http://"+addr+cfg.Path, dial)
-		if pprofErr = p.Detect(ctx); pprofErr == nil {
-			return p, nil
-		}
-		if cfg.Mode == "service" {
-			return nil, fmt.Errorf("%w: pprof.mode is service but %v", service.ErrService, pprofErr)
-		}
-	}
-	if readerAddr == "" {
-		if note == "" {
-			note = "the reader was not added to the build"
-		}
-		return nil, fmt.Errorf("%w: no pprof (%v) and %s", service.ErrService, pprofErr, note)
-	}
-	rd := probe.NewReader(readerAddr, dial)
-	// The reader starts in an init func: it is up by the time the service
-	// answers, but give it a moment on a loaded machine.
-	var err error
-	for i := 0; i < 20; i++ {
-		if err = rd.Detect(ctx); err == nil {
-			return rd, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("%w: the injected reader did not answer at %s: %v", service.ErrService, readerAddr, err)
-}
-
-func substitute(args []string, port int) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, "{{port}}", strconv.Itoa(port))
-	}
-	return out
+	return r.measure(ctx, src, svc.base, svc.port, svc.proc.Dial())
 }
 
 func settingsOf(cfg config.Config) gate.Settings {

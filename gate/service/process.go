@@ -259,7 +259,7 @@ func (p *Process) WaitReady(ctx context.Context, url string, timeout time.Durati
 			default:
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%w: not ready after %s: GET %s: %s", ErrService, timeout, url, last)
+				return fmt.Errorf("%w: %w after %s: GET %s: %s", ErrService, ErrNotReady, timeout, url, last)
 			}
 			return ctx.Err()
 		case <-tick.C:
@@ -276,6 +276,10 @@ func FreePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// ErrNotReady is wrapped (beside ErrService) when a running service did not
+// answer its readiness path in time.
+var ErrNotReady = errors.New("not ready")
 
 // ErrPortTaken is returned by CheckPortFree for a port in use.
 var ErrPortTaken = errors.New("port taken")

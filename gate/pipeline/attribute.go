@@ -1,0 +1,47 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/attribution"
+)
+
+// attribute diffs the profiles into the report. A profile the service
+// made too big to read or decompress ends the gate as an error saying
+// which; any other problem is a note beside a verdict that stands.
+func (r *run) attribute(p profiles) error {
+	heapWarm, heapEnd, gorWarm, gorEnd, heapErr, gorErr := p.heapWarm, p.heapEnd, p.gorWarm, p.gorEnd, p.heapErr, p.gorErr
+	att := &r.report.Attribution
+	var notes []string
+	if heapErr == nil {
+		r.res.Profiles[HeapWarmup], r.res.Profiles[HeapEnd] = heapWarm, heapEnd
+		sites, err := attribution.HeapGrowth(heapWarm, heapEnd, r.opts.AttributeTo)
+		heapErr = err
+		att.Heap = sites
+		att.DiffCommand = "go tool pprof -sample_index=inuse_space -top -diff_base " + HeapWarmup + " " + HeapEnd
+	}
+	if heapErr != nil {
+		notes = append(notes, "heap profiles: "+heapErr.Error())
+	}
+	if gorErr == nil {
+		r.res.Profiles[GoroutineWarmup], r.res.Profiles[GoroutineEnd] = gorWarm, gorEnd
+		stacks, err := attribution.GoroutineGrowth(gorWarm, gorEnd, r.opts.AttributeTo)
+		gorErr = err
+		att.Goroutines = stacks
+	}
+	if gorErr != nil {
+		notes = append(notes, "goroutine profiles: "+gorErr.Error())
+	}
+	if len(notes) > 0 {
+		att.Note = fmt.Sprint(notes)
+	}
+	switch {
+	case errors.Is(heapErr, gate.ErrTooLarge):
+		return fmt.Errorf("the heap profiles (%s, %s): %w", HeapWarmup, HeapEnd, heapErr)
+	case errors.Is(gorErr, gate.ErrTooLarge):
+		return fmt.Errorf("the goroutine profiles (%s, %s): %w", GoroutineWarmup, GoroutineEnd, gorErr)
+	}
+	return nil
+}

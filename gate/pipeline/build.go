@@ -1,0 +1,24 @@
+package pipeline
+
+import (
+	"context"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/service"
+)
+
+// build compiles the service in the gate's build sandbox.
+func (r *run) build(ctx context.Context, g *gateContainment) (service.Built, error) {
+	r.phase("build", g.dir)
+	built, err := service.Build(ctx, g.buildSpec(r.opts.Config, r.opts.ToolEnv))
+	r.report.Timings.Build = gate.Duration(built.Took)
+	r.report.BuildOutput = service.LastLines(built.Output, 60)
+	r.report.Environment.GoVersion = built.GoVersion
+	if err != nil {
+		return built, err
+	}
+	if built.Note != "" {
+		r.log.Info("reader", "note", built.Note)
+	}
+	return built, nil
+}
