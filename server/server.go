@@ -103,7 +103,7 @@ func New(bg context.Context, cfg Config, store *storage.Store, q Queue, reporter
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: store, queue: q, reporter: reporter, metrics: metrics, auth: auth, log: log, bg: bg}
-	pages, err := web.New(web.Config{APIToken: cfg.APIToken, GitHubURL: cfg.GitHubURL, SecureCookies: cfg.SecureCookies}, auth, s, log)
+	pages, err := web.New(web.Config{APIToken: cfg.APIToken, GitHubURL: cfg.GitHubURL, SecureCookies: cfg.SecureCookies, StatusOf: statusFor}, auth, s, log)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	GitHubURL string
 	// SecureCookies marks the session cookie Secure (memgate behind HTTPS).
 	SecureCookies bool
+	// StatusOf is the server's error table: the status a failure of the
+	// server's operations (a re-run refused for an unapproved fork) reads
+	// as. nil treats every such failure as the server's own (500).
+	StatusOf func(error) int
 }
 
 // Pages serves the history pages.
@@ -177,6 +181,10 @@ func (p *Pages) fail(c *gin.Context, err error) {
 			Message: "memgate could not sign you in: " + err.Error() + ". Start again from the Sign in link."})
 	case errors.Is(err, access.ErrNoSignIn):
 		p.render(c, http.StatusNotFound, "notfound", page{Title: "Not found", Message: err.Error()})
+	case p.cfg.StatusOf != nil && p.cfg.StatusOf(err) < http.StatusInternalServerError:
+		// Refused, not broken: the message says why and what to do.
+		status := p.cfg.StatusOf(err)
+		p.render(c, status, "notfound", page{Title: http.StatusText(status), Message: err.Error()})
 	default:
 		p.log.Error("page failed", "path", c.Request.URL.Path, "err", err)
 		p.render(c, http.StatusInternalServerError, "notfound", page{Title: "Something went wrong", Message: "memgate could not load this page: " + err.Error()})

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,12 +32,16 @@ var fixedNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 const testToken = "page-test-token"
 
 type fakeRerunner struct {
-	store *storage.Store
-	calls []int64
+	store  *storage.Store
+	calls  []int64
+	refuse error // the server's answer, when it refuses the re-run
 }
 
 func (f *fakeRerunner) Rerun(ctx context.Context, id int64) (int64, error) {
 	f.calls = append(f.calls, id)
+	if f.refuse != nil {
+		return 0, f.refuse
+	}
 	prev, err := f.store.Run(ctx, id)
 	if err != nil {
 		return 0, err
@@ -71,7 +76,12 @@ func setup(t *testing.T, seed bool) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{APIToken: testToken}, auth, rr, nil)
+	p, err := New(Config{APIToken: testToken, StatusOf: func(err error) int {
+		if errors.Is(err, errTestRefused) {
+			return http.StatusForbidden
+		}
+		return http.StatusInternalServerError
+	}}, auth, rr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +382,16 @@ func TestRerunNeedsSignInAndIsSafeFromOtherSites(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || len(b.rerun.calls) != 1 || !strings.HasPrefix(r.Header.Get("Location"), "/runs/") {
 		t.Fatalf("re-run: %d to %q, calls %v", r.StatusCode, r.Header.Get("Location"), b.rerun.calls)
 	}
+	// A re-run the server refuses (an unapproved fork's head) is the
+	// server's status and its reason, not a broken page.
+	b.rerun.refuse = fmt.Errorf("%w: fork head abc1234 of o/r#7: add the label", errTestRefused)
+	r = post(rerunPath, url.Values{"csrf": {b.pages.csrf()}}, b.srv.URL)
+	if r.StatusCode != http.StatusForbidden {
+		t.Fatalf("refused re-run: %d", r.StatusCode)
+	}
 }
+
+var errTestRefused = errors.New("needs a maintainer's approval")
 
 func TestNiceTicks(t *testing.T) {
 	for _, tc := range []struct {
