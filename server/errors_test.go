@@ -204,7 +204,7 @@ func TestDatabaseUnavailableIs503(t *testing.T) {
 		if base == "" {
 			t.Skip("MEMGATE_TEST_DATABASE_URL is not set")
 		}
-		url, unplug := storagetest.Unpluggable(t, storage.NewTestDatabase(t, base))
+		url, unplug := storagetest.Unpluggable(t, storagetest.Database(t, base))
 		check(t, newTestServer(t, url, "s"), unplug, true)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/memgate/memgate/storage/storagetest"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/internal/testlock"
-	"github.com/memgate/memgate/storage"
 )
 
 // BenchmarkWebhookIntake measures deliveries per second and the latency to
@@ -35,7 +35,7 @@ func BenchmarkWebhookIntake(b *testing.B) {
 		if base == "" {
 			b.Skip("MEMGATE_TEST_DATABASE_URL is not set")
 		}
-		benchIntake(b, storage.NewTestDatabase(b, base))
+		benchIntake(b, storagetest.Database(b, base))
 	})
 }
 

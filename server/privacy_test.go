@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/memgate/memgate/storage/storagetest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -87,7 +88,7 @@ func eachEngine(t *testing.T, test func(t *testing.T, url string, files []string
 		if base == "" {
 			t.Skip("MEMGATE_TEST_DATABASE_URL is not set: Postgres half skipped")
 		}
-		test(t, storage.NewTestDatabase(t, base), nil)
+		test(t, storagetest.Database(t, base), nil)
 	})
 }
 

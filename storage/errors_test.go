@@ -103,7 +103,7 @@ func TestUnreachableDatabaseIsErrUnavailable(t *testing.T) {
 		if base == "" {
 			t.Skip("MEMGATE_TEST_DATABASE_URL is not set")
 		}
-		url, unplug := storagetest.Unpluggable(t, NewTestDatabase(t, base))
+		url, unplug := storagetest.Unpluggable(t, storagetest.Database(t, base))
 		b := open(t, url)
 		if err := tx(b.store, b.ctx); err != nil {
 			t.Fatalf("before unplugging: %v", err)

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"github.com/memgate/memgate/storage/storagetest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -103,7 +104,7 @@ func TestScopeFiltersListsInTheQuery(t *testing.T) {
 func TestMigrationRecordsExistingRepositories(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "old.db")
 	if base := os.Getenv("MEMGATE_TEST_DATABASE_URL"); base != "" {
-		url = NewTestDatabase(t, base)
+		url = storagetest.Database(t, base)
 	}
 	ctx := context.Background()
 	st, err := Open(ctx, url, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/memgate/memgate/storage/storagetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ func eachEngine(t *testing.T, test func(t *testing.T, b testBundle)) {
 		if url == "" {
 			t.Skip("MEMGATE_TEST_DATABASE_URL is not set: Postgres half skipped")
 		}
-		test(t, open(t, NewTestDatabase(t, url)))
+		test(t, open(t, storagetest.Database(t, url)))
 	})
 }
 

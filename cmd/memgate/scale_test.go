@@ -3,6 +3,7 @@ package main
 import (
 	"database/sql"
 	"fmt"
+	"github.com/memgate/memgate/storage/storagetest"
 	"net"
 	"net/http"
 	"os"
@@ -15,8 +16,6 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
-
-	"github.com/memgate/memgate/storage"
 )
 
 // Scale-out on Postgres, as separate processes: one server that runs no
@@ -30,7 +29,7 @@ func TestScaleOutOnPostgresSurvivesAKilledWorker(t *testing.T) {
 	if base == "" {
 		t.Skip("MEMGATE_TEST_DATABASE_URL is not set: the Postgres scale-out test is skipped")
 	}
-	dbURL := storage.NewTestDatabase(t, base)
+	dbURL := storagetest.Database(t, base)
 	bin := buildMemgate(t)
 	repo := newTestRepo(t)
 	// Short gates: the test is about sharing the work, not the verdicts.

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"github.com/memgate/memgate/storage/storagetest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,7 +25,7 @@ func TestEnqueueInTheCallersTransaction(t *testing.T) {
 			}
 			url := tc.url
 			if tc.name == "postgres" {
-				url = storage.NewTestDatabase(t, tc.url)
+				url = storagetest.Database(t, tc.url)
 			}
 			ctx := context.Background()
 			st, err := storage.Open(ctx, url, nil)

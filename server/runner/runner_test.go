@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"github.com/memgate/memgate/storage/storagetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func eachEngine(t *testing.T, test func(t *testing.T, st *storage.Store)) {
 		if url == "" {
 			t.Skip("MEMGATE_TEST_DATABASE_URL is not set: Postgres half skipped")
 		}
-		test(t, migratedStoreAt(t, storage.NewTestDatabase(t, url)))
+		test(t, migratedStoreAt(t, storagetest.Database(t, url)))
 	})
 }
 
