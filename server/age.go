@@ -13,7 +13,8 @@ import (
 // and redelivers a failed one by hand for three days (under the same id):
 // no genuine delivery is older than that, which is why memgate's default
 // bound (MEMGATE_MAX_EVENT_AGE) is four days, a day of slack for clocks and
-// GitHub's own queue.
+// GitHub's own queue. Deliveries (and so their hashes) are kept twice that
+// bound, at least 30 days, then pruned (prune.go).
 
 // eventTimeLayouts are the formats GitHub's payloads use for timestamps.
 var eventTimeLayouts = []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02T15:04:05-07:00"}

@@ -25,6 +25,7 @@ type testBundle struct {
 	store *storage.Store
 	queue *queue.Queue
 	srv   *httptest.Server
+	s     *Server
 }
 
 func setup(t *testing.T) testBundle {
@@ -67,7 +68,7 @@ func newTestServerWith(tb testing.TB, url string, scfg Config) testBundle {
 	}
 	srv := httptest.NewServer(s.Handler())
 	tb.Cleanup(srv.Close)
-	return testBundle{store: st, queue: q, srv: srv}
+	return testBundle{store: st, queue: q, srv: srv, s: s}
 }
 
 func prDelivery(t *testing.T, head string) []byte {

@@ -81,3 +81,14 @@ func (s *Store) CountRuns(ctx context.Context) (int64, error) {
 	err := s.q(nil).QueryRowContext(ctx, `SELECT COUNT(*) FROM runs`).Scan(&n)
 	return n, wrap("count runs", err)
 }
+
+// PruneDeliveries deletes the deliveries received before cutoff and returns
+// how many it deleted.
+func (s *Store) PruneDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.q(nil).ExecContext(ctx, `DELETE FROM deliveries WHERE received_at < ?`, ms(cutoff))
+	if err != nil {
+		return 0, wrap("prune deliveries", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}

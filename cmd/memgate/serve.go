@@ -347,6 +347,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 			return fmt.Errorf("listen %s: %w", c.addr, err)
 		}
 		httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
+		go srv.PruneDeliveries(bg, time.Hour)
 		go func() { errc <- httpSrv.Serve(ln) }()
 		log.Info("memgate serving", "addr", ln.Addr().String(), "workers", c.workers, "database", strings.SplitN(c.databaseURL, ":", 2)[0])
 	} else {
