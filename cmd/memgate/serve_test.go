@@ -162,6 +162,11 @@ func (f *fakeGitHub) answer(w http.ResponseWriter, r *http.Request) time.Duratio
 		w.WriteHeader(http.StatusBadGateway)
 		return 0
 	}
+	if msg := badOutput(m); msg != "" {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		fmt.Fprintf(w, `{"message":%q}`, msg)
+		return 0
+	}
 	f.calls = append(f.calls, ghCall{Method: r.Method, Path: r.URL.Path, Body: m})
 	id, delay := int64(0), time.Duration(0)
 	switch {
@@ -184,12 +189,44 @@ func (f *fakeGitHub) answer(w http.ResponseWriter, r *http.Request) time.Duratio
 	return delay
 }
 
+// badOutput is why GitHub would refuse a check run's output: more than 50
+// annotations in one request, an annotation without what GitHub requires,
+// annotations without the output's title and summary. "" when it is good.
+func badOutput(body map[string]any) string {
+	o, _ := body["output"].(map[string]any)
+	anns, _ := o["annotations"].([]any)
+	if len(anns) == 0 {
+		return ""
+	}
+	if len(anns) > 50 {
+		return fmt.Sprintf("Invalid request. Only 50 annotations are allowed per request; got %d", len(anns))
+	}
+	if str(o["title"]) == "" || str(o["summary"]) == "" {
+		return "Invalid request. output.title and output.summary are required"
+	}
+	for _, a := range anns {
+		m, _ := a.(map[string]any)
+		start, _ := m["start_line"].(float64)
+		end, _ := m["end_line"].(float64)
+		level := str(m["annotation_level"])
+		if str(m["path"]) == "" || start < 1 || end < start || str(m["message"]) == "" ||
+			(level != "notice" && level != "warning" && level != "failure") {
+			return fmt.Sprintf("Invalid request. Bad annotation %v", m)
+		}
+	}
+	return ""
+}
+
 // checkRun replays the calls about one check run: its final state.
 type checkState struct {
 	ID                              int64
 	HeadSHA, Name, ExternalID       string
 	Statuses                        []string
 	Conclusion, Title, Summary, URL string
+	// Annotations add up over the calls, as on GitHub; Batches is how many
+	// each call carried.
+	Annotations []map[string]any
+	Batches     []int
 }
 
 func (f *fakeGitHub) checkRuns() map[int64]*checkState {
@@ -226,6 +263,12 @@ func (f *fakeGitHub) replay() map[int64]*checkState {
 		}
 		if o, ok := c.Body["output"].(map[string]any); ok {
 			st.Title, st.Summary = str(o["title"]), str(o["summary"])
+			if anns, _ := o["annotations"].([]any); len(anns) > 0 {
+				st.Batches = append(st.Batches, len(anns))
+				for _, a := range anns {
+					st.Annotations = append(st.Annotations, a.(map[string]any))
+				}
+			}
 		}
 	}
 	return out

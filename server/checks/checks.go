@@ -174,6 +174,13 @@ func (a *App) update(ctx context.Context, run gate.Run, opts github.UpdateCheckR
 		return fmt.Errorf("checks: update check run %d: %w", run.CheckRunID, err)
 	}
 	if opts.GetStatus() == "completed" {
+		// A stray gets the verdict, not the annotations: GitHub shows every
+		// check run's on the diff, and one set is enough.
+		if opts.Output != nil && opts.Output.Annotations != nil {
+			o := *opts.Output
+			o.Annotations = nil
+			opts.Output = &o
+		}
 		a.completeStrays(ctx, in, owner, repo, run, opts)
 	}
 	return nil
@@ -239,12 +246,41 @@ func (a *App) Completed(ctx context.Context, run gate.Run, rep *gate.Report) err
 		run.CheckRunID = id
 	}
 	check, _ := conclusion(string(rep.Verdict))
-	return a.update(ctx, run, github.UpdateCheckRunOptions{
+	out := github.CheckRunOutput{Title: github.String(Title(rep)),
+		Summary: github.String(Summary(rep, a.opts.detailsURL(run))), Text: github.String(Text(rep))}
+	// GitHub takes 50 annotations per request: the first batch completes
+	// the check run, the others follow on it (they add up).
+	anns := batches(annotations(rep, a.opts.detailsURL(run)))
+	first := out
+	if len(anns) > 0 {
+		first.Annotations = anns[0]
+	}
+	err := a.update(ctx, run, github.UpdateCheckRunOptions{
 		Status: github.String("completed"), Conclusion: github.String(check),
-		CompletedAt: &github.Timestamp{Time: time.Now()},
-		Output: &github.CheckRunOutput{Title: github.String(Title(rep)),
-			Summary: github.String(Summary(rep, a.opts.detailsURL(run))), Text: github.String(Text(rep))},
+		CompletedAt: &github.Timestamp{Time: time.Now()}, Output: &first,
 	})
+	if err != nil || len(anns) < 2 {
+		return err
+	}
+	a.annotate(ctx, run, out, anns[1:])
+	return nil
+}
+
+// annotate adds the further batches of annotations to a completed check
+// run. Best effort: the verdict and the summary, which names the same
+// lines, are already on GitHub, and completing again to retry would repeat
+// the first batch. Each PATCH carries the same output, which GitHub
+// requires with annotations.
+func (a *App) annotate(ctx context.Context, run gate.Run, out github.CheckRunOutput, batches [][]*github.CheckRunAnnotation) {
+	for i, batch := range batches {
+		o := out
+		o.Annotations = batch
+		if err := a.update(ctx, run, github.UpdateCheckRunOptions{Output: &o}); err != nil {
+			a.opts.Logger.Warn("could not add annotations to the check run", "run", run.ID, "check_run", run.CheckRunID,
+				"batch", i+2, "of", len(batches)+1, "err", err)
+			return
+		}
+	}
 }
 
 // Cancelled completes the check run as cancelled.

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -42,22 +43,32 @@ func Summary(rep *gate.Report, detailsURL string) string {
 			rep.Baseline.IdleGoroutines, rep.Baseline.WindowStartGoroutines, rep.Settle.Final, text(rep.Environment.Source))
 	}
 	if rep.Verdict == gate.Fail {
-		if len(rep.Attribution.Heap) > 0 {
-			b.WriteString("\n### Heap growth by function (end of warm-up to end, after GC)\n\n| growth | function | from |\n|---|---|---|\n")
-			for i, h := range rep.Attribution.Heap {
-				if i == 5 {
-					break
+		if heap := head(rep.Attribution.Heap, 5); len(heap) > 0 {
+			// The code column only when a site has a line of the
+			// repository to name: reports without culprits keep their table.
+			lines := slices.ContainsFunc(heap, func(h gate.HeapSite) bool { _, ok := h.Culprit.Source(); return ok })
+			b.WriteString("\n### Heap growth by function (end of warm-up to end, after GC)\n\n| growth | function | from |")
+			if lines {
+				b.WriteString(" code |\n|---|---|---|---|\n")
+			} else {
+				b.WriteString("\n|---|---|---|\n")
+			}
+			for _, h := range heap {
+				fmt.Fprintf(&b, "| +%s | %s | %s |", gate.FormatBytes(float64(h.DeltaBytes)), cellCode(h.Function), cellCode(h.Origin))
+				if lines {
+					fmt.Fprintf(&b, " %s |", culpritCell(h.Culprit, h.Origin))
 				}
-				fmt.Fprintf(&b, "| +%s | %s | %s |\n", gate.FormatBytes(float64(h.DeltaBytes)), cellCode(h.Function), cellCode(h.Origin))
+				b.WriteString("\n")
 			}
 		}
 		if len(rep.Attribution.Goroutines) > 0 {
 			b.WriteString("\n### Goroutine stacks that grew\n\n")
-			for i, g := range rep.Attribution.Goroutines {
-				if i == 3 {
-					break
+			for _, g := range head(rep.Attribution.Goroutines, 3) {
+				where := ""
+				if src, ok := g.Culprit.Source(); ok {
+					where = " from " + code(g.Culprit.Function) + " at " + sourceText(src, code)
 				}
-				fmt.Fprintf(&b, "**+%s** waiting in %s:\n%s\n", gate.FormatCount(g.Delta), code(g.Top), fence(strings.Join(head(g.Stack, 12), "\n")))
+				fmt.Fprintf(&b, "**+%s** waiting in %s%s:\n%s\n", gate.FormatCount(g.Delta), code(g.Top), where, fence(strings.Join(headLines(g.Stack, 12), "\n")))
 			}
 		}
 	}
@@ -107,9 +118,38 @@ func icon(s gate.Status) string {
 	return "⚠️"
 }
 
-func head(s []string, n int) []string {
+// head is the first n of s.
+func head[S any](s []S, n int) []S { return s[:min(len(s), n)] }
+
+// headLines is the first n lines, and "..." when there were more.
+func headLines(s []string, n int) []string {
 	if len(s) > n {
 		return append(append([]string(nil), s[:n]...), "...")
+	}
+	return s
+}
+
+// culpritCell names the line of the repository a site's culprit is on,
+// and the culprit when it is not the site's origin already shown; empty
+// without one.
+func culpritCell(f *gate.Frame, origin string) string {
+	src, ok := f.Source()
+	if !ok {
+		return ""
+	}
+	cell := sourceText(src, cellCode)
+	if f.Function != origin {
+		cell = cellCode(f.Function) + " at " + cell
+	}
+	return cell
+}
+
+// sourceText is file:line quoted as code (code, or cellCode in a table),
+// marked when vendored.
+func sourceText(src gate.SourceLine, quote func(string) string) string {
+	s := quote(src.String())
+	if src.Vendored {
+		s += " (vendored)"
 	}
 	return s
 }

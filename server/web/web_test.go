@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/internal/golden"
 	"github.com/memgate/memgate/server/access"
 	"github.com/memgate/memgate/storage"
 )
@@ -192,29 +193,9 @@ func (b *testBundle) get(t *testing.T, path string) (int, string, http.Header) {
 	return resp.StatusCode, string(body), resp.Header
 }
 
-func golden(t *testing.T, name, got string) {
+func goldenPage(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./server/web -update to create it)", err)
-	}
-	if string(want) != got {
-		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-		for i := 0; i < len(gl) && i < len(wl); i++ {
-			if gl[i] != wl[i] {
-				t.Fatalf("%s differs at line %d:\n got: %s\nwant: %s\n(run go test ./server/web -update if the change is intended)", name, i+1, gl[i], wl[i])
-			}
-		}
-		t.Fatalf("%s differs in length: %d lines, want %d", name, len(gl), len(wl))
-	}
+	golden.Check(t, name, []byte(got), *update)
 }
 
 func TestGoldenPages(t *testing.T) {
@@ -229,7 +210,7 @@ func TestGoldenPages(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("%s: %d", path, status)
 		}
-		golden(t, name, body)
+		goldenPage(t, name, body)
 	}
 }
 
