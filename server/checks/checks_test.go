@@ -144,3 +144,40 @@ func TestStatusesSendTheVerdict(t *testing.T) {
 		t.Errorf("status %+v", got)
 	}
 }
+
+// Beside each site it names, the summary shows the line of the repository
+// to open, when the site has one; a table without any keeps its columns.
+func TestSummaryShowsTheCulpritsLines(t *testing.T) {
+	s := Summary(annotationCases[0].rep, runURL)
+	for _, want := range []string{"| growth | function | from | code |",
+		"| +3.1 MiB | `net/textproto.readMIMEHeader` | `main.(*registry).keep` | `registry.go:41` |",
+		"| +878.9 KiB | `main.(*cache).put` | `main.(*cache).put` | `internal/cache/cache.go:77` |",
+		"| +683.6 KiB | `runtime.malg` | ` ` |  |"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+	s = Summary(annotationCases[1].rep, runURL)
+	for _, want := range []string{"**+2,400** waiting in `main.handleOrder.func1` from `main.handleOrder.func1` at `orders/handler.go:58`:",
+		"**+1,200** waiting in `net.(*netFD).Read`:", "**+300** waiting in `time.Sleep` from `main.poll` at `poll.go:12`:"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+	s = Summary(annotationCases[2].rep, runURL)
+	if want := "`vendor/github.com/gorilla/sessions/sessions.go:120` (vendored) |"; !strings.Contains(s, want) {
+		t.Errorf("summary lacks %q:\n%s", want, s)
+	}
+	// Made-up paths are not shown; a hostile name stays inside its cell.
+	hostile := *annotationCases[3].rep
+	sites := hostile.Attribution.Heap
+	hostile.Attribution.Heap = append([]gate.HeapSite{sites[7]}, sites[:4]...)
+	s = Summary(&hostile, runURL)
+	if strings.Contains(s, "passwd") || strings.Contains(s, "/usr/local/go") || strings.Contains(s, "\n::error") ||
+		!strings.Contains(s, "`main.(*h).ServeHTTP  Injected: yes` at `handler.go:30` |") {
+		t.Errorf("hostile sites in the summary:\n%s", s)
+	}
+	if s := Summary(failingReport(), runURL); !strings.Contains(s, "| growth | function | from |\n|---|---|---|\n") {
+		t.Errorf("a report without culprits changed its table:\n%s", s)
+	}
+}

@@ -84,14 +84,16 @@ func New(cfg Config, auth *access.Authorizer, rerun Rerunner, log *slog.Logger) 
 		"pct": func(v *float64) string {
 			return optFmt(v, func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) })
 		},
-		"per1k":    func(v *float64) string { return optFmt(v, func(f float64) string { return fmt.Sprintf("%+.2f", f) }) },
-		"ghCommit": func(repo, sha string) string { return p.cfg.GitHubURL + "/" + repo + "/commit/" + sha },
-		"ghPR":     func(repo string, n int) string { return fmt.Sprintf("%s/%s/pull/%d", p.cfg.GitHubURL, repo, n) },
-		"upper":    strings.ToUpper,
-		"countu":   func(v uint64) string { return gate.FormatCount(int64(v)) },
-		"mul100":   func(v float64) float64 { return 100 * v },
-		"float":    func(v int64) float64 { return float64(v) },
-		"lat":      func(d gate.Duration) string { return roundLatency(d.Std()) },
+		"per1k":     func(v *float64) string { return optFmt(v, func(f float64) string { return fmt.Sprintf("%+.2f", f) }) },
+		"ghCommit":  func(repo, sha string) string { return p.cfg.GitHubURL + "/" + repo + "/commit/" + sha },
+		"ghPR":      func(repo string, n int) string { return fmt.Sprintf("%s/%s/pull/%d", p.cfg.GitHubURL, repo, n) },
+		"upper":     strings.ToUpper,
+		"countu":    func(v uint64) string { return gate.FormatCount(int64(v)) },
+		"mul100":    func(v float64) float64 { return 100 * v },
+		"float":     func(v int64) float64 { return float64(v) },
+		"lat":       func(d gate.Duration) string { return roundLatency(d.Std()) },
+		"source":    p.source,
+		"anySource": anySource,
 	}
 	pages, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {

@@ -398,3 +398,58 @@ func TestLoginWithoutGitHubSaysPrivateRunsNeedTheToken(t *testing.T) {
 		t.Errorf("/login without GitHub sign-in: %d\n%s", status, body)
 	}
 }
+
+// Each site's culprit links to its line in the run's commit on GitHub (or
+// GitHub Enterprise), every part of the address escaped; a path that is
+// not the repository's gets no link, and names stay text.
+func TestRunPageLinksCulpritsToTheirLines(t *testing.T) {
+	b := setup(t, false)
+	b.pages.cfg.GitHubURL = "https://ghe.example"
+	ctx := context.Background()
+	const sha = "0123456789abcdef0123456789abcdef01234567"
+	run := gate.Run{Repository: "acme/api", PR: 4, HeadSHA: sha, CloneURL: "https://x/y.git", Trigger: "t"}
+	b.store.SetVisibility(ctx, nil, run.Repository, false)
+	id, err := b.store.CreateRun(ctx, nil, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &gate.Report{Verdict: gate.Fail, Reason: "leak", Attribution: gate.Attribution{
+		Heap: []gate.HeapSite{
+			{Function: "main.keep", Origin: "main.keep", DeltaBytes: 4 << 20,
+				Culprit: &gate.Frame{Function: "<script>alert(1)</script>", File: "dir with space/a#b?c&d.go", Line: 5}},
+			{Function: "main.up", DeltaBytes: 3 << 20, Culprit: &gate.Frame{Function: "main.up", File: "../../../../evil", Line: 1}},
+			{Function: "main.abs", DeltaBytes: 3 << 20, Culprit: &gate.Frame{Function: "main.abs", File: "/etc/passwd", Line: 1}},
+			{Function: "main.js", DeltaBytes: 2 << 20, Culprit: &gate.Frame{Function: "main.js", File: "javascript:alert(1)/x.go", Line: 2}},
+			{Function: "github.com/a/b.Get", Origin: "github.com/a/b.Get", DeltaBytes: 1 << 20,
+				Culprit: &gate.Frame{Function: "github.com/a/b.Get", File: "vendor/github.com/a/b/b.go", Line: 9, Vendored: true}},
+			{Function: "runtime.malg", DeltaBytes: 1 << 20},
+		},
+		Goroutines: []gate.GoroutineStack{{Top: "main.wait", Delta: 40, Count: 41, Stack: []string{"runtime.gopark", "main.wait"},
+			Culprit: &gate.Frame{Function: "main.wait", File: "wait.go", Line: 12}}},
+	}}
+	b.store.MarkRunning(ctx, id, fixedNow)
+	if _, err := b.store.Complete(ctx, id, 0, rep, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := b.get(t, fmt.Sprintf("/runs/%d", id))
+	blob := "https://ghe.example/acme/api/blob/" + sha + "/"
+	for _, want := range []string{
+		`<th>Code</th>`,
+		`<a class="src" href="` + blob + `dir%20with%20space/a%23b%3Fc&amp;d.go#L5">dir with space/a#b?c&amp;d.go:5</a> <span class="muted">in &lt;script&gt;alert(1)&lt;/script&gt;</span>`,
+		`<a class="src" href="` + blob + `javascript:alert%281%29/x.go#L2">javascript:alert(1)/x.go:2</a> <span class="muted">in main.js</span>`,
+		`<a class="src" href="` + blob + `vendor/github.com/a/b/b.go#L9">vendor/github.com/a/b/b.go:9</a> <span class="muted">(vendored)</span></td>`,
+		`(41 in all) · <span class="mono wrap"><a class="src" href="` + blob + `wait.go#L12">wait.go:12</a></span></summary>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("run page lacks %s", want)
+		}
+	}
+	for _, bad := range []string{"<script>alert", "evil", "passwd"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("run page has %q", bad)
+		}
+	}
+	if n := strings.Count(body, `class="src"`); n != 4 {
+		t.Errorf("%d source links, want 4", n)
+	}
+}
