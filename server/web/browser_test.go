@@ -105,6 +105,11 @@ func TestBrowser(t *testing.T) {
 	if n := eval(`Math.round(document.querySelector("svg.chart polyline.series").getBoundingClientRect().width)`); n < 200 {
 		t.Errorf("the heap line is %d px wide", n)
 	}
+	// The sites' lines link to the commit's file on GitHub, as the browser
+	// reads the address.
+	if n := eval(`[...document.querySelectorAll("a.src")].filter(a => a.href === "https://github.com/acme/orders-service/blob/4f2a9c1e0b7d3a5f6e8c9d0a1b2c3d4e5f6a7b8c/main.go#L" + a.textContent.split(":")[1]).length`); n != 2 {
+		t.Errorf("%d source links to the commit's lines, want 2 (heap site, goroutine stack)", n)
+	}
 	if n := eval(`document.querySelectorAll("#rerun").length`); n != 0 {
 		t.Error("a re-run button without signing in")
 	}
