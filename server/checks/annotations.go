@@ -91,10 +91,10 @@ func heapMessage(rep *gate.Report, h gate.HeapSite, src gate.SourceLine) string 
 	fmt.Fprintf(&b, "+%s in-use over the window%s.", gate.FormatBytes(float64(h.DeltaBytes)), perRequest(rep, func(n float64) string {
 		return gate.FormatBytes(float64(h.DeltaBytes)/n) + "/request"
 	}))
-	if fn := flatten(h.Culprit.Function); h.Function == h.Culprit.Function {
+	if fn := flatten(name(h.Culprit.Function)); h.Function == h.Culprit.Function {
 		fmt.Fprintf(&b, " Allocated here, in %s.", fn)
 	} else {
-		fmt.Fprintf(&b, " Allocated in %s, reached from %s on this line.", flatten(h.Function), fn)
+		fmt.Fprintf(&b, " Allocated in %s, reached from %s on this line.", flatten(name(h.Function)), fn)
 	}
 	if h.Uncertain() {
 		fmt.Fprintf(&b, " It rests on about %.0f heap-profile samples: a lead, not a finding.", math.Max(1, math.Round(h.Samples)))
@@ -106,10 +106,10 @@ func goroutineMessage(rep *gate.Report, g gate.GoroutineStack, src gate.SourceLi
 	var b strings.Builder
 	fmt.Fprintf(&b, "+%s goroutines over the window (%s in all after the load settled)%s.", gate.FormatCount(g.Delta), gate.FormatCount(g.Count),
 		perRequest(rep, func(n float64) string { return fmt.Sprintf("%.1f per 1k requests", 1000*float64(g.Delta)/n) }))
-	if fn := flatten(g.Culprit.Function); g.Top == g.Culprit.Function {
+	if fn := flatten(name(g.Culprit.Function)); g.Top == g.Culprit.Function {
 		fmt.Fprintf(&b, " They wait here, in %s.", fn)
 	} else {
-		fmt.Fprintf(&b, " They wait in %s, reached from %s on this line.", flatten(g.Top), fn)
+		fmt.Fprintf(&b, " They wait in %s, reached from %s on this line.", flatten(name(g.Top)), fn)
 	}
 	return b.String() + vendoredNote(src)
 }
@@ -181,7 +181,11 @@ func (ls *lineSet) add(src gate.SourceLine, level, title, message string, stack 
 	}
 	n.messages = append(n.messages, message)
 	if len(stack) > 0 {
-		n.stacks = append(n.stacks, strings.Join(stack, "\n"))
+		lines := make([]string, len(stack))
+		for i, l := range stack {
+			lines[i] = name(l)
+		}
+		n.stacks = append(n.stacks, strings.Join(lines, "\n"))
 	}
 }
 

@@ -136,7 +136,11 @@ func TestAnnotationsOfManySitesStayWithinLimits(t *testing.T) {
 			Stack:   []string{strings.Repeat("ß", 70_000)},
 			Culprit: frame(strings.Repeat("ü", 40_000), fmt.Sprintf("pkg/f%03d.go", i), i+1)})
 	}
-	anns := annotations(leakReport([]string{gate.CritHeapGrowth}, heap, nil), runURL)
+	rep := leakReport([]string{gate.CritHeapGrowth}, heap, nil)
+	if s := Summary(rep, runURL); len(s) > maxOutputBytes || !utf8.ValidString(s) || !strings.Contains(s, "`pkg/f000.go:1`") {
+		t.Errorf("summary of %d bytes (limit %d), valid UTF-8 %v", len(s), maxOutputBytes, utf8.ValidString(s))
+	}
+	anns := annotations(rep, runURL)
 	if len(anns) != maxAnnotations {
 		t.Fatalf("%d annotations, want %d", len(anns), maxAnnotations)
 	}

@@ -54,7 +54,7 @@ func Summary(rep *gate.Report, detailsURL string) string {
 				b.WriteString("\n|---|---|---|\n")
 			}
 			for _, h := range heap {
-				fmt.Fprintf(&b, "| +%s | %s | %s |", gate.FormatBytes(float64(h.DeltaBytes)), cellCode(h.Function), cellCode(h.Origin))
+				fmt.Fprintf(&b, "| +%s | %s | %s |", gate.FormatBytes(float64(h.DeltaBytes)), cellCode(name(h.Function)), cellCode(name(h.Origin)))
 				if lines {
 					fmt.Fprintf(&b, " %s |", culpritCell(h.Culprit, h.Origin))
 				}
@@ -66,9 +66,9 @@ func Summary(rep *gate.Report, detailsURL string) string {
 			for _, g := range head(rep.Attribution.Goroutines, 3) {
 				where := ""
 				if src, ok := g.Culprit.Source(); ok {
-					where = " from " + code(g.Culprit.Function) + " at " + sourceText(src, code)
+					where = " from " + code(name(g.Culprit.Function)) + " at " + sourceText(src, code)
 				}
-				fmt.Fprintf(&b, "**+%s** waiting in %s%s:\n%s\n", gate.FormatCount(g.Delta), code(g.Top), where, fence(strings.Join(headLines(g.Stack, 12), "\n")))
+				fmt.Fprintf(&b, "**+%s** waiting in %s%s:\n%s\n", gate.FormatCount(g.Delta), code(name(g.Top)), where, fence(stackText(g.Stack)))
 			}
 		}
 	}
@@ -129,6 +129,36 @@ func headLines(s []string, n int) []string {
 	return s
 }
 
+// maxNameBytes bounds a function name quoted in the summary: Go's are far
+// shorter, and a profile's made-up ones must not crowd the rest out of the
+// summary's 65,535 bytes.
+const maxNameBytes = 512
+
+// name is a function name as the summary quotes it.
+func name(s string) string { return clip(s, maxNameBytes) }
+
+// stackText is a stack's first lines, each a name.
+func stackText(stack []string) string {
+	lines := headLines(stack, 12)
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = name(l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// clip cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
 // culpritCell names the line of the repository a site's culprit is on,
 // and the culprit when it is not the site's origin already shown; empty
 // without one.
@@ -139,7 +169,7 @@ func culpritCell(f *gate.Frame, origin string) string {
 	}
 	cell := sourceText(src, cellCode)
 	if f.Function != origin {
-		cell = cellCode(f.Function) + " at " + cell
+		cell = cellCode(name(f.Function)) + " at " + cell
 	}
 	return cell
 }
