@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"flag"
+	goldenfile "github.com/memgate/memgate/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,20 +44,7 @@ func loadStored(t *testing.T, name string) (*gate.Report, map[string][]byte) {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		os.MkdirAll(filepath.Dir(path), 0o755)
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file:\n%s", name, got)
-	}
+	goldenfile.Check(t, name, got, *update)
 }
 
 func TestFormatsOfStoredRunsMatchGoldenFiles(t *testing.T) {
