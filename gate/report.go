@@ -4,7 +4,10 @@
 // be tested without building or running anything.
 package gate
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Verdict is the outcome of a gate run.
 type Verdict string
@@ -183,10 +186,62 @@ type Frame struct {
 	Vendored bool   `json:"vendored,omitempty"` // under the repository's vendor/
 }
 
+// String names the frame as a headline does: "main.getClient (exporter.go:123)".
+func (f Frame) String() string {
+	switch {
+	case f.File == "":
+		return f.Function
+	case f.Line == 0:
+		return fmt.Sprintf("%s (%s)", f.Function, f.File)
+	}
+	return fmt.Sprintf("%s (%s:%d)", f.Function, f.File, f.Line)
+}
+
+// LeakKind is a kind of leak, named in the words a reviewer knows.
+type LeakKind string
+
+// The kinds of leak attribution recognises.
+const (
+	// KindRequestsRetained: whole requests kept (their headers, URL and
+	// context, which net/http allocated) by something that holds each.
+	KindRequestsRetained LeakKind = "requests_retained"
+	// KindConnectionsLeaked: HTTP client connections nobody closes.
+	KindConnectionsLeaked LeakKind = "connections_leaked"
+	// KindGoroutinesBlocked: goroutines waiting on a channel or a lock
+	// that no other goroutine will ever serve.
+	KindGoroutinesBlocked LeakKind = "goroutines_blocked"
+	// KindTimersNotStopped: timers and tickers never stopped.
+	KindTimersNotStopped LeakKind = "timers_not_stopped"
+	// KindUnboundedCache: a repository function keeps what it adds to a
+	// map, slice or cache that nothing evicts from.
+	KindUnboundedCache LeakKind = "unbounded_cache"
+)
+
+// Goroutines reports whether the kind is found in the goroutine profiles
+// (else in the heap's).
+func (k LeakKind) Goroutines() bool {
+	return k == KindConnectionsLeaked || k == KindGoroutinesBlocked
+}
+
+// Finding is one leak attribution recognised, with the function to fix.
+type Finding struct {
+	Kind LeakKind `json:"kind"`
+	// Summary says it in one line, naming the culprit: "2,840 HTTP client
+	// connections leaked, made by main.getHttpClient (exporter.go:123)".
+	Summary string `json:"summary"`
+	// Culprit is the repository's frame to fix; nil when none is known.
+	Culprit *Frame `json:"culprit,omitempty"`
+	Count   int64  `json:"count,omitempty"` // goroutines or connections
+	Bytes   int64  `json:"bytes,omitempty"` // heap growth behind it
+}
+
 // Attribution says where to look when a gate fails.
 type Attribution struct {
 	Heap       []HeapSite       `json:"heap"`
 	Goroutines []GoroutineStack `json:"goroutines"`
+	// Findings are the leaks recognised, heap kinds first (largest growth
+	// first), then goroutine kinds (most goroutines first).
+	Findings []Finding `json:"findings,omitempty"`
 	// DiffCommand is the pprof command that reproduces the heap diff from
 	// the profiles written with --profiles.
 	DiffCommand string `json:"diff_command,omitempty"`

@@ -62,8 +62,21 @@ func parse(data []byte) (*profile.Profile, error) {
 const maxStack = 32
 
 // HeapGrowth ranks the functions whose in-use heap grew from base to cur,
-// both heap profiles taken after a forced GC.
+// both heap profiles taken after a forced GC, as the zero Owner sees them.
 func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
+	return Owner{}.HeapGrowth(base, cur, top)
+}
+
+// GoroutineGrowth ranks the goroutine stacks whose count grew from base to
+// cur, as the zero Owner sees them.
+func GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
+	return Owner{}.GoroutineGrowth(base, cur, top)
+}
+
+// HeapGrowth ranks the functions whose in-use heap grew from base to cur,
+// both heap profiles taken after a forced GC; each names the first frame
+// the repository owns on its stack. top <= 0 keeps them all.
+func (o Owner) HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
 	diff, err := diffProfiles(base, cur)
 	if err != nil {
 		return nil, fmt.Errorf("heap diff: %w", err)
@@ -78,10 +91,11 @@ func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
 	}
 	byFn := map[string]*acc{}
 	for _, s := range diff.Sample {
-		stack := frames(s)
-		if len(stack) == 0 {
+		fs := framesOf(s)
+		if len(fs) == 0 {
 			continue
 		}
+		stack := names(fs)
 		fn := allocatingFunction(stack)
 		a := byFn[fn]
 		if a == nil {
@@ -97,6 +111,7 @@ func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
 			a.bestDelta = d
 			a.site.Stack = clip(stack)
 			a.site.Origin = origin(stack)
+			a.site.Culprit = o.culprit(fs)
 		}
 	}
 	// A space-sampled profile says how many bytes one sample stands for.
@@ -123,8 +138,9 @@ func HeapGrowth(base, cur []byte, top int) ([]gate.HeapSite, error) {
 }
 
 // GoroutineGrowth ranks the goroutine stacks whose count grew from base to
-// cur.
-func GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
+// cur; each names the first frame the repository owns on it. top <= 0
+// keeps them all.
+func (o Owner) GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
 	b, err := parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("goroutine diff: the earlier profile: %w", err)
@@ -133,19 +149,27 @@ func GoroutineGrowth(base, cur []byte, top int) ([]gate.GoroutineStack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("goroutine diff: the later profile: %w", err)
 	}
-	counts := func(p *profile.Profile) map[string]int64 {
+	// Stacks are told apart by their functions, as before; the frames of
+	// the later profile say where each function's code is.
+	counts := func(p *profile.Profile, where map[string][]frame) map[string]int64 {
 		m := map[string]int64{}
 		for _, s := range p.Sample {
-			m[strings.Join(frames(s), "\n")] += s.Value[0]
+			fs := framesOf(s)
+			key := strings.Join(names(fs), "\n")
+			m[key] += s.Value[0]
+			if where != nil {
+				where[key] = fs
+			}
 		}
 		return m
 	}
-	before, after := counts(b), counts(c)
+	later := map[string][]frame{}
+	before, after := counts(b, nil), counts(c, later)
 	var out []gate.GoroutineStack
 	for key, n := range after {
 		if d := n - before[key]; d > 0 && key != "" {
 			stack := strings.Split(key, "\n")
-			out = append(out, gate.GoroutineStack{Top: waitsIn(stack), Delta: d, Count: n, Stack: clip(stack)})
+			out = append(out, gate.GoroutineStack{Top: waitsIn(stack), Delta: d, Count: n, Stack: clip(stack), Culprit: o.culprit(later[key])})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -180,16 +204,23 @@ func sampleIndex(p *profile.Profile, name string) int {
 	return -1
 }
 
-// frames lists a sample's function names, leaf first, inlined calls
-// included.
-func frames(s *profile.Sample) []string {
-	var out []string
+// framesOf lists a sample's frames, leaf first, inlined calls included.
+func framesOf(s *profile.Sample) []frame {
+	var out []frame
 	for _, loc := range s.Location {
 		for _, l := range loc.Line {
 			if l.Function != nil {
-				out = append(out, l.Function.Name)
+				out = append(out, frame{fn: l.Function.Name, file: l.Function.Filename, line: int(l.Line)})
 			}
 		}
+	}
+	return out
+}
+
+func names(fs []frame) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.fn
 	}
 	return out
 }

@@ -1,0 +1,294 @@
+package attribution
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// Findings recognises the kinds of leak in the sites and stacks that grew
+// (all of them, as HeapGrowth and GoroutineGrowth return them with top
+// <= 0): each a rule, in the words a reviewer knows, naming the
+// repository's function to fix. Heap kinds come first, largest growth
+// first, then goroutine kinds, most goroutines first.
+func Findings(heap []gate.HeapSite, gor []gate.GoroutineStack) []gate.Finding {
+	used := make([]bool, len(heap)) // heap sites a finding has explained
+	var hf, gf []gate.Finding
+	if f, ok := connectionsLeaked(heap, gor, used); ok {
+		gf = append(gf, f)
+	}
+	if f, ok := requestsRetained(heap, used); ok {
+		hf = append(hf, f)
+	}
+	hf = append(hf, timersNotStopped(heap, used)...)
+	if f, ok := unboundedCache(heap, used); ok {
+		hf = append(hf, f)
+	}
+	gf = append(gf, goroutinesBlocked(gor)...)
+	sort.SliceStable(hf, func(i, j int) bool { return hf[i].Bytes > hf[j].Bytes })
+	sort.SliceStable(gf, func(i, j int) bool { return gf[i].Count > gf[j].Count })
+	return append(hf, gf...)
+}
+
+// has reports whether a stack holds a frame whose function starts with
+// one of the prefixes.
+func has(stack []string, prefixes ...string) bool {
+	for _, f := range stack {
+		for _, p := range prefixes {
+			if strings.HasPrefix(f, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// named is how a finding names its culprit: the repository's frame with
+// its file and line, else the function it has.
+func named(c *gate.Frame, fallback string) string {
+	if c != nil {
+		return c.String()
+	}
+	return fallback
+}
+
+// readsRequests: net/http's server reading a request (its headers, URL,
+// body, context) allocated this.
+func readsRequests(stack []string) bool {
+	return has(stack, "net/http.readRequest", "net/http.(*conn).readRequest")
+}
+
+// inHandler: allocated while a handler served a request.
+func inHandler(stack []string) bool {
+	return has(stack, "net/http.serverHandler.ServeHTTP", "net/http.HandlerFunc.ServeHTTP", "net/http.(*ServeMux).ServeHTTP")
+}
+
+// requestsRetained: growth spread over net/http's request reading means
+// whole requests stay alive. What keeps them is named by the largest
+// growth a handler allocated per request: the first frame of the
+// repository on it (a registry keyed by *http.Request, say).
+func requestsRetained(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
+	var total, reading int64
+	readSites := 0
+	for _, h := range heap {
+		if h.DeltaBytes <= 0 {
+			continue
+		}
+		total += h.DeltaBytes
+		if readsRequests(h.Stack) {
+			reading += h.DeltaBytes
+			readSites++
+		}
+	}
+	// A third of the growth, over several of net/http's allocations: not
+	// one buffer the server happened to keep.
+	if total == 0 || readSites < 2 || 3*reading < total {
+		return gate.Finding{}, false
+	}
+	f := gate.Finding{Kind: gate.KindRequestsRetained, Bytes: reading,
+		Summary: fmt.Sprintf("whole requests retained: +%s of net/http's request reading (headers, URL, context) kept", gate.FormatBytes(float64(reading)))}
+	for i, h := range heap {
+		if !readsRequests(h.Stack) {
+			continue
+		}
+		used[i] = true
+	}
+	for i, h := range heap {
+		if used[i] || h.DeltaBytes <= 0 || !inHandler(h.Stack) {
+			continue
+		}
+		f.Culprit = h.Culprit
+		f.Summary += ", held per request by " + named(h.Culprit, firstNot(h.Stack, "net/http."))
+		break
+	}
+	// What else the same code allocated per request is the same leak.
+	for i, h := range heap {
+		if !used[i] && h.DeltaBytes > 0 && inHandler(h.Stack) && sameFrame(h.Culprit, f.Culprit) {
+			used[i] = true
+			f.Bytes += h.DeltaBytes
+		}
+	}
+	return f, true
+}
+
+func sameFrame(a, b *gate.Frame) bool {
+	return a != nil && b != nil && a.Function == b.Function
+}
+
+// firstNot is the first function on a stack outside the given package
+// prefix and the runtime.
+func firstNot(stack []string, prefix string) string {
+	for _, f := range stack {
+		if !strings.HasPrefix(f, prefix) && !strings.HasPrefix(f, "runtime.") {
+			return f
+		}
+	}
+	return allocatingFunction(stack)
+}
+
+// timerFuncs are the time package's ways to start a timer or ticker.
+var timerFuncs = []string{"time.AfterFunc", "time.NewTicker", "time.NewTimer", "time.Tick", "time.After"}
+
+// timersNotStopped: growth allocated by starting timers or tickers, per
+// repository function that started them.
+func timersNotStopped(heap []gate.HeapSite, used []bool) []gate.Finding {
+	var out []gate.Finding
+	byCulprit := map[string]int{}
+	for i, h := range heap {
+		if used[i] || h.DeltaBytes <= 0 {
+			continue
+		}
+		how := ""
+		for _, f := range h.Stack {
+			for _, t := range timerFuncs {
+				if f == t {
+					how = t
+				}
+			}
+			if how != "" {
+				break
+			}
+		}
+		if how == "" {
+			continue
+		}
+		used[i] = true
+		key := named(h.Culprit, h.Function)
+		if j, ok := byCulprit[key]; ok {
+			out[j].Bytes += h.DeltaBytes
+			continue
+		}
+		byCulprit[key] = len(out)
+		out = append(out, gate.Finding{Kind: gate.KindTimersNotStopped, Culprit: h.Culprit, Bytes: h.DeltaBytes,
+			Summary: fmt.Sprintf("timers never stopped (%s), started by %s", how, key)})
+	}
+	return out
+}
+
+// unboundedCache: the largest growth left is allocated by the repository's
+// own function, which keeps it: a map or slice nothing evicts from.
+func unboundedCache(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
+	for i, h := range heap {
+		if used[i] || h.DeltaBytes <= 0 {
+			continue
+		}
+		if h.Culprit == nil || h.Culprit.Function != h.Function {
+			return gate.Finding{}, false
+		}
+		used[i] = true
+		return gate.Finding{Kind: gate.KindUnboundedCache, Culprit: h.Culprit, Bytes: h.DeltaBytes,
+			Summary: fmt.Sprintf("a cache without a bound: %s keeps what it adds (+%s), nothing evicts it", h.Culprit, gate.FormatBytes(float64(h.DeltaBytes)))}, true
+	}
+	return gate.Finding{}, false
+}
+
+// connectionsLeaked: goroutines parked in an HTTP client connection's read
+// loop are connections nobody closed; the stacks have no frame of the
+// repository, so who made them comes from the heap: the repository's
+// function that allocated, itself, about as many objects as there are
+// connections (a client or transport per call), else the repository's
+// frame that called into net/http's client most.
+func connectionsLeaked(heap []gate.HeapSite, gor []gate.GoroutineStack, used []bool) (gate.Finding, bool) {
+	var conns, goroutines int64
+	for _, g := range gor {
+		switch {
+		case has(g.Stack, "net/http.(*persistConn).readLoop"):
+			conns += g.Delta
+			goroutines += g.Delta
+		case has(g.Stack, "net/http.(*persistConn).writeLoop"):
+			goroutines += g.Delta
+		}
+	}
+	if conns <= 0 {
+		return gate.Finding{}, false
+	}
+	f := gate.Finding{Kind: gate.KindConnectionsLeaked, Count: conns,
+		Summary: fmt.Sprintf("%s HTTP client connections leaked", gate.FormatCount(conns))}
+	maker := -1
+	for i, h := range heap {
+		if h.DeltaBytes > 0 && h.Culprit != nil && h.Culprit.Function == h.Function && h.DeltaObjs >= conns/4 && h.DeltaObjs <= conns*8 {
+			maker = i
+			break
+		}
+	}
+	if maker < 0 {
+		for i, h := range heap {
+			if h.DeltaBytes > 0 && h.Culprit != nil && has(h.Stack, "net/http.(*Client).", "net/http.(*Transport).") {
+				maker = i
+				break
+			}
+		}
+	}
+	if maker < 0 {
+		f.Summary += " (no function of the repository on their stacks or allocations)"
+		return f, true
+	}
+	used[maker] = true
+	f.Culprit, f.Bytes = heap[maker].Culprit, heap[maker].DeltaBytes
+	f.Summary += ", made by " + heap[maker].Culprit.String()
+	return f, true
+}
+
+// waits are the ways a goroutine blocks on another that never comes, by
+// the frame that shows it.
+var waits = []struct{ frame, words string }{
+	{"sync.(*Cond).Wait", "in sync.Cond.Wait, never signalled"},
+	{"sync.(*WaitGroup).Wait", "in sync.WaitGroup.Wait, the Done never comes"},
+	{"sync.(*RWMutex).", "waiting for a sync.RWMutex nobody unlocks"},
+	{"sync.(*Mutex).Lock", "waiting for a sync.Mutex nobody unlocks"},
+	{"internal/sync.(*Mutex).Lock", "waiting for a sync.Mutex nobody unlocks"},
+	{"runtime.chansend", "sending on a channel nobody receives from"},
+	{"runtime.chanrecv", "receiving from a channel nobody sends on or closes"},
+	{"runtime.selectgo", "in a select no case of which comes"},
+	{"runtime.block", "in an empty select, forever"},
+}
+
+// goroutinesBlocked: goroutine stacks that grew, waiting on a channel or
+// a lock, per repository function and way of waiting.
+func goroutinesBlocked(gor []gate.GoroutineStack) []gate.Finding {
+	var out []gate.Finding
+	seen := map[string]int{}
+	for _, g := range gor {
+		if g.Delta <= 0 || has(g.Stack, "net/http.(*persistConn).") || has(g.Stack, "internal/poll.") {
+			continue
+		}
+		words := waitOf(g.Stack)
+		if words == "" {
+			continue
+		}
+		where := named(g.Culprit, g.Top)
+		key := where + "\x00" + words
+		if j, ok := seen[key]; ok {
+			out[j].Count += g.Delta
+			out[j].Summary = blockedSummary(out[j].Count, words, where)
+			continue
+		}
+		seen[key] = len(out)
+		out = append(out, gate.Finding{Kind: gate.KindGoroutinesBlocked, Culprit: g.Culprit, Count: g.Delta,
+			Summary: blockedSummary(g.Delta, words, where)})
+	}
+	return out
+}
+
+// waitOf says how a goroutine waits: the way of its leaf-most frame that
+// shows one ("" for none: network I/O, a sleep, a syscall).
+func waitOf(stack []string) string {
+	for _, f := range stack {
+		for _, w := range waits {
+			if strings.HasPrefix(f, w.frame) {
+				return w.words
+			}
+		}
+	}
+	return ""
+}
+
+func blockedSummary(n int64, words, where string) string {
+	noun := "goroutines"
+	if n == 1 {
+		noun = "goroutine"
+	}
+	return fmt.Sprintf("%s %s blocked %s, in %s", gate.FormatCount(n), noun, words, where)
+}

@@ -1,0 +1,210 @@
+package attribution
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/memgate/memgate/gate"
+)
+
+// leaksOwner is the generator's module (testdata/leaks) as a repository:
+// its profiles were written by a -trimpath build, so their files are
+// import-path-prefixed; example.com/reqctx is vendored.
+var leaksOwner = Owner{
+	Packages: []Root{{ImportPath: "example.com/leaks"}},
+	Vendored: []Root{{ImportPath: "example.com/reqctx", Dir: "vendor/example.com/reqctx"}},
+}
+
+// kindProfiles diffs the real profiles testdata/leaks wrote for a kind.
+func kindProfiles(t *testing.T, kind string) ([]gate.HeapSite, []gate.GoroutineStack) {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("testdata", "profiles", kind, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	heap, err := leaksOwner.HeapGrowth(read("heap-0.pb.gz"), read("heap-1.pb.gz"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gor, err := leaksOwner.GoroutineGrowth(read("goroutine-0.pb.gz"), read("goroutine-1.pb.gz"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return heap, gor
+}
+
+// lineOf is the line of the generator's main.go that contains text (after
+// the lines with the texts before it, separated by "|"): the line the
+// profiles must name.
+func lineOf(t *testing.T, text string) int {
+	t.Helper()
+	f, err := os.Open("testdata/leaks/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	texts := strings.Split(text, "|")
+	for n := 1; sc.Scan(); n++ {
+		if strings.Contains(sc.Text(), texts[0]) {
+			if texts = texts[1:]; len(texts) == 0 {
+				return n
+			}
+		}
+	}
+	t.Fatalf("no line with %q in the generator", text)
+	return 0
+}
+
+func TestFindingsOfEachKind(t *testing.T) {
+	for _, tc := range []struct {
+		kind     string
+		want     gate.LeakKind
+		function string
+		line     string // the text of the line the culprit is at
+		summary  string
+	}{
+		{"requests", gate.KindRequestsRetained, "main.rememberUser", `reqctx.Set(r, "user"`, "whole requests retained: +"},
+		{"connections", gate.KindConnectionsLeaked, "main.getHttpClient", "return &http.Client{Transport", "2,000 HTTP client connections leaked, made by main.getHttpClient (main.go:"},
+		{"timers", gate.KindTimersNotStopped, "main.scheduleExpiry", "time.AfterFunc(time.Hour", "timers never stopped (time.AfterFunc), started by main.scheduleExpiry (main.go:"},
+		{"cache", gate.KindUnboundedCache, "main.(*responseCache).put", "c.entries[k] = v", "a cache without a bound: main.(*responseCache).put (main.go:"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			heap, gor := kindProfiles(t, tc.kind)
+			fs := Findings(heap, gor)
+			if len(fs) == 0 {
+				t.Fatalf("no findings; heap %+v", heap[:min(5, len(heap))])
+			}
+			f := fs[0]
+			if tc.want.Goroutines() {
+				for _, g := range fs {
+					if g.Kind.Goroutines() {
+						f = g
+						break
+					}
+				}
+			}
+			t.Logf("%s: %s", f.Kind, f.Summary)
+			if f.Kind != tc.want || f.Culprit == nil {
+				t.Fatalf("finding %+v, want kind %s", f, tc.want)
+			}
+			want := gate.Frame{Function: tc.function, File: "main.go", Line: lineOf(t, tc.line)}
+			if *f.Culprit != want {
+				t.Errorf("culprit %+v, want %+v", *f.Culprit, want)
+			}
+			if !strings.Contains(f.Summary, tc.summary) || !strings.Contains(f.Summary, want.String()) {
+				t.Errorf("summary %q, want it to contain %q and %q", f.Summary, tc.summary, want)
+			}
+			for _, g := range fs {
+				if g.Kind != tc.want && g.Kind != gate.KindGoroutinesBlocked {
+					t.Errorf("also a finding of another kind: %+v", g)
+				}
+			}
+		})
+	}
+}
+
+// The request registry is vendored: its frame is the first of the
+// repository's on the stack, but the culprit is the service's own handler
+// code calling it; the registry's site itself names the vendored frame
+// only when no frame of the repository's own is there.
+func TestRequestsRetainedNamesTheHandlerNotTheVendoredRegistry(t *testing.T) {
+	heap, _ := kindProfiles(t, "requests")
+	var reading int
+	for _, h := range heap {
+		if readsRequests(h.Stack) {
+			reading++
+			if h.Culprit != nil {
+				t.Errorf("net/http's %s has a culprit %+v", h.Function, h.Culprit)
+			}
+		}
+		if h.Function == "example.com/reqctx.Set" && (h.Culprit == nil || h.Culprit.Function != "main.rememberUser") {
+			t.Errorf("reqctx.Set's culprit %+v, want main.rememberUser", h.Culprit)
+		}
+	}
+	if reading < 2 {
+		t.Errorf("%d request-reading sites", reading)
+	}
+	vendorOnly := Owner{Vendored: leaksOwner.Vendored, Packages: []Root{{ImportPath: "example.com/other"}}}
+	c := vendorOnly.culprit([]frame{
+		{fn: "example.com/reqctx.Set", file: "example.com/reqctx/reqctx.go", line: 20},
+		{fn: "net/http.HandlerFunc.ServeHTTP", file: "net/http/server.go", line: 2300},
+	})
+	if c == nil || !c.Vendored || c.File != "vendor/example.com/reqctx/reqctx.go" || c.Line != 20 {
+		t.Errorf("vendored culprit %+v", c)
+	}
+}
+
+func TestBlockedGoroutinesSayHowTheyWait(t *testing.T) {
+	_, gor := kindProfiles(t, "blocked")
+	fs := Findings(nil, gor)
+	want := map[string]struct{ words, line string }{
+		"main.sendReply":         {"sending on a channel nobody receives from", `reply <- "done"`},
+		"main.awaitConfirmation": {"receiving from a channel nobody sends on or closes", "log.Println(<-c)"},
+		"main.awaitEither":       {"in a select no case of which comes", "func awaitEither|select {"},
+		"main.waitForLock":       {"waiting for a sync.Mutex nobody unlocks", "mu.Lock()"},
+		"main.waitForSignal":     {"in sync.Cond.Wait, never signalled", "c.Wait()"},
+	}
+	for _, f := range fs {
+		t.Logf("%s", f.Summary)
+		if f.Kind != gate.KindGoroutinesBlocked || f.Culprit == nil {
+			t.Errorf("finding %+v", f)
+			continue
+		}
+		w, ok := want[f.Culprit.Function]
+		if !ok {
+			t.Errorf("unexpected culprit %+v", f.Culprit)
+			continue
+		}
+		delete(want, f.Culprit.Function)
+		frame := gate.Frame{Function: f.Culprit.Function, File: "main.go", Line: lineOf(t, w.line)}
+		if f.Count != 400 || *f.Culprit != frame || f.Summary != "400 goroutines blocked "+w.words+", in "+frame.String() {
+			t.Errorf("finding %+v (culprit %+v), want 400 %s at %+v", f, f.Culprit, w.words, frame)
+		}
+	}
+	for fn := range want {
+		t.Errorf("no finding for %s", fn)
+	}
+}
+
+func TestOwnerPlacesFrames(t *testing.T) {
+	o := Owner{
+		Packages:  []Root{{ImportPath: "github.com/acme/svc"}, {ImportPath: "github.com/acme/svc/tools", Dir: "tools"}, {ImportPath: "github.com/acme/legacy", Dir: "legacy"}},
+		Vendored:  []Root{{ImportPath: "github.com/gorilla/context", Dir: "vendor/github.com/gorilla/context"}},
+		BuildDirs: []string{"/tmp/memgate-run-1/src"},
+	}
+	for _, tc := range []struct {
+		f    frame
+		want where
+		rel  string
+	}{
+		// Absolute build-time paths, in the scratch copy.
+		{frame{"main.handler", "/tmp/memgate-run-1/src/cmd/api/main.go", 3}, own, "cmd/api/main.go"},
+		{frame{"github.com/gorilla/context.Set", "/tmp/memgate-run-1/src/vendor/github.com/gorilla/context/context.go", 3}, vendored, "vendor/github.com/gorilla/context/context.go"},
+		{frame{"net/http.(*conn).serve", "/usr/local/go/src/net/http/server.go", 3}, foreign, ""},
+		{frame{"github.com/acme/svc/sdk.Do", "/root/go/pkg/mod/github.com/acme/svc/sdk@v1.0.0/do.go", 3}, foreign, ""},
+		// -trimpath: import-path-prefixed files.
+		{frame{"github.com/acme/svc/internal/api.(*H).Serve", "github.com/acme/svc/internal/api/h.go", 3}, own, "internal/api/h.go"},
+		{frame{"github.com/acme/svc/tools/gen.Run", "github.com/acme/svc/tools/gen/run.go", 3}, own, "tools/gen/run.go"},
+		{frame{"github.com/acme/svc/sdk.Do", "github.com/acme/svc/sdk@v1.0.0/do.go", 3}, foreign, ""},
+		{frame{"github.com/acme/svcx.Do", "github.com/acme/svcx/do.go", 3}, foreign, ""},
+		{frame{"github.com/gorilla/context.Set", "github.com/gorilla/context/context.go", 3}, vendored, "vendor/github.com/gorilla/context/context.go"},
+		// A GOPATH-era import path.
+		{frame{"github.com/acme/legacy/store.Put", "github.com/acme/legacy/store/put.go", 3}, own, "legacy/store/put.go"},
+		// No file: the package path says.
+		{frame{"github.com/acme/svc.handler", "", 0}, own, ""},
+		{frame{"main.main", "", 0}, own, ""},
+		{frame{"encoding/json.Unmarshal", "", 0}, foreign, ""},
+	} {
+		w, rel := o.place(tc.f)
+		if w != tc.want || rel != tc.rel {
+			t.Errorf("%s in %s: %v %q, want %v %q", tc.f.fn, tc.f.file, w, rel, tc.want, tc.rel)
+		}
+	}
+}
