@@ -36,10 +36,15 @@ func Headline(r *Report) string {
 			part := fmt.Sprintf("heap +%s/request (+%s over %.0f s)", FormatBytes(c.Value),
 				FormatBytes(c.Value*r.Load.AchievedRate*window), window)
 			if len(r.Attribution.Heap) > 0 {
-				if h := r.Attribution.Heap[0]; h.Uncertain() {
-					part += fmt.Sprintf(", perhaps held by %s (%s: too few to be sure)", h.Where(), plural(int64(max(1, math.Round(h.Samples))), "heap profile sample"))
+				h := r.Attribution.Heap[0]
+				what := "held by " + h.Where()
+				if f, ok := r.Attribution.finding(false); ok {
+					what = f.Summary
+				}
+				if h.Uncertain() {
+					part += fmt.Sprintf(", perhaps %s (%s: too few to be sure)", what, plural(int64(max(1, math.Round(h.Samples))), "heap profile sample"))
 				} else {
-					part += ", held by " + h.Where()
+					part += ", " + what
 				}
 			}
 			parts = append(parts, part)
@@ -55,8 +60,10 @@ func Headline(r *Report) string {
 				c, _ := r.Criterion(CritGoroutineGrowth)
 				part = fmt.Sprintf("goroutines grow %.1f per 1k requests", c.Value)
 			}
-			if len(r.Attribution.Goroutines) > 0 {
-				part += ", stuck in " + r.Attribution.Goroutines[0].Top
+			if f, ok := r.Attribution.finding(true); ok {
+				part += ": " + f.Summary
+			} else if len(r.Attribution.Goroutines) > 0 {
+				part += ", stuck in " + r.Attribution.Goroutines[0].Where()
 			}
 			parts = append(parts, part)
 		}
@@ -69,11 +76,34 @@ func Headline(r *Report) string {
 	return fmt.Sprintf("no leak: post-GC heap steady (fluctuation %.1f%%, no growth), goroutines steady and settled", 100*fl.Value)
 }
 
-// Where names the function to look at: the first frame of the service's
-// own code when there is one, else the allocating function.
+// Where names the function to look at: the first frame the repository
+// owns, with its file and line, when there is one; else the first frame
+// outside the standard library; else the allocating function.
 func (h HeapSite) Where() string {
+	if h.Culprit != nil {
+		return h.Culprit.String()
+	}
 	if h.Origin != "" {
 		return h.Origin
 	}
 	return h.Function
+}
+
+// Where names where the goroutines wait: the first frame the repository
+// owns, with its file and line, when there is one; else Top.
+func (g GoroutineStack) Where() string {
+	if g.Culprit != nil {
+		return g.Culprit.String()
+	}
+	return g.Top
+}
+
+// finding is the first finding of the heap's kinds, or of the goroutines'.
+func (a Attribution) finding(goroutines bool) (Finding, bool) {
+	for _, f := range a.Findings {
+		if f.Kind.Goroutines() == goroutines {
+			return f, true
+		}
+	}
+	return Finding{}, false
 }

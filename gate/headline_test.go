@@ -39,3 +39,43 @@ func TestHeadlineHedgesAttributionOnFewSamples(t *testing.T) {
 		}
 	}
 }
+
+// The headline names the repository's frame with its file and line, and
+// says the kind of leak when attribution recognised one.
+func TestHeadlineNamesTheCulpritAndTheKind(t *testing.T) {
+	report := func(a Attribution) *Report {
+		return &Report{
+			Verdict: Fail,
+			Criteria: []Criterion{{Name: CritHeapGrowth, Status: StatusFail, Value: 1024, Limit: 32},
+				{Name: CritGoroutineSettle, Status: StatusFail}},
+			Load:        Load{AchievedRate: 200},
+			Baseline:    Baseline{SteadyFrom: 30, MeasureFrom: 10, MeasureTo: 50},
+			Settle:      Settle{WindowStart: 10, Final: 4010},
+			Attribution: a,
+		}
+	}
+	get := &Frame{Function: "main.getHttpClient", File: "exporter.go", Line: 123}
+	holder := &Frame{Function: "main.rememberUser", File: "internal/api/user.go", Line: 40}
+	for _, c := range []struct {
+		name string
+		a    Attribution
+		want string
+	}{
+		{"culprits, no kind", Attribution{
+			Heap:       []HeapSite{{Function: "net/textproto.readMIMEHeader", Origin: "github.com/dep/x.F", Culprit: holder, DeltaBytes: 8 << 20}},
+			Goroutines: []GoroutineStack{{Top: "net/http.(*persistConn).readLoop", Delta: 4000}},
+		}, "heap +1.0 KiB/request (+3.9 MiB over 20 s), held by main.rememberUser (internal/api/user.go:40); goroutines +4,000 over 40 s, stuck in net/http.(*persistConn).readLoop"},
+		{"kinds", Attribution{
+			Heap:       []HeapSite{{Function: "net/textproto.readMIMEHeader", DeltaBytes: 8 << 20}},
+			Goroutines: []GoroutineStack{{Top: "net/http.(*persistConn).readLoop", Delta: 4000}},
+			Findings: []Finding{
+				{Kind: KindRequestsRetained, Summary: "whole requests retained (their headers, URL and context, as net/http read them), held per request by " + holder.String(), Culprit: holder},
+				{Kind: KindConnectionsLeaked, Summary: "2,000 HTTP client connections leaked, made by " + get.String(), Culprit: get},
+			},
+		}, "heap +1.0 KiB/request (+3.9 MiB over 20 s), whole requests retained (their headers, URL and context, as net/http read them), held per request by main.rememberUser (internal/api/user.go:40); goroutines +4,000 over 40 s: 2,000 HTTP client connections leaked, made by main.getHttpClient (exporter.go:123)"},
+	} {
+		if got := Headline(report(c.a)); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
+		}
+	}
+}

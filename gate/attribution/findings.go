@@ -88,7 +88,7 @@ func requestsRetained(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
 		return gate.Finding{}, false
 	}
 	f := gate.Finding{Kind: gate.KindRequestsRetained, Bytes: reading,
-		Summary: fmt.Sprintf("whole requests retained: +%s of net/http's request reading (headers, URL, context) kept", gate.FormatBytes(float64(reading)))}
+		Summary: "whole requests retained (their headers, URL and context, as net/http read them)"}
 	for i, h := range heap {
 		if !readsRequests(h.Stack) {
 			continue

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memgate/memgate/gate"
 )
@@ -70,7 +72,7 @@ func TestFindingsOfEachKind(t *testing.T) {
 		line     string // the text of the line the culprit is at
 		summary  string
 	}{
-		{"requests", gate.KindRequestsRetained, "main.rememberUser", `reqctx.Set(r, "user"`, "whole requests retained: +"},
+		{"requests", gate.KindRequestsRetained, "main.rememberUser", `reqctx.Set(r, "user"`, "whole requests retained (their headers, URL and context, as net/http read them), held per request by main.rememberUser (main.go:"},
 		{"connections", gate.KindConnectionsLeaked, "main.getHttpClient", "return &http.Client{Transport", "2,000 HTTP client connections leaked, made by main.getHttpClient (main.go:"},
 		{"timers", gate.KindTimersNotStopped, "main.scheduleExpiry", "time.AfterFunc(time.Hour", "timers never stopped (time.AfterFunc), started by main.scheduleExpiry (main.go:"},
 		{"cache", gate.KindUnboundedCache, "main.(*responseCache).put", "c.entries[k] = v", "a cache without a bound: main.(*responseCache).put (main.go:"},
@@ -206,5 +208,40 @@ func TestOwnerPlacesFrames(t *testing.T) {
 		if w != tc.want || rel != tc.rel {
 			t.Errorf("%s in %s: %v %q, want %v %q", tc.f.fn, tc.f.file, w, rel, tc.want, tc.rel)
 		}
+	}
+}
+
+// This test binary's own profiles record absolute build-time paths: the
+// culprit's file is made relative to the repository's root.
+func TestCulpritOfAnAbsolutePathProfile(t *testing.T) {
+	_, here, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(filepath.Dir(here))) // gate/attribution/x.go
+	o := Owner{Packages: []Root{{ImportPath: "github.com/memgate/memgate"}}, BuildDirs: []string{"/elsewhere", root}}
+	base := goroutineProfile(t)
+	block := make(chan struct{})
+	defer close(block)
+	for i := 0; i < 10; i++ {
+		go parkedForever(block)
+	}
+	var stacks []gate.GoroutineStack
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if stacks, err = o.GoroutineGrowth(base, goroutineProfile(t), 0); err != nil {
+			t.Fatal(err)
+		}
+		if (len(stacks) > 0 && stacks[0].Delta == 10) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(stacks) == 0 || stacks[0].Culprit == nil {
+		t.Fatalf("stacks %+v", stacks)
+	}
+	c := *stacks[0].Culprit
+	if c.Function != "github.com/memgate/memgate/gate/attribution.parkedForever" || c.File != "gate/attribution/attribution_test.go" || c.Line == 0 || c.Vendored {
+		t.Errorf("culprit %+v", c)
+	}
+	fs := Findings(nil, stacks)
+	if len(fs) == 0 || fs[0].Kind != gate.KindGoroutinesBlocked || !strings.Contains(fs[0].Summary, "10 goroutines blocked receiving from a channel") {
+		t.Errorf("findings %+v", fs)
 	}
 }
