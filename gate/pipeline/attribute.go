@@ -17,7 +17,8 @@ func (r *run) attribute(p profiles) error {
 	var notes []string
 	if heapErr == nil {
 		r.res.Profiles[HeapWarmup], r.res.Profiles[HeapEnd] = heapWarm, heapEnd
-		sites, err := attribution.HeapGrowth(heapWarm, heapEnd, r.opts.AttributeTo)
+		// All of them: the findings' rules weigh every site.
+		sites, err := r.owner.HeapGrowth(heapWarm, heapEnd, 0)
 		heapErr = err
 		att.Heap = sites
 		att.DiffCommand = "go tool pprof -sample_index=inuse_space -top -diff_base " + HeapWarmup + " " + HeapEnd
@@ -27,13 +28,15 @@ func (r *run) attribute(p profiles) error {
 	}
 	if gorErr == nil {
 		r.res.Profiles[GoroutineWarmup], r.res.Profiles[GoroutineEnd] = gorWarm, gorEnd
-		stacks, err := attribution.GoroutineGrowth(gorWarm, gorEnd, r.opts.AttributeTo)
+		stacks, err := r.owner.GoroutineGrowth(gorWarm, gorEnd, 0)
 		gorErr = err
 		att.Goroutines = stacks
 	}
 	if gorErr != nil {
 		notes = append(notes, "goroutine profiles: "+gorErr.Error())
 	}
+	att.Findings = attribution.Findings(att.Heap, att.Goroutines)
+	att.Heap, att.Goroutines = head(att.Heap, r.opts.AttributeTo), head(att.Goroutines, r.opts.AttributeTo)
 	if len(notes) > 0 {
 		att.Note = fmt.Sprint(notes)
 	}
@@ -44,4 +47,12 @@ func (r *run) attribute(p profiles) error {
 		return fmt.Errorf("the goroutine profiles (%s, %s): %w", GoroutineWarmup, GoroutineEnd, gorErr)
 	}
 	return nil
+}
+
+// head is s's first n elements (all of them when n <= 0).
+func head[T any](s []T, n int) []T {
+	if n > 0 && len(s) > n {
+		return s[:n]
+	}
+	return s
 }

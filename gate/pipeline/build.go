@@ -17,6 +17,13 @@ func (r *run) build(ctx context.Context, g *gateContainment) (service.Built, err
 	if err != nil {
 		return built, err
 	}
+	// The build saw the source at g.dir, a copy of g.copied when there
+	// is one: the profiles' files are under either.
+	dirs := []string{g.dir}
+	if g.copied != "" {
+		dirs = append(dirs, g.copied)
+	}
+	r.owner = repositoryOwner(g.dir, "", dirs...)
 	if built.Note != "" {
 		r.log.Info("reader", "note", built.Note)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/attribution"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/probe"
 	"github.com/memgate/memgate/gate/service"
@@ -114,7 +115,8 @@ type run struct {
 	report *gate.Report
 	res    Result
 	proc   *service.Process
-	reqs   []loadgen.Target // the load's targets; {{port}} not replaced yet
+	reqs   []loadgen.Target  // the load's targets; {{port}} not replaced yet
+	owner  attribution.Owner // the repository's code, for attribution to name
 }
 
 func (r *run) phase(name, detail string) {
