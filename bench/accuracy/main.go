@@ -45,6 +45,8 @@ var fixtures = []fixture{
 	{"goroutine-leak 1 per 100 req (required)", "goroutine-leak", map[string]string{"LEAK_EVERY": "100"}, gate.Fail},
 	{"big-heap 256 MiB, no leak", "big-heap", map[string]string{"LEAK_BYTES": "0"}, gate.Pass},
 	{"big-heap 256 MiB, 128 B/req leak", "big-heap", nil, gate.Fail},
+	{"request-leak (sessions registry keyed by *http.Request)", "request-leak", nil, gate.Fail},
+	{"healthy-requests (the registry cleared)", "healthy-requests", nil, gate.Pass},
 }
 
 var sweep = []fixture{
@@ -97,8 +99,8 @@ func filter(fs []fixture, only string) []fixture {
 
 func table(bin, outDir string, fs []fixture, runs int) {
 	names := []string{gate.CritHeapFluctuation, gate.CritHeapGrowth, gate.CritGoroutineGrowth, gate.CritGoroutineSettle, gate.CritLoadRate}
-	fmt.Printf("| fixture | expected | verdicts | wrong | margin | %s | mean time |\n", strings.Join(names, " | "))
-	fmt.Printf("|---|---|---|---|---|%s---|\n", strings.Repeat("---|", len(names)))
+	fmt.Printf("| fixture | expected | verdicts | wrong | culprit named | margin | %s | mean time |\n", strings.Join(names, " | "))
+	fmt.Printf("|---|---|---|---|---|---|%s---|\n", strings.Repeat("---|", len(names)))
 	for _, f := range fs {
 		var reports []*gate.Report
 		var took time.Duration
@@ -115,6 +117,9 @@ func table(bin, outDir string, fs []fixture, runs int) {
 				r = &gate.Report{Verdict: gate.Error, Reason: err.Error()}
 			}
 			log.Printf("%s run %d: %s: %s", f.name, i, r.Verdict, r.Reason)
+			if c := culpritOf(f.dir); f.expect == gate.Fail && c != "" {
+				log.Printf("%s run %d: culprit %s named: %v", f.name, i, c, namesCulprit(r, c))
+			}
 			reports = append(reports, r)
 		}
 		counts := map[gate.Verdict]int{}
@@ -139,8 +144,12 @@ func table(bin, outDir string, fs []fixture, runs int) {
 		for i, n := range names {
 			cells[i] = criterionCell(reports, n)
 		}
-		fmt.Printf("| %s | %s | %s | %d %s | %s | %s | %.0f s |\n", f.name, f.expect, strings.Join(vs, ", "), wrong, kind,
-			margin(reports, f.expect), strings.Join(cells, " | "), took.Seconds()/float64(runs))
+		named := "-"
+		if f.expect == gate.Fail {
+			named = namedCell(reports, culpritOf(f.dir))
+		}
+		fmt.Printf("| %s | %s | %s | %d %s | %s | %s | %s | %.0f s |\n", f.name, f.expect, strings.Join(vs, ", "), wrong, kind,
+			named, margin(reports, f.expect), strings.Join(cells, " | "), took.Seconds()/float64(runs))
 	}
 }
 
@@ -233,12 +242,57 @@ func criterionCell(reports []*gate.Report, name string) string {
 	return fmt.Sprintf("%s (%s..%s) %s %s, %d fail", f(vals[len(vals)/2]), f(vals[0]), f(vals[len(vals)-1]), cmp, f(limit), fails)
 }
 
+// culpritOf is the function a fixture's CULPRIT file says a correct
+// headline names ("" when it has none, or says none).
+func culpritOf(dir string) string {
+	b, err := os.ReadFile(filepath.Join("examples", dir, "CULPRIT"))
+	if err != nil {
+		log.Printf("%s: no CULPRIT file: %v", dir, err)
+		return ""
+	}
+	c := strings.TrimSpace(string(b))
+	if c == "none" {
+		return ""
+	}
+	return c
+}
+
+// namesCulprit: the run failed and its headline names the culprit.
+func namesCulprit(r *gate.Report, culprit string) bool {
+	return culprit != "" && r.Verdict == gate.Fail && strings.Contains(r.Reason, culprit)
+}
+
+// namedCell says in how many runs the headline named the culprit, and
+// which: "3/3 (YYY)", N for a run that did not.
+func namedCell(reports []*gate.Report, culprit string) string {
+	if culprit == "" {
+		return "no CULPRIT"
+	}
+	n, marks := 0, ""
+	for _, r := range reports {
+		if namesCulprit(r, culprit) {
+			n++
+			marks += "Y"
+		} else {
+			marks += "N"
+		}
+	}
+	return fmt.Sprintf("%d/%d (%s)", n, len(reports), marks)
+}
+
 // reuse makes the tables from earlier runs' reports instead of running.
 var reuse bool
 
-func runOnce(bin, outDir string, f fixture, i int) (*gate.Report, error) {
-	slug := strings.NewReplacer(" ", "-", "/", "-", "(", "", ")", "").Replace(f.name)
-	cfgPath := filepath.Join(outDir, slug+".yml")
+// configFor is the config a fixture runs with: its own .memgate.yml when
+// the run adds nothing to it, else one that sets the run's environment.
+func configFor(outDir, slug string, f fixture) (string, error) {
+	own := filepath.Join("examples", f.dir, ".memgate.yml")
+	if _, err := os.Stat(own); err == nil {
+		if len(f.env) > 0 {
+			return "", fmt.Errorf("%s: has its own .memgate.yml, which the run's environment would replace", f.dir)
+		}
+		return own, nil
+	}
 	var cfg strings.Builder
 	if len(f.env) > 0 {
 		cfg.WriteString("run:\n  env:\n")
@@ -246,7 +300,14 @@ func runOnce(bin, outDir string, f fixture, i int) (*gate.Report, error) {
 			fmt.Fprintf(&cfg, "    %s: %q\n", k, v)
 		}
 	}
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
+	path := filepath.Join(outDir, slug+".yml")
+	return path, os.WriteFile(path, []byte(cfg.String()), 0o644)
+}
+
+func runOnce(bin, outDir string, f fixture, i int) (*gate.Report, error) {
+	slug := strings.NewReplacer(" ", "-", "/", "-", "(", "", ")", "").Replace(f.name)
+	cfgPath, err := configFor(outDir, slug, f)
+	if err != nil {
 		return nil, err
 	}
 	jsonPath := filepath.Join(outDir, fmt.Sprintf("%s-%d.json", slug, i))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/memgate/memgate/gate"
@@ -28,5 +30,34 @@ func TestMarginReadsTheWorstRun(t *testing.T) {
 	}
 	if got := margin([]*gate.Report{{Verdict: gate.Error}}, gate.Fail); got != "-" {
 		t.Errorf("no criteria: %q", got)
+	}
+}
+
+// Every leaking fixture declares its culprit, every healthy one none, and
+// a run names it only when it failed and its headline says the function.
+func TestCulpritsAreDeclaredAndCounted(t *testing.T) {
+	if err := os.Chdir("../.."); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir("bench/accuracy")
+	dirs, _ := filepath.Glob("examples/*")
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "CULPRIT")); err != nil {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	for _, f := range append(append([]fixture(nil), fixtures...), sweep...) {
+		// big-heap leaks unless LEAK_BYTES=0 makes it healthy.
+		if c := culpritOf(f.dir); (c == "") != (f.expect == gate.Pass) && f.env["LEAK_BYTES"] != "0" {
+			t.Errorf("%s: culprit %q for a fixture expected to %s", f.name, c, f.expect)
+		}
+	}
+	reports := []*gate.Report{
+		{Verdict: gate.Fail, Reason: "heap +1.0 KiB/request (+4.0 MiB over 20 s), whole requests retained (…), held per request by main.currentUser (main.go:24)"},
+		{Verdict: gate.Fail, Reason: "heap +1.0 KiB/request (+4.0 MiB over 20 s), held by net/textproto.readMIMEHeader"},
+		{Verdict: gate.Pass, Reason: "no leak: main.currentUser"},
+	}
+	if got, want := namedCell(reports, "main.currentUser"), "1/3 (YNN)"; got != want {
+		t.Errorf("named %q, want %q", got, want)
 	}
 }
