@@ -45,6 +45,7 @@ func hostileReports(s string) (fail, errored *gate.Report) {
 	fail.Criteria[0].Detail = s
 	fail.Attribution.Heap = []gate.HeapSite{{Function: s, Origin: s, DeltaBytes: 1 << 20}}
 	fail.Attribution.Goroutines = []gate.GoroutineStack{{Top: s, Delta: 3, Stack: []string{s, s}}}
+	fail.Attribution.Findings = []gate.Finding{{Kind: gate.KindGoroutinesBlocked, Summary: s}}
 	fail.Attribution.DiffCommand = "go tool pprof -diff_base " + s
 	errored = failingReport()
 	errored.Verdict, errored.Reason, errored.BuildOutput, errored.ServiceOutput = gate.Error, s, s, s

@@ -43,6 +43,12 @@ func Summary(rep *gate.Report, detailsURL string) string {
 			rep.Baseline.IdleGoroutines, rep.Baseline.WindowStartGoroutines, rep.Settle.Final, text(rep.Environment.Source))
 	}
 	if rep.Verdict == gate.Fail {
+		if len(rep.Attribution.Findings) > 0 {
+			b.WriteString("\n### What leaks\n\n")
+			for _, f := range rep.Attribution.Findings {
+				fmt.Fprintf(&b, "- **%s**: %s\n", kindWords[f.Kind], text(f.Summary))
+			}
+		}
 		if heap := head(rep.Attribution.Heap, 5); len(heap) > 0 {
 			// The code column only when a site has a line of the
 			// repository to name: reports without culprits keep their table.
@@ -85,6 +91,15 @@ func Summary(rep *gate.Report, detailsURL string) string {
 	}
 	b.WriteString("\n\nReproduce locally: `memgate check .`")
 	return truncate(b.String(), maxOutputBytes)
+}
+
+// kindWords names each kind of leak in a reviewer's words.
+var kindWords = map[gate.LeakKind]string{
+	gate.KindRequestsRetained:  "Requests retained",
+	gate.KindConnectionsLeaked: "Connections leaked",
+	gate.KindGoroutinesBlocked: "Goroutines blocked",
+	gate.KindTimersNotStopped:  "Timers never stopped",
+	gate.KindUnboundedCache:    "Cache without a bound",
 }
 
 // Text is the check run's details: each criterion's numbers.
