@@ -40,6 +40,10 @@ func Headline(r *Report) string {
 				what := "held by " + h.Where()
 				if f, ok := r.Attribution.finding(false); ok {
 					what = f.Summary
+				} else if _, ok := r.Attribution.finding(true); ok && h.Culprit == nil && h.Function == "runtime.malg" {
+					// The runtime's record of each goroutine: the
+					// goroutines named below hold it.
+					what = "held by the goroutines that leaked"
 				}
 				if h.Uncertain() {
 					part += fmt.Sprintf(", perhaps %s (%s: too few to be sure)", what, plural(int64(max(1, math.Round(h.Samples))), "heap profile sample"))

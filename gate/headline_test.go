@@ -79,3 +79,24 @@ func TestHeadlineNamesTheCulpritAndTheKind(t *testing.T) {
 		}
 	}
 }
+
+// The runtime's goroutine records grow with leaked goroutines: the heap
+// part says so instead of naming runtime.malg.
+func TestHeadlineSaysLeakedGoroutinesHoldTheirRecords(t *testing.T) {
+	f := &Frame{Function: "main.handleOrder.func1.1", File: "main.go", Line: 23}
+	r := &Report{
+		Verdict:  Fail,
+		Criteria: []Criterion{{Name: CritHeapGrowth, Status: StatusFail, Value: 720, Limit: 32}, {Name: CritGoroutineSettle, Status: StatusFail}},
+		Load:     Load{AchievedRate: 200},
+		Baseline: Baseline{SteadyFrom: 30, MeasureFrom: 10, MeasureTo: 50},
+		Settle:   Settle{WindowStart: 10, Final: 4010},
+		Attribution: Attribution{
+			Heap:     []HeapSite{{Function: "runtime.malg", DeltaBytes: 2 << 20}},
+			Findings: []Finding{{Kind: KindGoroutinesBlocked, Summary: "4,000 goroutines blocked receiving from a channel nobody sends on or closes, in " + f.String(), Culprit: f}},
+		},
+	}
+	want := "heap +720 B/request (+2.7 MiB over 20 s), held by the goroutines that leaked; goroutines +4,000 over 40 s: 4,000 goroutines blocked receiving from a channel nobody sends on or closes, in main.handleOrder.func1.1 (main.go:23)"
+	if got := Headline(r); got != want {
+		t.Errorf("headline\n got %q\nwant %q", got, want)
+	}
+}

@@ -23,10 +23,11 @@ func Findings(heap []gate.HeapSite, gor []gate.GoroutineStack) []gate.Finding {
 		hf = append(hf, f)
 	}
 	hf = append(hf, timersNotStopped(heap, used)...)
-	if f, ok := unboundedCache(heap, used); ok {
+	blocked := goroutinesBlocked(gor)
+	if f, ok := unboundedCache(heap, used, blocked); ok {
 		hf = append(hf, f)
 	}
-	gf = append(gf, goroutinesBlocked(gor)...)
+	gf = append(gf, blocked...)
 	sort.SliceStable(hf, func(i, j int) bool { return hf[i].Bytes > hf[j].Bytes })
 	sort.SliceStable(gf, func(i, j int) bool { return gf[i].Count > gf[j].Count })
 	return append(hf, gf...)
@@ -169,13 +170,20 @@ func timersNotStopped(heap []gate.HeapSite, used []bool) []gate.Finding {
 
 // unboundedCache: the largest growth left is allocated by the repository's
 // own function, which keeps it: a map or slice nothing evicts from.
-func unboundedCache(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
+// What a function allocates for the goroutines it starts and that leak
+// (their closures, channels) is theirs, not a cache's.
+func unboundedCache(heap []gate.HeapSite, used []bool, blocked []gate.Finding) (gate.Finding, bool) {
 	for i, h := range heap {
 		if used[i] || h.DeltaBytes <= 0 {
 			continue
 		}
 		if h.Culprit == nil || h.Culprit.Function != h.Function {
 			return gate.Finding{}, false
+		}
+		for _, b := range blocked {
+			if b.Culprit != nil && strings.HasPrefix(b.Culprit.Function, h.Function) {
+				return gate.Finding{}, false
+			}
 		}
 		used[i] = true
 		return gate.Finding{Kind: gate.KindUnboundedCache, Culprit: h.Culprit, Bytes: h.DeltaBytes,

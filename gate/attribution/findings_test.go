@@ -245,3 +245,21 @@ func TestCulpritOfAnAbsolutePathProfile(t *testing.T) {
 		t.Errorf("findings %+v", fs)
 	}
 }
+
+// What a handler allocates for the goroutines it starts and that leak
+// (their closures, channels) is theirs, not a cache's.
+func TestLeakedGoroutinesClosuresAreNotACache(t *testing.T) {
+	fn := "main.handleOrder.func1"
+	heap := []gate.HeapSite{{Function: fn, DeltaBytes: 1 << 20, DeltaObjs: 4000, Culprit: &gate.Frame{Function: fn, File: "main.go", Line: 20},
+		Stack: []string{fn, "net/http.HandlerFunc.ServeHTTP"}}}
+	gor := []gate.GoroutineStack{{Top: fn + ".1", Delta: 4000, Stack: []string{"runtime.gopark", "runtime.chanrecv", "runtime.chanrecv1", fn + ".1"},
+		Culprit: &gate.Frame{Function: fn + ".1", File: "main.go", Line: 23}}}
+	fs := Findings(heap, gor)
+	if len(fs) != 1 || fs[0].Kind != gate.KindGoroutinesBlocked {
+		t.Errorf("findings %+v", fs)
+	}
+	// Without the goroutines, the same growth is a cache's.
+	if fs := Findings(heap, nil); len(fs) != 1 || fs[0].Kind != gate.KindUnboundedCache {
+		t.Errorf("findings %+v", fs)
+	}
+}
