@@ -590,7 +590,7 @@ func TestServeGatesPullRequestsAndReportsChecks(t *testing.T) {
 		t.Fatalf("leaking PR: %+v", run)
 	}
 	check := waitCheck(t, gh, leak)
-	if check.Conclusion != "failure" || !strings.Contains(check.Title, "stuck in main.main.handleOrder.func1.1") {
+	if check.Conclusion != "failure" || !strings.Contains(check.Title, "in main.main.handleOrder.func1.1") {
 		t.Fatalf("check run: %+v", check)
 	}
 	if !containsInOrder(check.Statuses, "in_progress", "completed") {

@@ -190,7 +190,12 @@ func TestHeapLeakFailsAndIsNamed(t *testing.T) {
 	if len(r.Attribution.Heap) == 0 || r.Attribution.Heap[0].Function != "main.(*orderStore).remember" {
 		t.Fatalf("heap attribution %+v", r.Attribution.Heap)
 	}
-	if !strings.Contains(r.Reason, "held by main.(*orderStore).remember") {
+	// The culprit is the example's own line, relative to the gate's
+	// directory, and the kind is said.
+	if c := r.Attribution.Heap[0].Culprit; c == nil || *c != (gate.Frame{Function: "main.(*orderStore).remember", File: "main.go", Line: 21}) {
+		t.Errorf("culprit %+v", c)
+	}
+	if !strings.Contains(r.Reason, "a cache without a bound: main.(*orderStore).remember (main.go:21)") {
 		t.Errorf("reason %q", r.Reason)
 	}
 	if criterion(t, r, gate.CritGoroutineSettle).Status != gate.StatusPass {
@@ -225,7 +230,7 @@ func TestGoroutineLeakFailsAndIsNamed(t *testing.T) {
 	if len(r.Attribution.Goroutines) == 0 || r.Attribution.Goroutines[0].Top != "main.main.handleOrder.func1.1" {
 		t.Fatalf("goroutine attribution %+v", r.Attribution.Goroutines)
 	}
-	if !strings.Contains(r.Reason, "stuck in main.main.handleOrder.func1.1") {
+	if !strings.Contains(r.Reason, "goroutines blocked receiving from a channel nobody sends on or closes, in main.main.handleOrder.func1.1 (main.go:23)") {
 		t.Errorf("reason %q", r.Reason)
 	}
 }

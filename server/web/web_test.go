@@ -282,7 +282,7 @@ func TestEmptyStateAndNotFound(t *testing.T) {
 func TestRunPageShowsTheReport(t *testing.T) {
 	b := setup(t, true)
 	_, body, _ := b.get(t, fmt.Sprintf("/runs/%d", b.ids["fail"]))
-	for _, want := range []string{"goroutine_settle", "stuck in main.main.handleOrder.func1.1", `<svg class="chart"`, "polyline",
+	for _, want := range []string{"goroutine_settle", "main.main.handleOrder.func1.1", `<svg class="chart"`, "polyline",
 		"warm-up (not judged)", "settle limit", "fluctuation limit 15%", "go tool pprof -sample_index=inuse_space -top -diff_base heap-warmup.pb.gz heap-end.pb.gz",
 		"/api/v1/runs/1/profiles/heap-end.pb.gz", "Sign in with the API token to re-run", "/login?with=token&amp;next=/runs/1", "seconds since the load started", "MiB"} {
 		if !strings.Contains(body, want) {
