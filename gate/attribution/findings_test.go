@@ -197,6 +197,10 @@ func TestOwnerPlacesFrames(t *testing.T) {
 		{frame{"github.com/acme/svc/sdk.Do", "github.com/acme/svc/sdk@v1.0.0/do.go", 3}, foreign, ""},
 		{frame{"github.com/acme/svcx.Do", "github.com/acme/svcx/do.go", 3}, foreign, ""},
 		{frame{"github.com/gorilla/context.Set", "github.com/gorilla/context/context.go", 3}, vendored, "vendor/github.com/gorilla/context/context.go"},
+		// A GOPATH-era import path, built in a GOPATH of its own.
+		{frame{"main.main", "/home/sandbox/go/src/github.com/acme/legacy/main.go", 3}, own, "legacy/main.go"},
+		{frame{"github.com/lib/pq.Open", "/home/sandbox/go/src/github.com/acme/legacy/vendor/github.com/lib/pq/conn.go", 3}, vendored, "legacy/vendor/github.com/lib/pq/conn.go"},
+		{frame{"github.com/lib/pq.Open", "/home/sandbox/go/src/github.com/lib/pq/conn.go", 3}, foreign, ""},
 		// A GOPATH-era import path.
 		{frame{"github.com/acme/legacy/store.Put", "github.com/acme/legacy/store/put.go", 3}, own, "legacy/store/put.go"},
 		// No file: the package path says.

@@ -61,6 +61,21 @@ func (o Owner) place(f frame) (where, string) {
 				return own, rel
 			}
 		}
+		// Built in a GOPATH the build dirs do not name: the repository's
+		// import path under a src directory.
+		for rest := file; ; {
+			i := strings.Index(rest, "/src/")
+			if i < 0 || !path.IsAbs(file) {
+				break
+			}
+			rest = rest[i+len("/src/"):]
+			if rel, ok := underRoot(o.Packages, rest); ok {
+				if isVendor(rel) {
+					return vendored, rel
+				}
+				return own, rel
+			}
+		}
 		// Built with -trimpath: a file is its package's import path and
 		// name. A dependency's carries a version ("example.com/m@v1.2.0/")
 		// even when its path starts with the repository's module path.
