@@ -62,7 +62,7 @@ func main() {
 	sweepRuns := flag.Int("sweep-runs", 2, "runs per fixture of the smallest-leak sweep (0 to skip)")
 	memgate := flag.String("memgate", "", "memgate binary (default: build ./cmd/memgate)")
 	outDir := flag.String("out", "bench/out/accuracy", "where the JSON reports go")
-	only := flag.String("only", "", "run only fixtures whose name contains this")
+	only := flag.String("only", "", "run only fixtures whose name contains this (or one of these, comma-separated)")
 	flag.BoolVar(&reuse, "reuse", false, "do not run: make the tables from the JSON reports already in -out")
 	flag.Parse()
 	log.SetFlags(0)
@@ -90,8 +90,11 @@ func main() {
 func filter(fs []fixture, only string) []fixture {
 	var out []fixture
 	for _, f := range fs {
-		if strings.Contains(f.name, only) {
-			out = append(out, f)
+		for _, o := range strings.Split(only, ",") {
+			if strings.Contains(f.name, o) {
+				out = append(out, f)
+				break
+			}
 		}
 	}
 	return out
