@@ -72,7 +72,8 @@ func inHandler(stack []string) bool {
 // repository on it (a registry keyed by *http.Request, say).
 func requestsRetained(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
 	var total, reading int64
-	readSites := 0
+	var samples float64
+	readSites, sampled := 0, true
 	for _, h := range heap {
 		if h.DeltaBytes <= 0 {
 			continue
@@ -81,11 +82,14 @@ func requestsRetained(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
 		if readsRequests(h.Stack) {
 			reading += h.DeltaBytes
 			readSites++
+			samples += h.Samples
+			sampled = sampled && h.Samples > 0
 		}
 	}
-	// A third of the growth, over several of net/http's allocations: not
-	// one buffer the server happened to keep.
-	if total == 0 || readSites < 2 || 3*reading < total {
+	// A third of the growth, over several of net/http's allocations and
+	// enough heap-profile samples: not one buffer the server happened to
+	// keep, nor a sample or two of the requests in flight.
+	if total == 0 || readSites < 2 || 3*reading < total || sampled && samples < gate.MinHeapSamples {
 		return gate.Finding{}, false
 	}
 	f := gate.Finding{Kind: gate.KindRequestsRetained, Bytes: reading,

@@ -267,3 +267,23 @@ func TestLeakedGoroutinesClosuresAreNotACache(t *testing.T) {
 		t.Errorf("findings %+v", fs)
 	}
 }
+
+// Two heap-profile samples that landed on requests in flight are not
+// whole requests retained.
+func TestRequestsRetainedNeedsSamples(t *testing.T) {
+	read := []string{"net/textproto.readMIMEHeader", "net/http.readRequest", "net/http.(*conn).readRequest", "net/http.(*conn).serve"}
+	heap := func(samples float64) []gate.HeapSite {
+		return []gate.HeapSite{
+			{Function: "net/textproto.readMIMEHeader", DeltaBytes: 512 << 10, Samples: samples, Stack: read},
+			{Function: "net/http.readRequest", DeltaBytes: 512 << 10, Samples: samples, Stack: read[1:]},
+			{Function: "main.remember", DeltaBytes: 512 << 10, Samples: samples, Stack: []string{"main.remember", "net/http.HandlerFunc.ServeHTTP"},
+				Culprit: &gate.Frame{Function: "main.remember", File: "main.go", Line: 9}},
+		}
+	}
+	if fs := Findings(heap(1), nil); len(fs) != 0 {
+		t.Errorf("on 2 samples: %+v", fs)
+	}
+	if fs := Findings(heap(4), nil); len(fs) != 1 || fs[0].Kind != gate.KindRequestsRetained || fs[0].Culprit.Function != "main.remember" {
+		t.Errorf("on 8 samples: %+v", fs)
+	}
+}
