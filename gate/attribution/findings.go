@@ -100,13 +100,9 @@ func requestsRetained(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
 		}
 		used[i] = true
 	}
-	for i, h := range heap {
-		if used[i] || h.DeltaBytes <= 0 || !inHandler(h.Stack) {
-			continue
-		}
+	if h, ok := holder(heap, used); ok {
 		f.Culprit = h.Culprit
 		f.Summary += ", held per request by " + named(h.Culprit, firstNot(h.Stack, "net/http."))
-		break
 	}
 	// What else the same code allocated per request is the same leak.
 	for i, h := range heap {
@@ -116,6 +112,48 @@ func requestsRetained(heap []gate.HeapSite, used []bool) (gate.Finding, bool) {
 		}
 	}
 	return f, true
+}
+
+// holder is the site that names what holds each request: of the growth
+// handlers allocated per request, the repository's function with the
+// most; within it, its call into other code (a registry keyed by the
+// request, say) rather than its own allocations, so that the line named
+// does not depend on which of them the profile happened to sample most.
+func holder(heap []gate.HeapSite, used []bool) (gate.HeapSite, bool) {
+	byFn := map[string]int64{}
+	best, bestFn := int64(0), ""
+	first := -1
+	for i, h := range heap {
+		if used[i] || h.DeltaBytes <= 0 || !inHandler(h.Stack) {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		if h.Culprit == nil {
+			continue
+		}
+		byFn[h.Culprit.Function] += h.DeltaBytes
+		if n := byFn[h.Culprit.Function]; n > best {
+			best, bestFn = n, h.Culprit.Function
+		}
+	}
+	if bestFn == "" {
+		if first < 0 {
+			return gate.HeapSite{}, false
+		}
+		return heap[first], true
+	}
+	pick := -1
+	for i, h := range heap {
+		if used[i] || h.DeltaBytes <= 0 || !inHandler(h.Stack) || h.Culprit == nil || h.Culprit.Function != bestFn {
+			continue
+		}
+		if pick < 0 || (h.Function != bestFn && heap[pick].Function == bestFn) {
+			pick = i
+		}
+	}
+	return heap[pick], true
 }
 
 func sameFrame(a, b *gate.Frame) bool {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,26 @@ func TestRequestsRetainedNeedsSamples(t *testing.T) {
 	}
 	if fs := Findings(heap(4), nil); len(fs) != 1 || fs[0].Kind != gate.KindRequestsRetained || fs[0].Culprit.Function != "main.remember" {
 		t.Errorf("on 8 samples: %+v", fs)
+	}
+}
+
+// Of the handler's per-request growth, its call into the registry names
+// the line, however the samples fell between it and its own allocations.
+func TestRequestsRetainedNamesTheCallIntoTheRegistry(t *testing.T) {
+	read := []string{"net/textproto.readMIMEHeader", "net/http.readRequest", "net/http.(*conn).readRequest", "net/http.(*conn).serve"}
+	handler := []string{"main.currentUser", "net/http.HandlerFunc.ServeHTTP"}
+	for _, own := range []int64{1 << 20, 4 << 20} {
+		heap := []gate.HeapSite{
+			{Function: "net/http.readRequest", DeltaBytes: 8 << 20, Stack: read[1:]},
+			{Function: "net/textproto.readMIMEHeader", DeltaBytes: 4 << 20, Stack: read},
+			{Function: "main.currentUser", DeltaBytes: own, Stack: handler, Culprit: &gate.Frame{Function: "main.currentUser", File: "main.go", Line: 27}},
+			{Function: "example.com/sessions.Get", DeltaBytes: 2 << 20, Stack: append([]string{"example.com/sessions.Get"}, handler...),
+				Culprit: &gate.Frame{Function: "main.currentUser", File: "main.go", Line: 25}},
+		}
+		sort.Slice(heap, func(i, j int) bool { return heap[i].DeltaBytes > heap[j].DeltaBytes })
+		fs := Findings(heap, nil)
+		if len(fs) != 1 || fs[0].Culprit == nil || fs[0].Culprit.Line != 25 || fs[0].Bytes != 14<<20+own {
+			t.Errorf("own %d: findings %+v", own, fs)
+		}
 	}
 }
