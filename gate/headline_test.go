@@ -92,10 +92,10 @@ func TestHeadlineSaysLeakedGoroutinesHoldTheirRecords(t *testing.T) {
 		Settle:   Settle{WindowStart: 10, Final: 4010},
 		Attribution: Attribution{
 			Heap:     []HeapSite{{Function: "runtime.malg", DeltaBytes: 2 << 20}},
-			Findings: []Finding{{Kind: KindGoroutinesBlocked, Summary: "4,000 goroutines blocked receiving from a channel nobody sends on or closes, in " + f.String(), Culprit: f}},
+			Findings: []Finding{{Kind: KindGoroutinesBlocked, Summary: "blocked on a channel receive with no sender, in " + f.String(), Culprit: f}},
 		},
 	}
-	want := "heap +720 B/request (+2.7 MiB over 20 s), held by the goroutines that leaked; goroutines +4,000 over 40 s: 4,000 goroutines blocked receiving from a channel nobody sends on or closes, in main.handleOrder.func1.1 (main.go:23)"
+	want := "heap +720 B/request (+2.7 MiB over 20 s), held by the goroutines that leaked; goroutines +4,000 over 40 s: blocked on a channel receive with no sender, in main.handleOrder.func1.1 (main.go:23)"
 	if got := Headline(r); got != want {
 		t.Errorf("headline\n got %q\nwant %q", got, want)
 	}

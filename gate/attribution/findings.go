@@ -285,14 +285,14 @@ func connectionsLeaked(heap []gate.HeapSite, gor []gate.GoroutineStack, used []b
 // the frame that shows it.
 var waits = []struct{ frame, words string }{
 	{"sync.(*Cond).Wait", "in sync.Cond.Wait, never signalled"},
-	{"sync.(*WaitGroup).Wait", "in sync.WaitGroup.Wait, the Done never comes"},
-	{"sync.(*RWMutex).", "waiting for a sync.RWMutex nobody unlocks"},
-	{"sync.(*Mutex).Lock", "waiting for a sync.Mutex nobody unlocks"},
-	{"internal/sync.(*Mutex).Lock", "waiting for a sync.Mutex nobody unlocks"},
-	{"runtime.chansend", "sending on a channel nobody receives from"},
-	{"runtime.chanrecv", "receiving from a channel nobody sends on or closes"},
-	{"runtime.selectgo", "in a select no case of which comes"},
-	{"runtime.block", "in an empty select, forever"},
+	{"sync.(*WaitGroup).Wait", "in WaitGroup.Wait, Done never called"},
+	{"sync.(*RWMutex).", "on a sync.RWMutex never unlocked"},
+	{"sync.(*Mutex).Lock", "on a sync.Mutex never unlocked"},
+	{"internal/sync.(*Mutex).Lock", "on a sync.Mutex never unlocked"},
+	{"runtime.chansend", "on a channel send with no receiver"},
+	{"runtime.chanrecv", "on a channel receive with no sender"},
+	{"runtime.selectgo", "in a select with no ready case"},
+	{"runtime.block", "in an empty select"},
 }
 
 // goroutinesBlocked: goroutine stacks that grew, waiting on a channel or
@@ -312,12 +312,13 @@ func goroutinesBlocked(gor []gate.GoroutineStack) []gate.Finding {
 		key := where + "\x00" + words
 		if j, ok := seen[key]; ok {
 			out[j].Count += g.Delta
-			out[j].Summary = blockedSummary(out[j].Count, words, where)
 			continue
 		}
 		seen[key] = len(out)
+		// No count: the headline has it, and the check's summary says it
+		// beside.
 		out = append(out, gate.Finding{Kind: gate.KindGoroutinesBlocked, Culprit: g.Culprit, Count: g.Delta,
-			Summary: blockedSummary(g.Delta, words, where)})
+			Summary: "blocked " + words + ", in " + where})
 	}
 	return out
 }
@@ -333,12 +334,4 @@ func waitOf(stack []string) string {
 		}
 	}
 	return ""
-}
-
-func blockedSummary(n int64, words, where string) string {
-	noun := "goroutines"
-	if n == 1 {
-		noun = "goroutine"
-	}
-	return fmt.Sprintf("%s %s blocked %s, in %s", gate.FormatCount(n), noun, words, where)
 }

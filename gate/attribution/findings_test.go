@@ -152,10 +152,10 @@ func TestBlockedGoroutinesSayHowTheyWait(t *testing.T) {
 	_, gor := kindProfiles(t, "blocked")
 	fs := Findings(nil, gor)
 	want := map[string]struct{ words, line string }{
-		"main.sendReply":         {"sending on a channel nobody receives from", `reply <- "done"`},
-		"main.awaitConfirmation": {"receiving from a channel nobody sends on or closes", "log.Println(<-c)"},
-		"main.awaitEither":       {"in a select no case of which comes", "func awaitEither|select {"},
-		"main.waitForLock":       {"waiting for a sync.Mutex nobody unlocks", "mu.Lock()"},
+		"main.sendReply":         {"on a channel send with no receiver", `reply <- "done"`},
+		"main.awaitConfirmation": {"on a channel receive with no sender", "log.Println(<-c)"},
+		"main.awaitEither":       {"in a select with no ready case", "func awaitEither|select {"},
+		"main.waitForLock":       {"on a sync.Mutex never unlocked", "mu.Lock()"},
 		"main.waitForSignal":     {"in sync.Cond.Wait, never signalled", "c.Wait()"},
 	}
 	for _, f := range fs {
@@ -171,7 +171,7 @@ func TestBlockedGoroutinesSayHowTheyWait(t *testing.T) {
 		}
 		delete(want, f.Culprit.Function)
 		frame := gate.Frame{Function: f.Culprit.Function, File: "main.go", Line: lineOf(t, w.line)}
-		if f.Count != 400 || *f.Culprit != frame || f.Summary != "400 goroutines blocked "+w.words+", in "+frame.String() {
+		if f.Count != 400 || *f.Culprit != frame || f.Summary != "blocked "+w.words+", in "+frame.String() {
 			t.Errorf("finding %+v (culprit %+v), want 400 %s at %+v", f, f.Culprit, w.words, frame)
 		}
 	}
@@ -250,7 +250,7 @@ func TestCulpritOfAnAbsolutePathProfile(t *testing.T) {
 		t.Errorf("culprit %+v", c)
 	}
 	fs := Findings(nil, stacks)
-	if len(fs) == 0 || fs[0].Kind != gate.KindGoroutinesBlocked || !strings.Contains(fs[0].Summary, "10 goroutines blocked receiving from a channel") {
+	if len(fs) == 0 || fs[0].Kind != gate.KindGoroutinesBlocked || fs[0].Count != 10 || !strings.Contains(fs[0].Summary, "blocked on a channel receive with no sender, in github.com/memgate/memgate/gate/attribution.parkedForever (gate/attribution/attribution_test.go:") {
 		t.Errorf("findings %+v", fs)
 	}
 }

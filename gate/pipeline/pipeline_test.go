@@ -230,7 +230,7 @@ func TestGoroutineLeakFailsAndIsNamed(t *testing.T) {
 	if len(r.Attribution.Goroutines) == 0 || r.Attribution.Goroutines[0].Top != "main.main.handleOrder.func1.1" {
 		t.Fatalf("goroutine attribution %+v", r.Attribution.Goroutines)
 	}
-	if !strings.Contains(r.Reason, "goroutines blocked receiving from a channel nobody sends on or closes, in main.main.handleOrder.func1.1 (main.go:23)") {
+	if !strings.Contains(r.Reason, "blocked on a channel receive with no sender, in main.main.handleOrder.func1.1 (main.go:23)") {
 		t.Errorf("reason %q", r.Reason)
 	}
 }

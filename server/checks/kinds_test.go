@@ -75,7 +75,7 @@ func TestSummaryOfEachLeakKind(t *testing.T) {
 			if !strings.Contains(Title(rep), tc.culprit) {
 				t.Errorf("title %q does not name %s", Title(rep), tc.culprit)
 			}
-			if !strings.Contains(got, "- **"+tc.words+"**: ") || !strings.Contains(got, text(tc.culprit)) {
+			if !strings.Contains(got, "- **"+tc.words+"**") || !strings.Contains(got, text(tc.culprit)) {
 				t.Errorf("summary does not say %q and %q:\n%s", tc.words, tc.culprit, got)
 			}
 			golden.Check(t, "summary-"+tc.kind+".md", []byte(got), *update)

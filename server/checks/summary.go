@@ -46,7 +46,11 @@ func Summary(rep *gate.Report, detailsURL string) string {
 		if len(rep.Attribution.Findings) > 0 {
 			b.WriteString("\n### What leaks\n\n")
 			for _, f := range rep.Attribution.Findings {
-				fmt.Fprintf(&b, "- **%s**: %s\n", kindWords[f.Kind], text(clip(f.Summary, 3*maxNameBytes)))
+				count := ""
+				if f.Kind == gate.KindGoroutinesBlocked {
+					count = fmt.Sprintf(" (+%s)", gate.FormatCount(f.Count))
+				}
+				fmt.Fprintf(&b, "- **%s**%s: %s\n", kindWords[f.Kind], count, text(clip(f.Summary, 3*maxNameBytes)))
 			}
 		}
 		if heap := head(rep.Attribution.Heap, 5); len(heap) > 0 {
