@@ -71,6 +71,9 @@ func Headline(r *Report) string {
 			}
 			parts = append(parts, part)
 		}
+		if p := r.Attribution.ProvenLeaks.Headline(); p != "" {
+			parts = append(parts, p)
+		}
 		if len(parts) == 0 {
 			return "gate failed"
 		}
@@ -110,4 +113,17 @@ func (a Attribution) finding(goroutines bool) (Finding, bool) {
 		}
 	}
 	return Finding{}, false
+}
+
+// Headline is the runtime's proof in a few words, "" when it proved none:
+// "proven leaked by the runtime: 2,400 in main.handleOrder.func1".
+func (p *ProvenLeaks) Headline() string {
+	if p == nil || p.Total <= 0 || len(p.Stacks) == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("proven leaked by the runtime: %s in %s", FormatCount(p.Stacks[0].Count), p.Stacks[0].Where())
+	if rest := p.Total - p.Stacks[0].Count; rest > 0 {
+		s += fmt.Sprintf(" (+%s elsewhere)", FormatCount(rest))
+	}
+	return s
 }

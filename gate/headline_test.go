@@ -100,3 +100,30 @@ func TestHeadlineSaysLeakedGoroutinesHoldTheirRecords(t *testing.T) {
 		t.Errorf("headline\n got %q\nwant %q", got, want)
 	}
 }
+
+// The runtime's proof stands beside the growth evidence, naming where the
+// proven goroutines wait; a gate without it reads as before.
+func TestHeadlineAddsTheRuntimesProof(t *testing.T) {
+	rep := &Report{
+		Verdict:     Fail,
+		Criteria:    []Criterion{{Name: CritGoroutineSettle, Status: StatusFail}},
+		Settle:      Settle{WindowStart: 10, Final: 2410},
+		Baseline:    Baseline{MeasureFrom: 10, MeasureTo: 50},
+		Attribution: Attribution{Goroutines: []GoroutineStack{{Top: "main.handleOrder.func1", Delta: 2400}}},
+	}
+	without := Headline(rep)
+	if strings.Contains(without, "proven") {
+		t.Fatalf("no proof, yet: %q", without)
+	}
+	rep.Attribution.ProvenLeaks = &ProvenLeaks{Read: true, Total: 2403, Stacks: []GoroutineStack{
+		{Top: "main.handleOrder.func1", Count: 2400}, {Top: "main.init.func1", Count: 3}}}
+	got := Headline(rep)
+	want := without + "; proven leaked by the runtime: 2,400 in main.handleOrder.func1 (+3 elsewhere)"
+	if got != want {
+		t.Fatalf("headline\n%q\nwant\n%q", got, want)
+	}
+	rep.Attribution.ProvenLeaks = &ProvenLeaks{Read: true}
+	if got := Headline(rep); got != without {
+		t.Fatalf("a proof of nothing changed the headline: %q", got)
+	}
+}

@@ -246,6 +246,25 @@ type Attribution struct {
 	// the profiles written with --profiles.
 	DiffCommand string `json:"diff_command,omitempty"`
 	Note        string `json:"note,omitempty"` // why attribution is missing, when it is
+	// ProvenLeaks is the runtime's own proof, where the build has it; nil
+	// in reports from before it existed.
+	ProvenLeaks *ProvenLeaks `json:"proven_leaks,omitempty"`
+}
+
+// ProvenLeaks is the runtime's goroutine leak profile (Go 1.26's
+// GOEXPERIMENT=goroutineleakprofile), read once at the end of the gate:
+// goroutines a GC found blocked on a channel or lock that no running
+// goroutine can reach, so that nothing can ever wake them. Unlike growth,
+// it is not a statistic: each one is proven leaked. It holds every such
+// goroutine of the process, those leaked before the window included.
+type ProvenLeaks struct {
+	Read   bool             `json:"read"`  // the profile was read
+	Total  int64            `json:"total"` // goroutines proven leaked
+	Stacks []GoroutineStack `json:"stacks,omitempty"`
+	// Note says why the profile was not read (a toolchain without the
+	// experiment, a build that failed with it, a source that does not
+	// serve it).
+	Note string `json:"note,omitempty"`
 }
 
 // Environment records what the numbers were measured under.

@@ -309,3 +309,52 @@ func IsStd(fn string) bool {
 	first, _, _ := strings.Cut(path, "/")
 	return !strings.Contains(first, ".")
 }
+
+// ProvenLeaks reads the runtime's goroutineleak profile, as the zero
+// Owner sees it.
+func ProvenLeaks(data []byte, top int) (gate.ProvenLeaks, error) {
+	return Owner{}.ProvenLeaks(data, top)
+}
+
+// ProvenLeaks reads the runtime's goroutineleak profile: every goroutine
+// in it is one the GC proved can never run again. Stacks are ranked by
+// count and named like the goroutine growth: where they wait, and the
+// first frame the repository owns.
+func (o Owner) ProvenLeaks(data []byte, top int) (gate.ProvenLeaks, error) {
+	p, err := parse(data)
+	if err != nil {
+		return gate.ProvenLeaks{}, fmt.Errorf("goroutine leak profile: %w", err)
+	}
+	if len(p.SampleType) != 1 || p.SampleType[0].Type != "goroutineleak" {
+		return gate.ProvenLeaks{}, fmt.Errorf("goroutine leak profile: not a goroutineleak profile (sample types %v)", p.SampleType)
+	}
+	byStack := map[string]int64{}
+	where := map[string][]frame{}
+	out := gate.ProvenLeaks{Read: true}
+	for _, s := range p.Sample {
+		n := s.Value[0]
+		if n <= 0 {
+			continue
+		}
+		out.Total += n
+		fs := framesOf(s)
+		key := strings.Join(names(fs), "\n")
+		byStack[key] += n
+		where[key] = fs
+	}
+	for key, n := range byStack {
+		if key == "" {
+			continue
+		}
+		stack := strings.Split(key, "\n")
+		out.Stacks = append(out.Stacks, gate.GoroutineStack{Top: waitsIn(stack), Delta: n, Count: n, Stack: clip(stack), Culprit: o.culprit(where[key])})
+	}
+	sort.Slice(out.Stacks, func(i, j int) bool {
+		if out.Stacks[i].Count != out.Stacks[j].Count {
+			return out.Stacks[i].Count > out.Stacks[j].Count
+		}
+		return strings.Join(out.Stacks[i].Stack, "\n") < strings.Join(out.Stacks[j].Stack, "\n")
+	})
+	out.Stacks = head(out.Stacks, top)
+	return out, nil
+}

@@ -43,6 +43,9 @@ type BuildSpec struct {
 	Output  string // where the binary goes
 	Inject  bool   // add the runtime reader to package main
 	WorkDir string // scratch space for the overlay
+	// LeakProfile builds with the runtime's goroutine leak profile
+	// (LeakExperiment); where that build fails, Build builds without it.
+	LeakProfile bool
 	// ToolEnv is the toolchain environment (PATH, HOME, Go caches, proxy);
 	// see ToolchainEnv. memgate's own environment never reaches a build.
 	ToolEnv []string
@@ -53,12 +56,16 @@ type BuildSpec struct {
 
 // Built is a finished build.
 type Built struct {
-	Binary    string
-	Injected  bool   // the reader is in the binary
-	Note      string // why the reader is not, when injection was asked for
-	GoVersion string
-	Output    string // tail of the compiler's output
-	Took      time.Duration
+	Binary   string
+	Injected bool   // the reader is in the binary
+	Note     string // why the reader is not, when injection was asked for
+	// LeakProfile says the binary serves the goroutineleak profile;
+	// LeakNote says why not, when it was asked for.
+	LeakProfile bool
+	LeakNote    string
+	GoVersion   string
+	Output      string // tail of the compiler's output
+	Took        time.Duration
 }
 
 // toolVars are the only variables of memgate's environment a build sees.
@@ -83,7 +90,8 @@ func ToolchainEnv(getenv func(string) string) []string {
 }
 
 // Build compiles the service. With Inject it first tries with the reader
-// and, if only that makes the build fail, builds again without it.
+// and, if only that makes the build fail, builds again without it; with
+// LeakProfile likewise with the experiment, then without.
 func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 	start := time.Now()
 	if spec.Command == "" {
@@ -100,11 +108,22 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 			res.Note = "reader not added: " + err.Error()
 		}
 	}
-	out, err := runBuild(ctx, spec, overlay)
+	attempt := spec
+	if spec.LeakProfile {
+		attempt = withLeakExperiment(spec)
+	}
+	out, err := runBuild(ctx, attempt, overlay)
 	if err != nil && overlay != "" && strings.Contains(out, ReaderFile) {
 		res.Note = "reader not added: it did not compile with this package: " + firstLineWith(out, ReaderFile)
 		overlay = ""
-		out, err = runBuild(ctx, spec, "")
+		out, err = runBuild(ctx, attempt, "")
+	}
+	res.LeakProfile = err == nil && spec.LeakProfile
+	if err != nil && spec.LeakProfile && !errors.Is(err, ErrContainment) && ctx.Err() == nil {
+		// The experiment is the toolchain's (Go 1.26 on); an older one
+		// refuses it, and a repository's code may not build with it.
+		res.LeakNote = "built without GOEXPERIMENT=" + LeakExperiment + ": the build with it failed: " + LastLines(out, 1)
+		out, err = runBuild(ctx, spec, overlay)
 	}
 	res.Output = out
 	res.Injected = err == nil && overlay != ""
@@ -121,6 +140,31 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 		res.GoVersion = bi.GoVersion
 	}
 	return res, nil
+}
+
+// LeakExperiment is the Go experiment (Go 1.26 on) under which
+// runtime/pprof has a "goroutineleak" profile: the goroutines a GC proved
+// blocked on something no running goroutine can reach, so never to run
+// again. Only the profile's registration depends on it; the detecting GC
+// runs when the profile is written, not before.
+const LeakExperiment = "goroutineleakprofile"
+
+// withLeakExperiment adds the experiment to the toolchain environment, so
+// the standard library's and the dependencies' caches are built with it
+// too (the experiment is part of every package's build ID: a seed built
+// without it would not be hit), and to build.env's GOEXPERIMENT if the
+// repository sets one, which would otherwise replace ours.
+func withLeakExperiment(spec BuildSpec) BuildSpec {
+	spec.ToolEnv = append(append([]string(nil), spec.ToolEnv...), "GOEXPERIMENT="+LeakExperiment)
+	if theirs, ok := spec.Env["GOEXPERIMENT"]; ok {
+		env := make(map[string]string, len(spec.Env))
+		for k, v := range spec.Env {
+			env[k] = v
+		}
+		env["GOEXPERIMENT"] = strings.TrimPrefix(theirs+","+LeakExperiment, ",")
+		spec.Env = env
+	}
+	return spec
 }
 
 // openOutput opens the build's output as memgate, which the build decided

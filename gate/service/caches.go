@@ -208,7 +208,7 @@ func seedKey(goroot string, env []string) string {
 		h.Write(v)
 	}
 	for _, kv := range env {
-		for _, k := range []string{"CGO_ENABLED=", "CC=", "CXX=", "PATH=", "GOFLAGS="} {
+		for _, k := range []string{"CGO_ENABLED=", "CC=", "CXX=", "PATH=", "GOFLAGS=", "GOEXPERIMENT="} {
 			if strings.HasPrefix(kv, k) {
 				fmt.Fprintln(h, kv)
 			}

@@ -168,7 +168,8 @@ func Traversable(dir string) bool {
 // caller adds the module cache (the tenant's, or the seed's empty one).
 func (c Containment) sandboxEnv(toolEnv []string, goCache string) []string {
 	keep := map[string]bool{"PATH": true, "LANG": true, "CGO_ENABLED": true, "CC": true, "CXX": true,
-		"GOPROXY": true, "GONOPROXY": true, "GOPRIVATE": true, "GONOSUMDB": true, "GONOSUMCHECK": true, "GOSUMDB": true}
+		"GOPROXY": true, "GONOPROXY": true, "GOPRIVATE": true, "GONOSUMDB": true, "GONOSUMCHECK": true, "GOSUMDB": true,
+		"GOEXPERIMENT": true}
 	var env []string
 	for _, kv := range toolEnv {
 		k, _, _ := strings.Cut(kv, "=")

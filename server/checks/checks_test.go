@@ -181,3 +181,23 @@ func TestSummaryShowsTheCulpritsLines(t *testing.T) {
 		t.Errorf("a report without culprits changed its table:\n%s", s)
 	}
 }
+
+func TestSummaryShowsTheRuntimesProofOrWhyNot(t *testing.T) {
+	rep := failingReport()
+	rep.Attribution.ProvenLeaks = &gate.ProvenLeaks{Read: true, Total: 2400, Stacks: []gate.GoroutineStack{
+		{Top: "main.handleOrder.func1", Count: 2400, Stack: []string{"runtime.gopark", "runtime.chansend1", "main.handleOrder.func1"}}}}
+	s := Summary(rep, "")
+	for _, want := range []string{"### Proven leaked by the runtime", "2,400 goroutines are blocked", "**2,400** in `main.handleOrder.func1`", "runtime.chansend1"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+	rep.Attribution.ProvenLeaks = &gate.ProvenLeaks{Note: "built without GOEXPERIMENT=goroutineleakprofile: go: unknown GOEXPERIMENT"}
+	if s := Summary(rep, ""); !strings.Contains(s, "Goroutine leak profile not read: built without GOEXPERIMENT=goroutineleakprofile") {
+		t.Errorf("summary does not say why there is no proof:\n%s", s)
+	}
+	rep.Attribution.ProvenLeaks = nil
+	if s := Summary(rep, ""); strings.Contains(s, "leak profile") || strings.Contains(s, "Proven") {
+		t.Errorf("a report without the profile mentions it:\n%s", s)
+	}
+}

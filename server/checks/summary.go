@@ -82,6 +82,7 @@ func Summary(rep *gate.Report, detailsURL string) string {
 			}
 		}
 	}
+	writeProvenLeaks(&b, rep.Attribution.ProvenLeaks)
 	if rep.Verdict == gate.Error {
 		if rep.BuildOutput != "" && rep.Timings.Start == 0 {
 			fmt.Fprintf(&b, "\n<details><summary>build output</summary>\n\n%s\n</details>\n", fence(tailBytes(rep.BuildOutput, 8000)))
@@ -104,6 +105,28 @@ var kindWords = map[gate.LeakKind]string{
 	gate.KindGoroutinesBlocked: "Goroutines blocked",
 	gate.KindTimersNotStopped:  "Timers never stopped",
 	gate.KindUnboundedCache:    "Cache without a bound",
+}
+
+// writeProvenLeaks adds the runtime's proof, whatever the verdict: a
+// goroutine proven leaked is a defect even where the growth stayed under
+// the limits. Without the profile it says why, in one line.
+func writeProvenLeaks(b *strings.Builder, p *gate.ProvenLeaks) {
+	switch {
+	case p == nil:
+	case !p.Read:
+		fmt.Fprintf(b, "\nGoroutine leak profile not read: %s.\n", text(p.Note))
+	case p.Total == 0:
+		b.WriteString("\nThe runtime's goroutine leak profile proved no goroutine leaked.\n")
+	default:
+		fmt.Fprintf(b, "\n### Proven leaked by the runtime\n\n%s goroutines are blocked on something no running goroutine can reach (goroutineleak profile, end of the gate).\n\n",
+			gate.FormatCount(p.Total))
+		for i, g := range p.Stacks {
+			if i == 3 {
+				break
+			}
+			fmt.Fprintf(b, "**%s** in %s:\n%s\n", gate.FormatCount(g.Count), code(g.Top), fence(strings.Join(head(g.Stack, 12), "\n")))
+		}
+	}
 }
 
 // Text is the check run's details: each criterion's numbers.
