@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -118,7 +119,6 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 		overlay = ""
 		out, err = runBuild(ctx, attempt, "")
 	}
-	res.LeakProfile = err == nil && spec.LeakProfile
 	if err != nil && spec.LeakProfile && !errors.Is(err, ErrContainment) && ctx.Err() == nil {
 		// The experiment is the toolchain's (Go 1.26 on); an older one
 		// refuses it, and a repository's code may not build with it.
@@ -138,8 +138,23 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 	defer f.Close()
 	if bi, err := buildinfo.Read(f); err == nil {
 		res.GoVersion = bi.GoVersion
+		// What the binary says, not what was asked: a build.command may
+		// set its own environment.
+		res.LeakProfile = hasExperiment(bi, LeakExperiment)
+	}
+	if spec.LeakProfile && !res.LeakProfile && res.LeakNote == "" {
+		res.LeakNote = "the binary was not built with GOEXPERIMENT=" + LeakExperiment + " (a build.command that sets its own environment?)"
 	}
 	return res, nil
+}
+
+func hasExperiment(bi *buildinfo.BuildInfo, name string) bool {
+	for _, s := range bi.Settings {
+		if s.Key == "GOEXPERIMENT" && slices.Contains(strings.Split(s.Value, ","), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // LeakExperiment is the Go experiment (Go 1.26 on) under which

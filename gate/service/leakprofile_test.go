@@ -1,0 +1,129 @@
+package service_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/memgate/memgate/gate/attribution"
+	"github.com/memgate/memgate/gate/probe"
+	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/internal/gatetest"
+	"github.com/memgate/memgate/internal/testlock"
+)
+
+// buildBlockedForever builds testdata/blocked-forever with the reader, in
+// the sandbox, as a gate does; command, when set, is its build.command.
+func buildBlockedForever(t *testing.T, command string) (service.Built, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a build")
+	}
+	cont := gatetest.Containment(t)
+	testlock.Gate(t)
+	work := gatetest.WorkDir(t)
+	src := filepath.Join(work, "src")
+	scratch := filepath.Join(work, "scratch")
+	for _, d := range []string{src, scratch, filepath.Join(scratch, "inject")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"main.go", "go.mod"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "blocked-forever", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(src, f), b, 0o644)
+	}
+	sb := &service.BuildSandbox{Containment: cont, Identity: cont.NewIdentities().Build, Scratch: scratch}
+	built, err := service.Build(context.Background(), service.BuildSpec{Dir: src, Package: ".", Command: command,
+		Timeout: 5 * time.Minute, Output: filepath.Join(scratch, "out", "service"), Inject: true, LeakProfile: true,
+		WorkDir: filepath.Join(scratch, "inject"), ToolEnv: service.ToolchainEnv(os.Getenv), Sandbox: sb})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, built.Output)
+	}
+	if !built.Injected {
+		t.Fatalf("the reader is not in the build: %s", built.Note)
+	}
+	return built, src
+}
+
+// runWithReader starts the binary with the reader on a free port; the
+// process is killed when the test ends.
+func runWithReader(t *testing.T, binary string) *probe.Reader {
+	t.Helper()
+	port, err := service.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(binary)
+	cmd.Env = []string{service.ReaderAddrEnv + "=" + addr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	rd := probe.NewReader(addr, nil)
+	for i := 0; ; i++ {
+		if err = rd.Detect(context.Background()); err == nil {
+			return rd
+		}
+		if i == 50 {
+			t.Fatalf("the reader never answered: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A build with the experiment serves the runtime's proof through the
+// reader, naming the function whose goroutines can never run again.
+func TestLeakProfileBuildNamesTheBlockedFunction(t *testing.T) {
+	built, _ := buildBlockedForever(t, "")
+	if !built.LeakProfile || built.LeakNote != "" {
+		t.Fatalf("built without the experiment: %q\n%s", built.LeakNote, built.Output)
+	}
+	rd := runWithReader(t, built.Binary)
+	var proven int64
+	for i := 0; i < 20 && proven < 7; i++ { // the goroutines may not all be parked yet
+		data, err := rd.Profile(context.Background(), "goroutineleak", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := attribution.ProvenLeaks(data, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if proven = p.Total; proven == 7 && (len(p.Stacks) != 1 || p.Stacks[0].Top != "main.awaitReply") {
+			t.Fatalf("proven leaks %+v, want 7 in main.awaitReply", p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if proven != 7 {
+		t.Fatalf("%d goroutines proven leaked, want 7", proven)
+	}
+}
+
+// Where the build with the experiment fails (here a build.command that
+// refuses it, as a toolchain before Go 1.26 does), the service is built
+// without it and works, and the build says why there is no proof.
+func TestLeakProfileBuildFailureBuildsWithout(t *testing.T) {
+	command := `case "$GOEXPERIMENT" in *goroutineleakprofile*) echo "go: unknown GOEXPERIMENT goroutineleakprofile" >&2; exit 2;; esac
+go build -o {{output}} .`
+	built, _ := buildBlockedForever(t, command)
+	if built.LeakProfile || !strings.Contains(built.LeakNote, "built without GOEXPERIMENT=goroutineleakprofile: the build with it failed: go: unknown GOEXPERIMENT") {
+		t.Fatalf("leak profile %v, note %q", built.LeakProfile, built.LeakNote)
+	}
+	rd := runWithReader(t, built.Binary)
+	if _, err := rd.Read(context.Background(), true); err != nil {
+		t.Fatalf("the reader of a build without the experiment: %v", err)
+	}
+	if _, err := rd.Profile(context.Background(), "goroutineleak", false); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("a build without the experiment served a goroutineleak profile: %v", err)
+	}
+}

@@ -1,0 +1,3 @@
+module example.com/blocked-forever
+
+go 1.22
