@@ -114,6 +114,17 @@ func printReport(w io.Writer, r *gate.Report, profilesDir string) {
 			}
 		}
 	}
+	if p := r.Attribution.ProvenLeaks; p != nil && p.Total > 0 {
+		fmt.Fprintf(w, "\nproven leaked by the runtime (goroutineleak profile, end of the gate): %d goroutines\n", p.Total)
+		for i, g := range p.Stacks {
+			if i == 5 {
+				break
+			}
+			fmt.Fprintf(w, "  %8d  %s\n", g.Count, g.Top)
+		}
+	} else if p != nil && !p.Read {
+		fmt.Fprintf(w, "\ngoroutine leak profile not read: %s\n", p.Note)
+	}
 	if r.Attribution.Note != "" {
 		fmt.Fprintf(w, "\nattribution: %s\n", r.Attribution.Note)
 	}

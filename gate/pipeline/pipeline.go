@@ -117,6 +117,7 @@ type run struct {
 	proc   *service.Process
 	reqs   []loadgen.Target  // the load's targets; {{port}} not replaced yet
 	owner  attribution.Owner // the repository's code, for attribution to name
+	leak   leakProof
 }
 
 func (r *run) phase(name, detail string) {
