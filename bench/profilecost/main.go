@@ -4,7 +4,7 @@
 // (GODEBUG=memprofilerate, as a gate runs the service). Each variant is a
 // fresh process of the same fixture, loaded at each rate by package
 // loadgen as a gate loads it, the variants' order rotating from round to
-// round; each run holds the machine-wide gate lock. It prints a Markdown
+// round; the runs of each rate hold the machine-wide gate lock. It prints a Markdown
 // table. See docs/benchmarks.md.
 //
 //	go run ./bench/profilecost > bench/out/profilecost.md
@@ -86,6 +86,12 @@ func main() {
 			log.Fatalf("rate %q: %v", s, err)
 		}
 		all := make([][]result, len(variants))
+		// One lock for the rate's runs, not one per run: its runs follow
+		// each other without a gate of another test in between.
+		release, err := testlock.Acquire()
+		if err != nil {
+			log.Fatal(err)
+		}
 		for round := 0; round < *rounds; round++ {
 			for k := range variants {
 				i := (k + round) % len(variants)
@@ -97,6 +103,7 @@ func main() {
 				all[i] = append(all[i], r)
 			}
 		}
+		release()
 		for i, v := range variants {
 			m := median(all[i])
 			leak := "-"
@@ -128,14 +135,8 @@ func build(fixture, outDir string, experiment bool) (string, error) {
 	return bin, nil
 }
 
-// once runs one fresh process of the variant under load, holding the gate
-// lock.
+// once runs one fresh process of the variant under load.
 func once(bin string, v variant, rate float64, d time.Duration, defaults config.Load) (result, error) {
-	release, err := testlock.Acquire()
-	if err != nil {
-		return result{}, err
-	}
-	defer release()
 	port, err := service.FreePort()
 	if err != nil {
 		return result{}, err

@@ -237,7 +237,7 @@ func writeProfiles(dir string, profiles map[string][]byte) ([]string, error) {
 		return nil, fmt.Errorf("--profiles: %w", err)
 	}
 	var paths []string
-	for _, name := range []string{pipeline.HeapWarmup, pipeline.HeapEnd, pipeline.GoroutineWarmup, pipeline.GoroutineEnd} {
+	for _, name := range []string{pipeline.HeapWarmup, pipeline.HeapEnd, pipeline.GoroutineWarmup, pipeline.GoroutineEnd, pipeline.GoroutineLeakEnd} {
 		data, ok := profiles[name]
 		if !ok {
 			continue

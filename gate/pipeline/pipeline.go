@@ -117,7 +117,6 @@ type run struct {
 	proc   *service.Process
 	reqs   []loadgen.Target  // the load's targets; {{port}} not replaced yet
 	owner  attribution.Owner // the repository's code, for attribution to name
-	leak   leakProof
 }
 
 func (r *run) phase(name, detail string) {
@@ -161,7 +160,10 @@ func (r *run) serve(ctx context.Context, svc *started) error {
 	}
 	r.report.Environment.Source = src.Describe()
 	r.phase("ready", src.Describe())
-	return r.measure(ctx, src, svc.base, svc.port, svc.proc.Dial())
+	if err := r.measure(ctx, src, svc.base, svc.port, svc.proc.Dial()); err != nil {
+		return err
+	}
+	return r.readProof(ctx, src, svc)
 }
 
 func settingsOf(cfg config.Config) gate.Settings {

@@ -147,8 +147,12 @@ func TestHealthyServicesPass(t *testing.T) {
 			if r.Environment.GoVersion == "" || r.Environment.GOMAXPROCS == 0 || r.Timings.Build <= 0 || r.Timings.Load <= 0 {
 				t.Errorf("environment %+v timings %+v", r.Environment, r.Timings)
 			}
-			if len(res.Profiles) != 4 {
+			if len(res.Profiles) != 5 {
 				t.Errorf("profiles: %d", len(res.Profiles))
+			}
+			// Read from the service's pprof, or (no-pprof) the reader.
+			if p := r.Attribution.ProvenLeaks; p == nil || !p.Read || p.Total != 0 {
+				t.Errorf("the runtime's proof on a healthy service: %+v", p)
 			}
 		})
 	}
@@ -203,9 +207,13 @@ func TestHeapLeakFailsAndIsNamed(t *testing.T) {
 	}
 }
 
+// 128 B/request over as many requests as the default window holds
+// (8,000): at the runtime's default heap profile rate it rests on about 2
+// samples, a guess; at the gate's (service.HeapProfileRate) on about 15.
 func TestSlowLeakFails(t *testing.T) {
 	cfg := quick()
-	cfg.Load.Rate = 400
+	cfg.Load.Rate, cfg.Load.Duration = 800, 10*time.Second
+	cfg.Run.Env = map[string]string{"LEAK_BYTES": "128"}
 	res, _ := gateRun(t, context.Background(), examples("slow-leak"), cfg)
 	r := res.Report
 	want(t, r, gate.Fail)
@@ -213,7 +221,10 @@ func TestSlowLeakFails(t *testing.T) {
 		t.Errorf("heap growth %+v", c)
 	}
 	if len(r.Attribution.Heap) == 0 || !strings.Contains(r.Attribution.Heap[0].Where(), "main.(*sessions).touch") {
-		t.Errorf("heap attribution %+v", r.Attribution.Heap)
+		t.Fatalf("heap attribution %+v", r.Attribution.Heap)
+	}
+	if h := r.Attribution.Heap[0]; h.Samples < gate.MinHeapSamples || strings.Contains(r.Reason, "perhaps") {
+		t.Errorf("%.1f heap profile samples (%s): %q", h.Samples, gate.FormatBytes(float64(h.DeltaBytes)), r.Reason)
 	}
 }
 
@@ -232,6 +243,18 @@ func TestGoroutineLeakFailsAndIsNamed(t *testing.T) {
 	}
 	if !strings.Contains(r.Reason, "blocked on a channel receive with no sender, in main.main.handleOrder.func1.1 (main.go:23)") {
 		t.Errorf("reason %q", r.Reason)
+	}
+	// Each goroutine waits on a channel nobody else holds: the runtime
+	// proves them leaked, all of them (the warm-up's too).
+	p := r.Attribution.ProvenLeaks
+	if p == nil || p.Total < 100 || len(p.Stacks) == 0 || p.Stacks[0].Top != "main.main.handleOrder.func1.1" {
+		t.Fatalf("the runtime's proof %+v", p)
+	}
+	if !strings.Contains(r.Reason, "proven leaked by the runtime: "+gate.FormatCount(p.Stacks[0].Count)+" in main.main.handleOrder.func1.1") {
+		t.Errorf("reason %q", r.Reason)
+	}
+	if len(res.Profiles[GoroutineLeakEnd]) == 0 {
+		t.Error("the goroutineleak profile is not kept with the others")
 	}
 }
 

@@ -6,49 +6,38 @@ import (
 	"fmt"
 
 	"github.com/memgate/memgate/gate"
-	"github.com/memgate/memgate/gate/attribution"
 	"github.com/memgate/memgate/gate/probe"
-	"github.com/memgate/memgate/gate/service"
 )
 
 // GoroutineLeakEnd names the runtime's goroutine leak profile, as written
 // with --profiles and stored by the server.
 const GoroutineLeakEnd = "goroutineleak-end.pb.gz"
 
-// leakProof is what the gate knows of the runtime's goroutine leak
-// profile before reading it.
-type leakProof struct {
-	built      bool   // the binary has the experiment
-	note       string // why not, when it has not
-	readerAddr string // the injected reader, "" when not in the build
-	dial       probe.DialFunc
-}
-
 // readProof reads the runtime's proof of leaked goroutines, once, after
-// the settle (writing it runs a GC that looks for them, which a window's
-// numbers should not include). The service's own pprof serves it where it
-// serves every profile by name; a router that mounts only the usual ones
-// does not, and the reader, when in the build, does. A profile that could
-// not be read is a note beside a verdict that stands; one too large ends
-// the gate, as the other profiles do.
-func (r *run) readProof(ctx context.Context, src Source) error {
+// the measurement (writing it runs a GC that looks for them, which the
+// window's numbers should not include). The service's own pprof serves it
+// where it serves every profile by name; a router that mounts only the
+// usual ones does not, and the reader, when in the build, does. A profile
+// that could not be read is a note beside a verdict that stands; one too
+// large ends the gate, as the other profiles do.
+func (r *run) readProof(ctx context.Context, src Source, svc *started) error {
 	p := &gate.ProvenLeaks{}
 	r.report.Attribution.ProvenLeaks = p
-	if !r.leak.built {
-		p.Note = r.leak.note
+	if !svc.built.LeakProfile {
+		p.Note = svc.built.LeakNote
 		if p.Note == "" {
 			p.Note = "the build does not have it"
 		}
 		return nil
 	}
 	data, err := src.Profile(ctx, "goroutineleak", false)
-	if _, isPprof := src.(*probe.Pprof); err != nil && isPprof && r.leak.readerAddr != "" && !errors.Is(err, gate.ErrTooLarge) {
-		data, err = probe.NewReader(r.leak.readerAddr, r.leak.dial).Profile(ctx, "goroutineleak", false)
+	if _, isPprof := src.(*probe.Pprof); err != nil && isPprof && svc.readerAddr != "" && !errors.Is(err, gate.ErrTooLarge) {
+		data, err = probe.NewReader(svc.readerAddr, probe.DialFunc(svc.proc.Dial())).Profile(ctx, "goroutineleak", false)
 	}
 	if err == nil {
 		r.res.Profiles[GoroutineLeakEnd] = data
 		var proven gate.ProvenLeaks
-		proven, err = attribution.ProvenLeaks(data, r.opts.AttributeTo)
+		proven, err = r.owner.ProvenLeaks(data, r.opts.AttributeTo)
 		*p = proven
 	}
 	if err != nil {
@@ -58,9 +47,4 @@ func (r *run) readProof(ctx context.Context, src Source) error {
 		}
 	}
 	return nil
-}
-
-// leakProofOf records what the build says of the experiment.
-func leakProofOf(built service.Built) leakProof {
-	return leakProof{built: built.LeakProfile, note: built.LeakNote}
 }

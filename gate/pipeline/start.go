@@ -109,7 +109,8 @@ func (r *run) waitReady(ctx context.Context, svc *started) error {
 }
 
 // serviceEnv is the service's whole environment: the base the caller
-// allows, PORT, the config's run.env and the reader's address.
+// allows, PORT, the config's run.env, the reader's address and the heap
+// profile's sampling rate (service.HeapProfileRate).
 func (r *run) serviceEnv(port int, readerAddr string) []string {
 	env := append([]string(nil), r.opts.ServiceEnv...)
 	if r.opts.Containment.Sandboxed {
@@ -128,7 +129,7 @@ func (r *run) serviceEnv(port int, readerAddr string) []string {
 	if readerAddr != "" {
 		env = append(env, service.ReaderAddrEnv+"="+readerAddr)
 	}
-	return env
+	return service.WithHeapProfileRate(env)
 }
 
 func substitute(args []string, port int) []string {
