@@ -245,9 +245,10 @@ func TestGoroutineLeakFailsAndIsNamed(t *testing.T) {
 		t.Errorf("reason %q", r.Reason)
 	}
 	// Each goroutine waits on a channel nobody else holds: the runtime
-	// proves them leaked, all of them (the warm-up's too).
+	// proves them leaked, all of them (3,000 requests, the warm-up's
+	// included: 30).
 	p := r.Attribution.ProvenLeaks
-	if p == nil || p.Total < 100 || len(p.Stacks) == 0 || p.Stacks[0].Top != "main.main.handleOrder.func1.1" {
+	if p == nil || p.Total < 25 || len(p.Stacks) == 0 || p.Stacks[0].Top != "main.main.handleOrder.func1.1" {
 		t.Fatalf("the runtime's proof %+v", p)
 	}
 	if !strings.Contains(r.Reason, "proven leaked by the runtime: "+gate.FormatCount(p.Stacks[0].Count)+" in main.main.handleOrder.func1.1") {
