@@ -149,15 +149,17 @@ type HeapSite struct {
 	// nil when no frame of the repository is on the stack.
 	Culprit *Frame `json:"culprit,omitempty"`
 	// Samples is about how many heap-profile samples the growth rests on
-	// (DeltaBytes over the profile's sampling period, 512 KiB by default);
-	// 0 when unknown. Under MinHeapSamples the function is a guess.
+	// (DeltaBytes over the profile's sampling period: 512 KiB by the
+	// runtime's default, 64 KiB in a gate); 0 when unknown. Under
+	// MinHeapSamples the function is a guess.
 	Samples float64 `json:"samples,omitempty"`
 }
 
 // MinHeapSamples is how many heap-profile samples a site's growth needs
 // before memgate names it without hedging: the runtime samples one
-// allocation per 512 KiB, so a small leak may rest on a single sample, and
-// a single sample may land on any allocation of the window.
+// allocation per 512 KiB by default (a gate lowers it to 64 KiB, where the
+// service lets it), so a small leak may rest on a single sample, and a
+// single sample may land on any allocation of the window.
 const MinHeapSamples = 3
 
 // Uncertain reports whether the site rests on too few samples to be sure.
