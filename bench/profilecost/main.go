@@ -4,8 +4,8 @@
 // (GODEBUG=memprofilerate, as a gate runs the service). Each variant is a
 // fresh process of the same fixture, loaded at each rate by package
 // loadgen as a gate loads it, the variants' order rotating from round to
-// round; the runs of each rate hold the machine-wide gate lock. It prints a Markdown
-// table. See docs/benchmarks.md.
+// round; the runs of each rate hold the machine-wide gate lock. It prints
+// a Markdown table. See docs/benchmarks.md.
 //
 //	go run ./bench/profilecost > bench/out/profilecost.md
 package main
