@@ -120,11 +120,12 @@ func writeProvenLeaks(b *strings.Builder, p *gate.ProvenLeaks) {
 	default:
 		fmt.Fprintf(b, "\n### Proven leaked by the runtime\n\n%s goroutines are blocked on something no running goroutine can reach (goroutineleak profile, end of the gate).\n\n",
 			gate.FormatCount(p.Total))
-		for i, g := range p.Stacks {
-			if i == 3 {
-				break
+		for _, g := range head(p.Stacks, 3) {
+			where := ""
+			if src, ok := g.Culprit.Source(); ok {
+				where = " from " + code(name(g.Culprit.Function)) + " at " + sourceText(src, code)
 			}
-			fmt.Fprintf(b, "**%s** in %s:\n%s\n", gate.FormatCount(g.Count), code(g.Top), fence(strings.Join(head(g.Stack, 12), "\n")))
+			fmt.Fprintf(b, "**%s** in %s%s:\n%s\n", gate.FormatCount(g.Count), code(name(g.Top)), where, fence(stackText(g.Stack)))
 		}
 	}
 }
