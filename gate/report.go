@@ -14,7 +14,7 @@ type Verdict string
 
 // The verdicts, with the exit status `memgate check` gives each.
 const (
-	Pass         Verdict = "pass"         // exit 0
+	Pass         Verdict = "pass"         // exit 0 (as is a comparison's Neutral)
 	Fail         Verdict = "fail"         // exit 1
 	Error        Verdict = "error"        // exit 2: memgate could not run the gate
 	Inconclusive Verdict = "inconclusive" // exit 3: the load was not valid, or too little data
@@ -23,7 +23,7 @@ const (
 // ExitCode maps a verdict to the process exit status of `memgate check`.
 func (v Verdict) ExitCode() int {
 	switch v {
-	case Pass:
+	case Pass, Neutral:
 		return 0
 	case Fail:
 		return 1

@@ -38,6 +38,9 @@ type Config struct {
 	Load       Load            `yaml:"load"`
 	Sampling   Sampling        `yaml:"sampling"`
 	Thresholds gate.Thresholds `yaml:"thresholds"`
+	// Compare judges a pull request's head against its base (memgate
+	// check --base, and the server's pull request gates).
+	Compare gate.CompareLimits `yaml:"compare"`
 }
 
 // Build says how the service is compiled.
@@ -170,6 +173,7 @@ func Default() Config {
 			Targets:     []Target{{Method: http.MethodGet, Path: "/"}},
 		},
 		Thresholds: gate.DefaultThresholds(),
+		Compare:    gate.DefaultCompareLimits(),
 	}
 }
 
@@ -318,6 +322,10 @@ func (c Config) Validate() error {
 	if err := c.Thresholds.Validate(); err != nil {
 		key, _, _ := strings.Cut(err.Error(), " ")
 		return &KeyError{Path: []string{"thresholds", key}, Msg: err.Error()}
+	}
+	if err := c.Compare.Validate(); err != nil {
+		key, _, _ := strings.Cut(err.Error(), " ")
+		return &KeyError{Path: []string{"compare", key}, Msg: err.Error()}
 	}
 	return nil
 }

@@ -40,6 +40,9 @@ load:
 thresholds:
   heap_fluctuation: 0.1
   goroutine_settle_tolerance: 2
+compare:
+  already_leaking: failure
+  latency_p99_slower: 50ms
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +60,10 @@ thresholds:
 	if cfg.Thresholds.HeapFluctuation != 0.1 || cfg.Thresholds.Alpha != 0.01 || cfg.Load.Cooldown != 10*time.Second {
 		t.Fatalf("thresholds: %+v", cfg.Thresholds)
 	}
+	if cfg.Compare.AlreadyLeaking != "failure" || cfg.Compare.LatencyP99Slower != 50*time.Millisecond ||
+		cfg.Compare.LatencyP99Ratio != 1.5 || cfg.Compare.Confirmations != 1 {
+		t.Fatalf("compare: %+v", cfg.Compare)
+	}
 }
 
 func TestBrokenConfigNamesKeyAndLine(t *testing.T) {
@@ -68,6 +75,8 @@ func TestBrokenConfigNamesKeyAndLine(t *testing.T) {
 		{"bad mode", "pprof:\n  mode: magic\n", `line 2: pprof.mode: must be auto, service or reader, not "magic"`},
 		{"bad target", "load:\n  targets:\n    - method: get\n      path: /\n", "line 3: load.targets.0.method"},
 		{"threshold", "thresholds:\n  alpha: 0.9\n", "line 2: thresholds.alpha"},
+		{"already leaking", "compare:\n  already_leaking: ignore\n", `line 2: compare.already_leaking: already_leaking must be neutral or failure, got "ignore"`},
+		{"latency ratio", "compare:\n  latency_p99_ratio: 0.5\n", "line 2: compare.latency_p99_ratio"},
 		{"syntax", "load: [\n", "line 1: did not find expected node content"},
 		{"command without output", "build:\n  command: make\n", "line 2: build.command: the command must write the binary to {{output}}"},
 		{"absolute targets file", "load:\n  targets_file: /etc/shadow\n", `line 2: load.targets_file: "/etc/shadow" must be a path inside the repository`},
