@@ -319,9 +319,19 @@ func (s *Store) Cancel(ctx context.Context, tx *sql.Tx, id int64, reason string)
 // a run cancelled meanwhile, or handed to another job, is left as it is and
 // Complete reports false.
 func (s *Store) Complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte) (bool, error) {
+	return s.complete(ctx, id, jobID, rep, profiles, nil)
+}
+
+// complete is Complete, and CompletePair when pair is set: the run's
+// verdict and reason are then the comparison's.
+func (s *Store) complete(ctx context.Context, id, jobID int64, rep *gate.Report, profiles map[string][]byte, pair *pairColumns) (bool, error) {
 	data, err := json.Marshal(rep)
 	if err != nil {
 		return false, fmt.Errorf("storage: encode report: %w", err)
+	}
+	verdict, reason := string(rep.Verdict), rep.Reason
+	if pair != nil {
+		verdict, reason = string(pair.verdict), pair.reason
 	}
 	crit := func(name string) any {
 		if c, ok := rep.Criterion(name); ok {
@@ -334,7 +344,7 @@ func (s *Store) Complete(ctx context.Context, id, jobID int64, rep *gate.Report,
 		res, err := s.q(tx).ExecContext(ctx, `UPDATE runs SET status = 'completed', verdict = ?, reason = ?, report = ?,
 			build_log = ?, service_log = ?, heap_fluctuation = ?, heap_growth = ?, goroutine_growth = ?, finished_at = ?
 			WHERE id = ? AND job_id = ? AND status IN ('queued', 'running')`,
-			string(rep.Verdict), rep.Reason, string(data), rep.BuildOutput, rep.ServiceOutput,
+			verdict, reason, string(data), rep.BuildOutput, rep.ServiceOutput,
 			crit(gate.CritHeapFluctuation), crit(gate.CritHeapGrowth), crit(gate.CritGoroutineGrowth),
 			ms(time.Now()), id, jobID)
 		if err != nil {
@@ -344,6 +354,11 @@ func (s *Store) Complete(ctx context.Context, id, jobID int64, rep *gate.Report,
 			return nil
 		}
 		done = true
+		if pair != nil {
+			if err := s.setPair(ctx, tx, id, pair); err != nil {
+				return err
+			}
+		}
 		for i, smp := range rep.Samples {
 			if _, err := s.q(tx).ExecContext(ctx, `INSERT INTO samples (run_id, seq, t, phase, heap_inuse, post_gc_heap, heap_live,
 				goroutines, gc_cycles, requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
