@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/checks"
 )
 
 // createCheck is the follow-up that shows a queued run on GitHub. One check
@@ -64,7 +65,7 @@ func (s *Server) postFinal(ctx context.Context, run gate.Run, own bool) error {
 		if rep == nil {
 			rep = &gate.Report{Verdict: run.Verdict, Reason: run.Reason}
 		}
-		err = s.reporter.Completed(ctx, run, rep)
+		err = checks.PostCompleted(ctx, s.store, s.reporter, run, rep)
 	}
 	if err != nil || !own {
 		return err

@@ -33,6 +33,8 @@ type Queue interface {
 type Reporter interface {
 	Queued(ctx context.Context, run gate.Run) (int64, error)
 	Completed(ctx context.Context, run gate.Run, rep *gate.Report) error
+	Compared(ctx context.Context, run gate.Run, c *gate.Comparison, acceptedBy string) error
+	Permission(ctx context.Context, repo, user string, installationID int64) (string, error)
 	Cancelled(ctx context.Context, run gate.Run, reason string) error
 	NeedsApproval(ctx context.Context, run gate.Run, text string) error
 	ActionRequired(ctx context.Context, run gate.Run, title, text string) error

@@ -52,18 +52,21 @@ func (s *Store) setPair(ctx context.Context, tx *sql.Tx, id int64, p *pairColumn
 	return wrap("store comparison", err)
 }
 
-// Comparison is a compared run's comparison with both reports: ErrNotFound
-// for a run that was not compared with its base.
+// Comparison is a compared run's comparison with both reports; nil for a
+// run that was not compared with its base, ErrNotFound for no such run.
 func (s *Store) Comparison(ctx context.Context, runID int64) (*gate.Comparison, error) {
 	var cmpJSON, report sql.NullString
 	var baseID int64
 	err := s.q(nil).QueryRowContext(ctx, `SELECT comparison, report, base_result_id FROM runs WHERE id = ?`, runID).
 		Scan(&cmpJSON, &report, &baseID)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (!cmpJSON.Valid || cmpJSON.String == "")) {
-		return nil, fmt.Errorf("comparison of run %d: %w", runID, ErrNotFound)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("run %d: %w", runID, ErrNotFound)
 	}
 	if err != nil {
 		return nil, wrap("comparison", err)
+	}
+	if !cmpJSON.Valid || cmpJSON.String == "" {
+		return nil, nil
 	}
 	var cmp gate.Comparison
 	if err := json.Unmarshal([]byte(cmpJSON.String), &cmp); err != nil {
@@ -139,4 +142,13 @@ func (s *Store) AcceptanceOf(ctx context.Context, repo string, pr int, headSHA s
 	}
 	a.At = fromMS(at)
 	return a, wrap("acceptance", err)
+}
+
+// AcceptedBy is who accepted a pull request's head commit, "" for nobody.
+func (s *Store) AcceptedBy(ctx context.Context, repo string, pr int, headSHA string) (string, error) {
+	a, err := s.AcceptanceOf(ctx, repo, pr, headSHA)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return a.By, err
 }

@@ -119,8 +119,11 @@ func TestComparisonRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.store.Comparison(b.ctx, id); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("comparison of a run not compared: %v", err)
+		if c, err := b.store.Comparison(b.ctx, id); c != nil || err != nil {
+			t.Fatalf("comparison of a run not compared: %v %v", c, err)
+		}
+		if _, err := b.store.Comparison(b.ctx, 999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("comparison of no run: %v", err)
 		}
 		c, _ := b.store.ClaimBase(b.ctx, baseKey, id, time.Minute, 0)
 		base := &gate.Report{Verdict: gate.Fail, Reason: "base leaks", Samples: []gate.Sample{{Offset: 1, HeapInuse: 5}}}
@@ -170,6 +173,9 @@ func TestAcceptanceCoversOneHead(t *testing.T) {
 			if _, err := b.store.AcceptanceOf(b.ctx, "acme/api", miss.pr, miss.head); !errors.Is(err, ErrNotFound) {
 				t.Errorf("#%d@%s: %v", miss.pr, miss.head, err)
 			}
+		}
+		if by, err := b.store.AcceptedBy(b.ctx, "acme/api", 7, "h2"); by != "" || err != nil {
+			t.Errorf("accepted by %q (%v) after a new push", by, err)
 		}
 		if n, _ := b.store.CountRepo(b.ctx, "acme/api"); n.Accepted != 1 {
 			t.Errorf("accepted count %d", n.Accepted)

@@ -238,6 +238,42 @@ func (a *App) Progress(ctx context.Context, run gate.Run, text string) error {
 
 // Completed completes the check run with the report's conclusion.
 func (a *App) Completed(ctx context.Context, run gate.Run, rep *gate.Report) error {
+	check, _ := conclusion(string(rep.Verdict))
+	out := github.CheckRunOutput{Title: github.String(Title(rep)),
+		Summary: github.String(Summary(rep, a.opts.detailsURL(run))), Text: github.String(Text(rep))}
+	return a.complete(ctx, run, check, out, annotations(rep, a.opts.detailsURL(run)), nil)
+}
+
+// Compared completes the check run of a pull request's run gated beside
+// its base with what the pull request changed (see comparedOutcome). A
+// failure of the pull request's own offers the Accept button, and
+// annotates the lines its report names; a leak already on the base
+// annotates nothing of the pull request's. acceptedBy (who accepted this
+// head commit, "" for nobody) turns a failure to success.
+func (a *App) Compared(ctx context.Context, run gate.Run, c *gate.Comparison, acceptedBy string) error {
+	outcome := comparedOutcome(c, acceptedBy)
+	check, _ := conclusion(outcome)
+	out := github.CheckRunOutput{Title: github.String(ComparedTitle(run, c, acceptedBy)),
+		Summary: github.String(ComparedSummary(run, c, acceptedBy, a.opts.detailsURL(run)))}
+	var anns []*github.CheckRunAnnotation
+	if c.Head.Report != nil {
+		out.Text = github.String(Text(c.Head.Report))
+		if c.Outcome != gate.OutcomeAlready {
+			anns = annotations(c.Head.Report, a.opts.detailsURL(run))
+		}
+	}
+	var actions []*github.CheckRunAction
+	if outcome == string(gate.Fail) && run.PR != 0 {
+		actions = []*github.CheckRunAction{{Label: acceptButton.Label, Description: acceptButton.Description, Identifier: acceptButton.Identifier}}
+	}
+	return a.complete(ctx, run, check, out, anns, actions)
+}
+
+// complete completes the check run, creating it first when it has none.
+// GitHub takes 50 annotations per request: the first batch completes the
+// check run, the others follow on it (they add up).
+func (a *App) complete(ctx context.Context, run gate.Run, check string, out github.CheckRunOutput,
+	annotations []*github.CheckRunAnnotation, actions []*github.CheckRunAction) error {
 	if run.CheckRunID == 0 {
 		id, err := a.create(ctx, run, "in_progress", "Running", "")
 		if err != nil {
@@ -245,19 +281,14 @@ func (a *App) Completed(ctx context.Context, run gate.Run, rep *gate.Report) err
 		}
 		run.CheckRunID = id
 	}
-	check, _ := conclusion(string(rep.Verdict))
-	out := github.CheckRunOutput{Title: github.String(Title(rep)),
-		Summary: github.String(Summary(rep, a.opts.detailsURL(run))), Text: github.String(Text(rep))}
-	// GitHub takes 50 annotations per request: the first batch completes
-	// the check run, the others follow on it (they add up).
-	anns := batches(annotations(rep, a.opts.detailsURL(run)))
+	anns := batches(annotations)
 	first := out
 	if len(anns) > 0 {
 		first.Annotations = anns[0]
 	}
 	err := a.update(ctx, run, github.UpdateCheckRunOptions{
 		Status: github.String("completed"), Conclusion: github.String(check),
-		CompletedAt: &github.Timestamp{Time: time.Now()}, Output: &first,
+		CompletedAt: &github.Timestamp{Time: time.Now()}, Output: &first, Actions: actions,
 	})
 	if err != nil || len(anns) < 2 {
 		return err
@@ -281,6 +312,42 @@ func (a *App) annotate(ctx context.Context, run gate.Run, out github.CheckRunOut
 			return
 		}
 	}
+}
+
+// Permission is a user's permission on a repository as GitHub answers it
+// (admin, maintain, write, triage, read or none): GitHub does not check
+// who may press a check run's button.
+func (a *App) Permission(ctx context.Context, repo, user string, installationID int64) (string, error) {
+	in, err := a.installation(installationID)
+	if err != nil {
+		return "", err
+	}
+	return permission(ctx, in.client, repo, user)
+}
+
+func permission(ctx context.Context, c *github.Client, repo, user string) (string, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return "", err
+	}
+	p, resp, err := c.Repositories.GetPermissionLevel(ctx, owner, name, user)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return "none", nil // not a collaborator, or no such user
+	}
+	if err != nil {
+		return "", fmt.Errorf("checks: permission of %s on %s: %w", user, repo, err)
+	}
+	return p.GetPermission(), nil
+}
+
+// MayAccept reports whether a permission (Permission's answer) lets its
+// holder accept a change: write or above.
+func MayAccept(permission string) bool {
+	switch permission {
+	case "admin", "maintain", "write":
+		return true
+	}
+	return false
 }
 
 // Cancelled completes the check run as cancelled.
@@ -440,6 +507,18 @@ func (s *Statuses) Completed(ctx context.Context, run gate.Run, rep *gate.Report
 	return s.post(ctx, run, state, Title(rep))
 }
 
+// Compared posts what the pull request changed. A commit status has no
+// button: a change is accepted on a check run only.
+func (s *Statuses) Compared(ctx context.Context, run gate.Run, c *gate.Comparison, acceptedBy string) error {
+	_, state := conclusion(comparedOutcome(c, acceptedBy))
+	return s.post(ctx, run, state, ComparedTitle(run, c, acceptedBy))
+}
+
+// Permission is a user's permission on a repository.
+func (s *Statuses) Permission(ctx context.Context, repo, user string, _ int64) (string, error) {
+	return permission(ctx, s.client, repo, user)
+}
+
 // Cancelled posts an error status saying why.
 func (s *Statuses) Cancelled(ctx context.Context, run gate.Run, reason string) error {
 	_, state := conclusion(outcomeCancelled)
@@ -483,6 +562,14 @@ func (Silent) Progress(context.Context, gate.Run, string) error { return nil }
 
 // Completed does nothing.
 func (Silent) Completed(context.Context, gate.Run, *gate.Report) error { return nil }
+
+// Compared does nothing.
+func (Silent) Compared(context.Context, gate.Run, *gate.Comparison, string) error { return nil }
+
+// Permission cannot ask: nobody may accept.
+func (Silent) Permission(context.Context, string, string, int64) (string, error) {
+	return "", errors.New("checks: no GitHub credentials to ask for the user's permission")
+}
 
 // Cancelled does nothing.
 func (Silent) Cancelled(context.Context, gate.Run, string) error { return nil }

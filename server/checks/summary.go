@@ -43,44 +43,7 @@ func Summary(rep *gate.Report, detailsURL string) string {
 			rep.Baseline.IdleGoroutines, rep.Baseline.WindowStartGoroutines, rep.Settle.Final, text(rep.Environment.Source))
 	}
 	if rep.Verdict == gate.Fail {
-		if len(rep.Attribution.Findings) > 0 {
-			b.WriteString("\n### What leaks\n\n")
-			for _, f := range rep.Attribution.Findings {
-				count := ""
-				if f.Kind == gate.KindGoroutinesBlocked {
-					count = fmt.Sprintf(" (+%s)", gate.FormatCount(f.Count))
-				}
-				fmt.Fprintf(&b, "- **%s**%s: %s\n", kindWords[f.Kind], count, text(clip(f.Summary, 3*maxNameBytes)))
-			}
-		}
-		if heap := head(rep.Attribution.Heap, 5); len(heap) > 0 {
-			// The code column only when a site has a line of the
-			// repository to name: reports without culprits keep their table.
-			lines := slices.ContainsFunc(heap, func(h gate.HeapSite) bool { _, ok := h.Culprit.Source(); return ok })
-			b.WriteString("\n### Heap growth by function (end of warm-up to end, after GC)\n\n| growth | function | from |")
-			if lines {
-				b.WriteString(" code |\n|---|---|---|---|\n")
-			} else {
-				b.WriteString("\n|---|---|---|\n")
-			}
-			for _, h := range heap {
-				fmt.Fprintf(&b, "| +%s | %s | %s |", gate.FormatBytes(float64(h.DeltaBytes)), cellCode(name(h.Function)), cellCode(name(h.Origin)))
-				if lines {
-					fmt.Fprintf(&b, " %s |", culpritCell(h.Culprit, h.Origin))
-				}
-				b.WriteString("\n")
-			}
-		}
-		if len(rep.Attribution.Goroutines) > 0 {
-			b.WriteString("\n### Goroutine stacks that grew\n\n")
-			for _, g := range head(rep.Attribution.Goroutines, 3) {
-				where := ""
-				if src, ok := g.Culprit.Source(); ok {
-					where = " from " + code(name(g.Culprit.Function)) + " at " + sourceText(src, code)
-				}
-				fmt.Fprintf(&b, "**+%s** waiting in %s%s:\n%s\n", gate.FormatCount(g.Delta), code(name(g.Top)), where, fence(stackText(g.Stack)))
-			}
-		}
+		writeAttribution(&b, rep)
 	}
 	writeProvenLeaks(&b, rep.Attribution.ProvenLeaks)
 	if rep.Verdict == gate.Error {
@@ -96,6 +59,49 @@ func Summary(rep *gate.Report, detailsURL string) string {
 	}
 	b.WriteString("\n\nReproduce locally: `memgate check .`")
 	return truncate(b.String(), maxOutputBytes)
+}
+
+// writeAttribution writes where to look in a failed report: what leaks,
+// the functions whose heap grew, the goroutine stacks that grew.
+func writeAttribution(b *strings.Builder, rep *gate.Report) {
+	if len(rep.Attribution.Findings) > 0 {
+		b.WriteString("\n### What leaks\n\n")
+		for _, f := range rep.Attribution.Findings {
+			count := ""
+			if f.Kind == gate.KindGoroutinesBlocked {
+				count = fmt.Sprintf(" (+%s)", gate.FormatCount(f.Count))
+			}
+			fmt.Fprintf(b, "- **%s**%s: %s\n", kindWords[f.Kind], count, text(clip(f.Summary, 3*maxNameBytes)))
+		}
+	}
+	if heap := head(rep.Attribution.Heap, 5); len(heap) > 0 {
+		// The code column only when a site has a line of the
+		// repository to name: reports without culprits keep their table.
+		lines := slices.ContainsFunc(heap, func(h gate.HeapSite) bool { _, ok := h.Culprit.Source(); return ok })
+		b.WriteString("\n### Heap growth by function (end of warm-up to end, after GC)\n\n| growth | function | from |")
+		if lines {
+			b.WriteString(" code |\n|---|---|---|---|\n")
+		} else {
+			b.WriteString("\n|---|---|---|\n")
+		}
+		for _, h := range heap {
+			fmt.Fprintf(b, "| +%s | %s | %s |", gate.FormatBytes(float64(h.DeltaBytes)), cellCode(name(h.Function)), cellCode(name(h.Origin)))
+			if lines {
+				fmt.Fprintf(b, " %s |", culpritCell(h.Culprit, h.Origin))
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(rep.Attribution.Goroutines) > 0 {
+		b.WriteString("\n### Goroutine stacks that grew\n\n")
+		for _, g := range head(rep.Attribution.Goroutines, 3) {
+			where := ""
+			if src, ok := g.Culprit.Source(); ok {
+				where = " from " + code(name(g.Culprit.Function)) + " at " + sourceText(src, code)
+			}
+			fmt.Fprintf(b, "**+%s** waiting in %s%s:\n%s\n", gate.FormatCount(g.Delta), code(name(g.Top)), where, fence(stackText(g.Stack)))
+		}
+	}
 }
 
 // kindWords names each kind of leak in a reviewer's words.

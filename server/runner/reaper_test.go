@@ -62,6 +62,11 @@ func (f *finalRecorder) Completed(_ context.Context, run gate.Run, rep *gate.Rep
 	f.completed = append(f.completed, run)
 	return nil
 }
+func (f *finalRecorder) Compared(_ context.Context, run gate.Run, c *gate.Comparison, _ string) error {
+	run.Report = c.Head.Report
+	f.completed = append(f.completed, run)
+	return nil
+}
 func (f *finalRecorder) Cancelled(context.Context, gate.Run, string) error { return nil }
 
 // A run whose every worker dies (a service that exhausts the worker's

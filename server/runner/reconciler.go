@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/server/checks"
 )
 
 // ReconcilerStore is what the reconciler needs of storage.
@@ -14,6 +15,7 @@ type ReconcilerStore interface {
 	RunWithReport(ctx context.Context, id int64) (gate.Run, error)
 	MarkReported(ctx context.Context, id int64) error
 	ReleaseStaleCheckClaim(ctx context.Context, id int64, cutoff time.Time) (bool, error)
+	checks.Finals
 }
 
 // ClaimLifetime is how long a claim to create a check run is honoured. Its
@@ -27,6 +29,7 @@ const ClaimLifetime = 3 * time.Minute
 // FinalReporter posts a run's final state.
 type FinalReporter interface {
 	Completed(ctx context.Context, run gate.Run, rep *gate.Report) error
+	Compared(ctx context.Context, run gate.Run, c *gate.Comparison, acceptedBy string) error
 	Cancelled(ctx context.Context, run gate.Run, reason string) error
 }
 
@@ -97,7 +100,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (int, error) {
 			if rep == nil {
 				rep = &gate.Report{Verdict: full.Verdict, Reason: full.Reason}
 			}
-			err = r.reporter.Completed(ctx, full, rep)
+			err = checks.PostCompleted(ctx, r.store, r.reporter, full, rep)
 		}
 		if err != nil {
 			r.log.Warn("could not post a run's final state; will try again", "run", run.ID, "err", err)

@@ -26,6 +26,14 @@ func (f *fakeFinal) Completed(_ context.Context, run gate.Run, rep *gate.Report)
 	return nil
 }
 
+func (f *fakeFinal) Compared(_ context.Context, run gate.Run, _ *gate.Comparison, _ string) error {
+	if f.fail {
+		return errors.New("GitHub is down")
+	}
+	f.completed = append(f.completed, run.ID)
+	return nil
+}
+
 func (f *fakeFinal) Cancelled(_ context.Context, run gate.Run, _ string) error {
 	if f.fail {
 		return errors.New("GitHub is down")

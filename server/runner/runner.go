@@ -18,6 +18,7 @@ import (
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/pipeline"
 	"github.com/memgate/memgate/gate/service"
+	"github.com/memgate/memgate/server/checks"
 	"github.com/memgate/memgate/server/workspace"
 )
 
@@ -33,6 +34,9 @@ type Store interface {
 	SetProgress(ctx context.Context, id int64, text string) error
 	Heartbeat(ctx context.Context, runID, jobID int64) (bool, error)
 	MarkReported(ctx context.Context, id int64) error
+	CompletePair(ctx context.Context, id, jobID int64, cmp *gate.Comparison, baseResultID int64, profiles map[string][]byte) (bool, error)
+	BaseStore
+	checks.Finals
 }
 
 // Reporter shows a run on GitHub.
@@ -40,6 +44,7 @@ type Reporter interface {
 	Started(ctx context.Context, run gate.Run) (int64, error)
 	Progress(ctx context.Context, run gate.Run, text string) error
 	Completed(ctx context.Context, run gate.Run, rep *gate.Report) error
+	Compared(ctx context.Context, run gate.Run, c *gate.Comparison, acceptedBy string) error
 	Token(ctx context.Context, installationID int64) (string, error)
 }
 
@@ -72,6 +77,14 @@ type Options struct {
 	// Gate runs a gate; nil runs the real pipeline. Tests whose behaviour
 	// does not depend on a gate's numbers give a fake.
 	Gate func(ctx context.Context, opts pipeline.Options) pipeline.Result
+	// Pair gates a pull request's head with its base beside it (see
+	// pair.go); nil gates every head alone.
+	Pair PairGate
+	// BaseLease is how long a claim to measure a base lasts unrenewed (its
+	// measurer renews it every third of it); BaseWait how often a run
+	// waiting for another's base result looks; BaseMaxAge how old a kept
+	// base result may be to be reused.
+	BaseLease, BaseWait, BaseMaxAge time.Duration
 }
 
 // Runner executes runs.
@@ -95,6 +108,15 @@ func New(store Store, reporter Reporter, opts Options) *Runner {
 	}
 	if opts.Gate == nil {
 		opts.Gate = pipeline.Run
+	}
+	if opts.BaseLease == 0 {
+		opts.BaseLease = 3 * opts.HeartbeatEvery
+	}
+	if opts.BaseWait == 0 {
+		opts.BaseWait = 2 * time.Second
+	}
+	if opts.BaseMaxAge == 0 {
+		opts.BaseMaxAge = 7 * 24 * time.Hour
 	}
 	return &Runner{store: store, reporter: reporter, opts: opts, log: opts.Logger}
 }
@@ -154,7 +176,7 @@ func (r *Runner) Execute(ctx context.Context, runID, jobID int64, final bool) er
 // timedOut ends a gate stopped by the job timeout as an error. Returning
 // the error to the queue instead would have it try again, hit the same
 // timeout and give up, with the run left running and rescued for ever.
-func (r *Runner) timedOut(ctx context.Context, run gate.Run, jobID int64, res pipeline.Result, log *slog.Logger) error {
+func (r *Runner) timedOut(ctx context.Context, run gate.Run, jobID int64, res gated, log *slog.Logger) error {
 	reason := "the gate did not finish within the job timeout and was stopped"
 	if r.opts.JobTimeout > 0 {
 		reason = fmt.Sprintf("the gate did not finish within the job timeout of %s (MEMGATE_JOB_TIMEOUT) and was stopped", r.opts.JobTimeout)
@@ -166,6 +188,7 @@ func (r *Runner) timedOut(ctx context.Context, run gate.Run, jobID int64, res pi
 			reason += " (" + res.Report.Reason + ")"
 		}
 		res.Report.Verdict, res.Report.Reason = gate.Error, reason
+		res.cmp = nil // a comparison with a stopped head compares nothing
 	}
 	log.Warn("gate stopped by the job timeout", "timeout", r.opts.JobTimeout)
 	// The job's context is over; storing and reporting get a minute of
@@ -256,9 +279,15 @@ func (r *Runner) checkRun(ctx context.Context, runID int64) int64 {
 	return cur.CheckRunID
 }
 
-func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipeline.Result, log *slog.Logger) error {
+func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res gated, log *slog.Logger) error {
 	rep := res.Report
-	stored, err := r.store.Complete(ctx, run.ID, jobID, rep, res.Profiles)
+	var stored bool
+	var err error
+	if res.cmp != nil {
+		stored, err = r.store.CompletePair(ctx, run.ID, jobID, res.cmp, res.baseID, res.Profiles)
+	} else {
+		stored, err = r.store.Complete(ctx, run.ID, jobID, rep, res.Profiles)
+	}
 	if err != nil {
 		return fmt.Errorf("runner: store run %d: %w", run.ID, err)
 	}
@@ -286,7 +315,7 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 	// With no id (its creation failed) the reporter makes a check run or,
 	// posting commit statuses, needs none.
 	run.CheckRunID = checkID
-	if err := r.reporter.Completed(ctx, run, rep); err != nil {
+	if err := checks.PostCompleted(ctx, r.store, r.reporter, run, rep); err != nil {
 		// The retrying transport already tried hard; the reconciler
 		// posts it later.
 		log.Error("could not report the verdict to GitHub; the reconciler will retry", "err", err)
@@ -300,12 +329,12 @@ func (r *Runner) finish(ctx context.Context, run gate.Run, jobID int64, res pipe
 
 // gate checks out and runs the gate. An error means the gate could not even
 // start (checkout, token); a gate that runs and errors is a report.
-func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipeline.Result, error) {
+func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (gated, error) {
 	token := ""
 	if run.Private {
 		var err error
 		if token, err = r.reporter.Token(ctx, run.InstallationID); err != nil {
-			return pipeline.Result{}, fmt.Errorf("installation token: %w", err)
+			return gated{}, fmt.Errorf("installation token: %w", err)
 		}
 	}
 	var extra []string
@@ -318,7 +347,7 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 		if errors.Is(err, workspace.ErrCloneURL) {
 			return errorResult(r.opts.Version, err), nil // retrying cannot help
 		}
-		return pipeline.Result{}, err
+		return gated{}, err
 	}
 	defer ws.Remove()
 
@@ -359,7 +388,10 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (pipe
 	if run.BaseSHA != "" {
 		opts.Files = baseFiles{ws: ws, sha: run.BaseSHA}
 	}
-	return r.opts.Gate(ctx, opts), nil
+	if r.pairable(run) {
+		return r.gatePair(ctx, run, token, opts, log)
+	}
+	return gated{Result: r.opts.Gate(ctx, opts)}, nil
 }
 
 // baseFiles are the base commit's files, read from git's objects like the
@@ -408,10 +440,10 @@ func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.R
 	return cfg, config.FileName + " of the base commit " + gate.ShortSHA(run.BaseSHA), nil
 }
 
-func errorResult(version string, err error) pipeline.Result {
+func errorResult(version string, err error) gated {
 	now := time.Now().UTC()
-	return pipeline.Result{Report: &gate.Report{Verdict: gate.Error, Reason: err.Error(), StartedAt: now, FinishedAt: now,
-		Environment: gate.Environment{MemgateVersion: version}}}
+	return gated{Result: pipeline.Result{Report: &gate.Report{Verdict: gate.Error, Reason: err.Error(), StartedAt: now, FinishedAt: now,
+		Environment: gate.Environment{MemgateVersion: version}}}}
 }
 
 // throttled turns pipeline progress into at most one GitHub update per

@@ -81,6 +81,10 @@ func (r *recordingReporter) Completed(context.Context, gate.Run, *gate.Report) e
 	r.calls = append(r.calls, "completed")
 	return nil
 }
+func (r *recordingReporter) Compared(context.Context, gate.Run, *gate.Comparison, string) error {
+	r.calls = append(r.calls, "compared")
+	return nil
+}
 func (r *recordingReporter) Token(context.Context, int64) (string, error) { return "", nil }
 
 // The server does not cancel the queue job of a run superseded while still
