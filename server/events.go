@@ -67,10 +67,18 @@ type event struct {
 	Installation *installation `json:"installation"`
 	PullRequest  *pullRequest  `json:"pull_request"`
 	CheckRun     *struct {
-		Name         string        `json:"name"`
-		HeadSHA      string        `json:"head_sha"`
+		ID      int64  `json:"id"`
+		Name    string `json:"name"`
+		HeadSHA string `json:"head_sha"`
+		// ExternalID is the run id memgate gave its check run.
+		ExternalID   string        `json:"external_id"`
 		PullRequests []pullRequest `json:"pull_requests"`
 	} `json:"check_run"`
+	// RequestedAction is the button pressed on a check run (check_run
+	// requested_action).
+	RequestedAction *struct {
+		Identifier string `json:"identifier"`
+	} `json:"requested_action"`
 	CheckSuite *struct {
 		HeadSHA      string        `json:"head_sha"`
 		PullRequests []pullRequest `json:"pull_requests"`

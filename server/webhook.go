@@ -165,10 +165,15 @@ func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *e
 	case "pull_request":
 		return s.pullRequest(ctx, tx, guid, e)
 	case "check_run":
-		if e.Action != "rerequested" || e.CheckRun.Name != checks.Name {
+		switch {
+		case e.CheckRun.Name != checks.Name:
 			return outcomeIgnored, 0, nil, nil
+		case e.Action == "rerequested":
+			return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, e.CheckRun.PullRequests)
+		case e.Action == "requested_action":
+			return s.acceptRequested(guid, e)
 		}
-		return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, e.CheckRun.PullRequests)
+		return outcomeIgnored, 0, nil, nil
 	case "check_suite":
 		if e.Action != "rerequested" {
 			return outcomeIgnored, 0, nil, nil

@@ -46,6 +46,9 @@ type serveConfig struct {
 	// the environment: tests give a fake where a gate's numbers do not
 	// matter.
 	gate func(ctx context.Context, opts pipeline.Options) pipeline.Result
+	// pair gates a pull request's head with its base beside it (runner's
+	// PairGate); nil gates heads alone. Tests give a fake.
+	pair runner.PairGate
 }
 
 func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
@@ -318,7 +321,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
 		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained,
-		JobTimeout: c.jobTimeout, Gate: c.gate,
+		JobTimeout: c.jobTimeout, Gate: c.gate, Pair: c.pair,
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter

@@ -70,6 +70,9 @@ type fakeGitHub struct {
 	// lostAnswers: this many check-run creations are carried out but
 	// answered 502, as when GitHub's answer is lost on the way.
 	lostAnswers int
+	// permissions answers GET /repos/{o}/{r}/collaborators/{user}/permission
+	// (a user not listed is not a collaborator: 404, as on GitHub).
+	permissions map[string]string
 }
 
 var commitChecksPath = regexp.MustCompile(`^/repos/[^/]+/[^/]+/commits/([0-9a-f]+)/check-runs$`)
@@ -84,6 +87,8 @@ func newFakeGitHub(t *testing.T) *fakeGitHub {
 }
 
 var pullPath = regexp.MustCompile(`^/repos/[^/]+/[^/]+/pulls/(\d+)$`)
+
+var permissionPath = regexp.MustCompile(`^/repos/[^/]+/[^/]+/collaborators/([^/]+)/permission$`)
 
 func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 	rec := httptest.NewRecorder()
@@ -136,6 +141,16 @@ func (f *fakeGitHub) answer(w http.ResponseWriter, r *http.Request) time.Duratio
 			return 0
 		}
 		json.NewEncoder(w).Encode(pr)
+		return 0
+	}
+	if pm := permissionPath.FindStringSubmatch(r.URL.Path); pm != nil && r.Method == http.MethodGet {
+		perm, ok := f.permissions[pm[1]]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"message":"Not Found"}`)
+			return 0
+		}
+		json.NewEncoder(w).Encode(map[string]any{"permission": perm, "user": map[string]any{"login": pm[1]}})
 		return 0
 	}
 	if cm := commitChecksPath.FindStringSubmatch(r.URL.Path); cm != nil && r.Method == http.MethodGet {
@@ -227,6 +242,7 @@ type checkState struct {
 	// each call carried.
 	Annotations []map[string]any
 	Batches     []int
+	Actions     []string // the buttons' identifiers, as last sent
 }
 
 func (f *fakeGitHub) checkRuns() map[int64]*checkState {
@@ -268,6 +284,12 @@ func (f *fakeGitHub) replay() map[int64]*checkState {
 				for _, a := range anns {
 					st.Annotations = append(st.Annotations, a.(map[string]any))
 				}
+			}
+		}
+		if acts, ok := c.Body["actions"].([]any); ok {
+			st.Actions = nil
+			for _, a := range acts {
+				st.Actions = append(st.Actions, str(a.(map[string]any)["identifier"]))
 			}
 		}
 	}

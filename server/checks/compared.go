@@ -77,7 +77,7 @@ func ComparedSummary(run gate.Run, c *gate.Comparison, acceptedBy, detailsURL st
 	if len(c.Rows) > 0 {
 		b.WriteString("| criterion | base | head | head − base | may exceed base by | status |\n|---|---|---|---|---|---|\n")
 		for _, r := range c.Rows {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s %s |\n", strings.ReplaceAll(text(r.Criterion), "_", " "),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s %s |\n", text(strings.ReplaceAll(r.Criterion, "_", " ")),
 				gate.FormatValue(r.Base, r.Unit), gate.FormatValue(r.Head, r.Unit), signed(r.Head-r.Base, r.Unit),
 				gate.FormatValue(r.Limit, r.Unit), icon(r.Status), r.Status)
 		}
