@@ -152,3 +152,24 @@ func (s *Store) AcceptedBy(ctx context.Context, repo string, pr int, headSHA str
 	}
 	return a.By, err
 }
+
+// RecentAcceptances lists a repository's newest acceptances.
+func (s *Store) RecentAcceptances(ctx context.Context, repo string, limit int) ([]Acceptance, error) {
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT pr_number, head_sha, run_id, accepted_by, accepted_at FROM acceptances
+		WHERE repository = ? ORDER BY accepted_at DESC, run_id DESC LIMIT ?`, repo, limit)
+	if err != nil {
+		return nil, wrap("acceptances", err)
+	}
+	defer rows.Close()
+	var out []Acceptance
+	for rows.Next() {
+		a := Acceptance{Repository: repo}
+		var at int64
+		if err := rows.Scan(&a.PR, &a.HeadSHA, &a.RunID, &a.By, &at); err != nil {
+			return nil, wrap("acceptances", err)
+		}
+		a.At = fromMS(at)
+		out = append(out, a)
+	}
+	return out, wrap("acceptances", rows.Err())
+}

@@ -177,6 +177,9 @@ func TestAcceptanceCoversOneHead(t *testing.T) {
 		if by, err := b.store.AcceptedBy(b.ctx, "acme/api", 7, "h2"); by != "" || err != nil {
 			t.Errorf("accepted by %q (%v) after a new push", by, err)
 		}
+		if list, err := b.store.RecentAcceptances(b.ctx, "acme/api", 10); err != nil || len(list) != 1 || list[0].By != "octocat" || list[0].PR != 7 {
+			t.Errorf("recent acceptances: %+v %v", list, err)
+		}
 		if n, _ := b.store.CountRepo(b.ctx, "acme/api"); n.Accepted != 1 {
 			t.Errorf("accepted count %d", n.Accepted)
 		}

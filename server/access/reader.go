@@ -108,3 +108,37 @@ func (r Reader) visibleRepo(ctx context.Context, repo, format string, args ...an
 	}
 	return nil
 }
+
+// Comparison is a run's comparison with its base, nil for a run gated
+// alone.
+func (r Reader) Comparison(ctx context.Context, id int64) (*gate.Comparison, error) {
+	if err := r.visibleRun(ctx, id); err != nil {
+		return nil, err
+	}
+	return r.a.store.Comparison(ctx, id)
+}
+
+// AcceptanceOf is the acceptance of a pull request's head commit, or
+// storage.ErrNotFound.
+func (r Reader) AcceptanceOf(ctx context.Context, repo string, pr int, headSHA string) (storage.Acceptance, error) {
+	if err := r.visibleRepo(ctx, repo, "no acceptance of %s#%d: %w", repo, pr); err != nil {
+		return storage.Acceptance{}, err
+	}
+	return r.a.store.AcceptanceOf(ctx, repo, pr, headSHA)
+}
+
+// CountRepo is a repository's tally of flakes and acceptances.
+func (r Reader) CountRepo(ctx context.Context, repo string) (storage.RepoCounts, error) {
+	if err := r.visibleRepo(ctx, repo, "no runs of %s: %w", repo); err != nil {
+		return storage.RepoCounts{}, err
+	}
+	return r.a.store.CountRepo(ctx, repo)
+}
+
+// RecentAcceptances lists a repository's newest acceptances.
+func (r Reader) RecentAcceptances(ctx context.Context, repo string, limit int) ([]storage.Acceptance, error) {
+	if err := r.visibleRepo(ctx, repo, "no acceptances of %s: %w", repo); err != nil {
+		return nil, err
+	}
+	return r.a.store.RecentAcceptances(ctx, repo, limit)
+}

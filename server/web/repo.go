@@ -30,6 +30,10 @@ type repoData struct {
 	OpenPRs    []prRow
 	Charts     []template.HTML
 	Recent     []gate.Run
+	// Counts are the flakes (failures that did not confirm) and the
+	// accepted changes; Acceptances the newest of those.
+	Counts      storage.RepoCounts
+	Acceptances []storage.Acceptance
 }
 
 // repoWindow is how many recent runs the trend charts cover.
@@ -84,6 +88,14 @@ func (p *Pages) repo(c *gin.Context) {
 			row.Run, row.HasRun = r, true
 		}
 		d.OpenPRs = append(d.OpenPRs, row)
+	}
+	if d.Counts, err = rd.CountRepo(ctx, repo); err != nil {
+		p.fail(c, err)
+		return
+	}
+	if d.Acceptances, err = rd.RecentAcceptances(ctx, repo, 10); err != nil {
+		p.fail(c, err)
+		return
 	}
 	d.Charts = trendCharts(runs)
 	p.render(c, http.StatusOK, "repo", page{Title: repo, Data: d})

@@ -24,6 +24,7 @@ type runData struct {
 	DiffCmd    string
 	GorDiffCmd string
 	CanRerun   bool
+	Pair       *pairData // the comparison with the base; nil for a run gated alone
 }
 
 func (p *Pages) run(c *gin.Context) {
@@ -52,6 +53,10 @@ func (p *Pages) run(c *gin.Context) {
 	if run.Report != nil && len(run.Report.Samples) > 0 {
 		d.HeapChart = heapChart(run.Report).SVG()
 		d.GorChart = goroutineChart(run.Report).SVG()
+	}
+	if d.Pair, err = pairOf(c.Request.Context(), rd, run); err != nil {
+		p.fail(c, err)
+		return
 	}
 	title := fmt.Sprintf("Run %d: %s", run.ID, run.Repository)
 	p.render(c, http.StatusOK, "run", page{Title: title, Data: d})

@@ -94,6 +94,7 @@ func New(cfg Config, auth *access.Authorizer, rerun Rerunner, log *slog.Logger) 
 		"lat":       func(d gate.Duration) string { return roundLatency(d.Std()) },
 		"source":    p.source,
 		"anySource": anySource,
+		"inc":       func(i int) int { return i + 1 },
 	}
 	pages, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
