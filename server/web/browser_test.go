@@ -115,11 +115,36 @@ func TestBrowser(t *testing.T) {
 	}
 	do(chromedp.Navigate(b.srv.URL+"/repos/acme/orders-service"), chromedp.WaitVisible(chromedp.CSS("svg.chart")), shot("repo.png"))
 
+	// A pull request's run beside its base: both runs' lines drawn on each
+	// overlaid chart, the criteria in two columns, and nothing the
+	// repository wrote run as script.
+	pairURL := fmt.Sprintf("%s/runs/%d", b.srv.URL, b.seedPair(t))
+	do(chromedp.Navigate(pairURL), chromedp.WaitVisible(chromedp.CSS("#against-base svg.chart")), shot("run-pair.png"))
+	if n := eval(`Array.from(document.querySelectorAll("#against-base svg.chart")).filter(c => c.querySelectorAll("polyline.series").length == 2).length`); n != 2 {
+		t.Errorf("%d overlaid charts with the base's and the head's lines, want 2", n)
+	}
+	if n := eval(`Math.round(document.querySelector("#against-base svg.chart polyline[data-series='base post-GC heap']").getBoundingClientRect().width)`); n < 200 {
+		t.Errorf("the base's heap line is %d px wide", n)
+	}
+	if n := eval(`document.querySelectorAll("#criteria-pair tbody tr").length`); n < 3 {
+		t.Errorf("%d criteria side by side", n)
+	}
+	if n := eval(`document.querySelectorAll("#against-base script, #against-base img").length`); n != 0 {
+		t.Errorf("%d elements made of the repository's text", n)
+	}
+	if n := eval(`document.querySelectorAll("#accepted").length`); n != 1 {
+		t.Error("the acceptance is not shown")
+	}
+
 	// On a phone the page must not scroll sideways: wide tables scroll in
 	// their own box, and charts shrink to the width.
 	do(chromedp.EmulateViewport(390, 844), chromedp.Navigate(runURL), chromedp.WaitVisible(chromedp.CSS("svg.chart")), shot("run-phone.png"))
 	if n := eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`); n > 0 {
 		t.Errorf("the run page is %d px wider than a phone", n)
+	}
+	do(chromedp.Navigate(pairURL), chromedp.WaitVisible(chromedp.CSS("#against-base svg.chart")), shot("run-pair-phone.png"))
+	if n := eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`); n > 0 {
+		t.Errorf("the side-by-side page is %d px wider than a phone", n)
 	}
 	do(chromedp.Navigate(b.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("table.runs")), shot("list-phone.png"))
 	if n := eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`); n > 0 {
