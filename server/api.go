@@ -95,7 +95,27 @@ func (s *Server) getRun(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"run": run, "profiles": names})
+	out := gin.H{"run": run, "profiles": names}
+	// A pull request's run gated beside its base: the comparison (its
+	// head's report is the run's) and who accepted it, if anyone.
+	cmp, err := rd.Comparison(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if cmp != nil {
+		cmp.Head.Report = nil
+		out["comparison"] = cmp
+		a, err := rd.AcceptanceOf(c.Request.Context(), run.Repository, run.PR, run.HeadSHA)
+		switch {
+		case err == nil:
+			out["accepted"] = gin.H{"by": a.By, "at": a.At, "head_sha": a.HeadSHA, "run_id": a.RunID}
+		case !errors.Is(err, storage.ErrNotFound):
+			s.fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) getProfile(c *gin.Context) {

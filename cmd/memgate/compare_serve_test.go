@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -214,6 +215,27 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 	}
 	if c := checksOf(gh, leak); c[len(c)-1].Conclusion != "success" || !strings.HasPrefix(c[len(c)-1].Title, "accepted by @octocat: ") {
 		t.Fatalf("accepted check run: %s", describe(c))
+	}
+	var api struct {
+		Comparison struct {
+			Outcome string `json:"outcome"`
+			Base    struct {
+				Report *gate.Report `json:"report"`
+			} `json:"base"`
+		} `json:"comparison"`
+		Accepted struct {
+			By      string `json:"by"`
+			HeadSHA string `json:"head_sha"`
+		} `json:"accepted"`
+	}
+	resp, err := http.Get(fmt.Sprintf("%s/api/v1/runs/%d", srv.url, run2.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&api)
+	resp.Body.Close()
+	if api.Comparison.Outcome != "introduced" || api.Comparison.Base.Report == nil || api.Accepted.By != "octocat" || api.Accepted.HeadSHA != leak {
+		t.Fatalf("the API's run: %+v", api)
 	}
 
 	// A new push: gated and failing again, not covered by the acceptance;

@@ -151,7 +151,7 @@ func (p *Pages) badge(c *gin.Context) {
 		if r, err := p.reader(c).LatestCompleted(c.Request.Context(), owner+"/"+name); err == nil {
 			status = http.StatusOK
 			label = string(r.Verdict)
-			color = map[gate.Verdict]string{gate.Pass: "#1a7f37", gate.Fail: "#cf222e"}[r.Verdict]
+			color = map[gate.Verdict]string{gate.Pass: "#1a7f37", gate.Fail: "#cf222e", gate.Neutral: "#57606a"}[r.Verdict]
 			if color == "" {
 				color = "#9a6700"
 			}

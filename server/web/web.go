@@ -212,7 +212,7 @@ type listData struct {
 
 func (p *Pages) list(c *gin.Context) {
 	d := listData{Repository: strings.TrimSpace(c.Query("repository")), PR: c.Query("pr"), Verdict: c.Query("verdict"),
-		Verdicts: []string{"pass", "fail", "error", "inconclusive"}, Now: p.now()}
+		Verdicts: []string{"pass", "fail", "neutral", "error", "inconclusive"}, Now: p.now()}
 	f := storage.Filter{Repository: d.Repository, Verdict: gate.Verdict(d.Verdict), Limit: 50}
 	if d.PR != "" {
 		n, err := strconv.Atoi(d.PR)
