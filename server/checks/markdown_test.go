@@ -168,3 +168,42 @@ func TestHostileStringsCannotReshapeTheSummary(t *testing.T) {
 		}
 	}
 }
+
+// hostileComparison puts s wherever a compared run's summary quotes the
+// repository's words: the reasons of base, head and confirmation, the
+// headline, a criterion's name, and the base's branch.
+func hostileComparison(s string) (gate.Run, *gate.Comparison) {
+	fail, _ := hostileReports(s)
+	run := gate.Run{ID: 7, Repository: "acme/api", PR: 3, HeadSHA: "abcdef1234567", BaseRef: s}
+	return run, &gate.Comparison{Verdict: gate.Fail, Outcome: gate.OutcomeIntroduced, Headline: s, Flake: false,
+		Base:          gate.RunRef{SHA: "1234567abc", Verdict: gate.Pass, Reason: s, Reused: true, RunID: 4},
+		Head:          gate.RunRef{SHA: "abcdef1234567", Verdict: gate.Fail, Reason: s, Report: fail},
+		Rows:          []gate.ComparisonRow{{Criterion: s, Base: 1, Head: 9, Limit: 2, Unit: "bytes/request", Status: gate.StatusFail, Detail: s}},
+		Confirmations: []gate.RunRef{{Verdict: gate.Fail, Reason: s}},
+		Limits:        gate.DefaultCompareLimits()}
+}
+
+// The compared summary holds its shape whatever the repository wrote.
+func TestHostileStringsCannotReshapeTheComparedSummary(t *testing.T) {
+	const details = "https://memgate.example/runs/7"
+	benignRun, benign := hostileComparison("benign words")
+	want := ComparedSummary(benignRun, benign, "", details)
+	wantShape, wantDests, _ := inspect(t, want)
+	for _, s := range hostile {
+		run, c := hostileComparison(s)
+		got := ComparedSummary(run, c, "", details)
+		gotShape, dests, plain := inspect(t, got)
+		if gotShape != wantShape {
+			t.Errorf("%q: structure changed\n got %s\nwant %s\nmarkdown:\n%s", s, gotShape, wantShape, got)
+		}
+		if fmt.Sprint(dests) != fmt.Sprint(wantDests) {
+			t.Errorf("%q: links/images/HTML %q, want only %q", s, dests, wantDests)
+		}
+		if m := mention.FindString(plain); m != "" {
+			t.Errorf("%q: a mention %q in the text", s, m)
+		}
+		if title := ComparedTitle(run, c, ""); strings.ContainsAny(title, "\r\n") {
+			t.Errorf("%q: the title spans lines: %q", s, title)
+		}
+	}
+}
