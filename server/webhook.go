@@ -50,10 +50,17 @@ type inbound struct {
 	outcome     string
 	runID       int64
 	after       []followup
+	// accept is an Accept click's decision, made before the delivery's
+	// transaction (it asks GitHub); reason says why it was refused.
+	accept *acceptDecision
+	reason string
 }
 
 func (s *Server) webhook(c *gin.Context) {
 	d, err := s.receive(c)
+	if err == nil {
+		err = s.prepare(c.Request.Context(), d)
+	}
 	if err == nil {
 		err = s.intake(c.Request.Context(), d)
 	}
@@ -69,7 +76,11 @@ func (s *Server) webhook(c *gin.Context) {
 	if d.event == "ping" {
 		status = http.StatusOK
 	}
-	c.JSON(status, gin.H{"delivery": d.guid, "outcome": d.outcome, "run_id": d.runID})
+	answer := gin.H{"delivery": d.guid, "outcome": d.outcome, "run_id": d.runID}
+	if d.reason != "" && d.outcome != outcomeDuplicate {
+		answer["reason"] = d.reason
+	}
+	c.JSON(status, answer)
 }
 
 // receive reads, verifies and decodes a delivery; nothing is stored yet.
@@ -99,8 +110,10 @@ func (s *Server) receive(c *gin.Context) (*inbound, error) {
 	if err := s.checkAge(d.parsed, d.event, time.Now()); err != nil {
 		return d, err
 	}
-	sum := sha256.Sum256(body)
-	d.bodySHA256 = hex.EncodeToString(sum[:])
+	if !d.parsed.repeatable(d.event) {
+		sum := sha256.Sum256(body)
+		d.bodySHA256 = hex.EncodeToString(sum[:])
+	}
 	return d, nil
 }
 
@@ -117,7 +130,7 @@ func (s *Server) intake(ctx context.Context, d *inbound) error {
 			d.outcome = outcomeDuplicate
 			return nil
 		}
-		d.outcome, d.runID, d.after, err = s.handle(ctx, tx, d.guid, d.event, d.parsed)
+		d.outcome, d.runID, d.after, err = s.handle(ctx, tx, d)
 		if err != nil {
 			return err
 		}
@@ -150,7 +163,8 @@ func (s *Server) refuse(c *gin.Context, d *inbound, err error) {
 }
 
 // handle decides what a verified, new delivery does, inside its transaction.
-func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *event) (string, int64, []followup, error) {
+func (s *Server) handle(ctx context.Context, tx *sql.Tx, d *inbound) (string, int64, []followup, error) {
+	guid, name, e := d.guid, d.event, d.parsed
 	if err := s.recordVisibility(ctx, tx, e); err != nil {
 		return "", 0, nil, err
 	}
@@ -170,8 +184,8 @@ func (s *Server) handle(ctx context.Context, tx *sql.Tx, guid, name string, e *e
 			return outcomeIgnored, 0, nil, nil
 		case e.Action == "rerequested":
 			return s.rerequest(ctx, tx, guid, "check_run.rerequested", e, e.CheckRun.HeadSHA, e.CheckRun.PullRequests)
-		case e.Action == "requested_action":
-			return s.acceptRequested(guid, e)
+		case e.Action == "requested_action" && d.accept != nil:
+			return s.recordAccept(ctx, tx, d.accept)
 		}
 		return outcomeIgnored, 0, nil, nil
 	case "check_suite":

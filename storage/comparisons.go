@@ -114,13 +114,14 @@ type Acceptance struct {
 	At         time.Time
 }
 
-// Accept records an acceptance. It reports false when that head commit of
-// the pull request was already accepted (the first one stands).
-func (s *Store) Accept(ctx context.Context, a Acceptance) (bool, error) {
+// Accept records an acceptance, in tx when there is one. It reports false
+// when that head commit of the pull request was already accepted (the
+// first one stands).
+func (s *Store) Accept(ctx context.Context, tx *sql.Tx, a Acceptance) (bool, error) {
 	if a.At.IsZero() {
 		a.At = time.Now()
 	}
-	res, err := s.q(nil).ExecContext(ctx, `INSERT INTO acceptances (repository, pr_number, head_sha, run_id, accepted_by, accepted_at)
+	res, err := s.q(tx).ExecContext(ctx, `INSERT INTO acceptances (repository, pr_number, head_sha, run_id, accepted_by, accepted_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repository, pr_number, head_sha) DO NOTHING`,
 		a.Repository, a.PR, a.HeadSHA, a.RunID, a.By, ms(a.At))
 	if err != nil {

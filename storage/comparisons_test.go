@@ -155,11 +155,11 @@ func TestComparisonRoundTrip(t *testing.T) {
 func TestAcceptanceCoversOneHead(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b testBundle) {
 		a := Acceptance{Repository: "acme/api", PR: 7, HeadSHA: "h1", RunID: 3, By: "octocat"}
-		if ok, err := b.store.Accept(b.ctx, a); !ok || err != nil {
+		if ok, err := b.store.Accept(b.ctx, nil, a); !ok || err != nil {
 			t.Fatalf("accept: %v %v", ok, err)
 		}
 		a.By = "mallory"
-		if ok, err := b.store.Accept(b.ctx, a); ok || err != nil {
+		if ok, err := b.store.Accept(b.ctx, nil, a); ok || err != nil {
 			t.Fatalf("second acceptance: %v %v", ok, err)
 		}
 		got, err := b.store.AcceptanceOf(b.ctx, "acme/api", 7, "h1")

@@ -98,21 +98,16 @@ func acceptClick(t *testing.T, repo *testRepoDir, check *checkState, runID int64
 	})
 }
 
-// waitDelivery waits until a delivery's outcome is no longer want's
-// predecessor (an Accept is decided after the delivery is answered).
-func waitDelivery(t *testing.T, st *storage.Store, guid, pending string) string {
+// waitConclusion waits until the newest check run of head concludes as want.
+func waitConclusion(t *testing.T, gh *fakeGitHub, head, want string) *checkState {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		outcome, _, err := st.DeliveryOutcome(context.Background(), guid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if outcome != pending {
-			return outcome
+		if c := checksOf(gh, head); len(c) > 0 && c[len(c)-1].Conclusion == want {
+			return c[len(c)-1]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("delivery %s still %s", guid, outcome)
+			t.Fatalf("no %s check run for %s: %s", want, head, describe(checksOf(gh, head)))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -191,10 +186,14 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 		t.Fatalf("already leaking base's check run: %+v, want title %q", check3, wantTitle)
 	}
 
-	// Mallory may only read: refused, nothing recorded, the check as it was.
-	send("check_run", "accept-mallory", acceptClick(t, repo, check2, run2.ID, "mallory"))
-	if got := waitDelivery(t, st, "accept-mallory", "accept_requested"); got != "accept_refused" {
-		t.Fatalf("Accept by a reader: %s", got)
+	// Mallory may only read: refused, saying why, nothing recorded, the
+	// check as it was. Her click again (the same body) is decided again,
+	// not taken for a replay.
+	for _, guid := range []string{"accept-mallory", "accept-mallory-again"} {
+		d := send("check_run", guid, acceptClick(t, repo, check2, run2.ID, "mallory"))
+		if d.Outcome != "accept_refused" || !strings.Contains(d.Reason, `@mallory has "read" permission`) {
+			t.Fatalf("Accept by a reader (%s): %+v", guid, d)
+		}
 	}
 	if _, err := st.AcceptanceOf(context.Background(), testRepo, 2, leak); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a refused Accept was recorded: %v", err)
@@ -205,16 +204,15 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 
 	// Octocat may write: recorded, and the check run succeeds.
 	before := time.Now()
-	send("check_run", "accept-octocat", acceptClick(t, repo, check2, run2.ID, "octocat"))
-	if got := waitDelivery(t, st, "accept-octocat", "accept_requested"); got != "accepted" {
-		t.Fatalf("Accept by a writer: %s", got)
+	if d := send("check_run", "accept-octocat", acceptClick(t, repo, check2, run2.ID, "octocat")); d.Outcome != "accepted" || d.RunID != run2.ID {
+		t.Fatalf("Accept by a writer: %+v", d)
 	}
 	a, err := st.AcceptanceOf(context.Background(), testRepo, 2, leak)
 	if err != nil || a.By != "octocat" || a.RunID != run2.ID || a.At.Before(before.Add(-time.Second)) {
 		t.Fatalf("acceptance: %+v %v", a, err)
 	}
-	if c := checksOf(gh, leak); c[len(c)-1].Conclusion != "success" || !strings.HasPrefix(c[len(c)-1].Title, "accepted by @octocat: ") {
-		t.Fatalf("accepted check run: %s", describe(c))
+	if c := waitConclusion(t, gh, leak, "success"); !strings.HasPrefix(c.Title, "accepted by @octocat: ") || c.ID != check2.ID {
+		t.Fatalf("accepted check run: %+v", c)
 	}
 	var api struct {
 		Comparison struct {
@@ -247,18 +245,18 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 	if c := waitCheck(t, gh, pushed); c.Conclusion != "failure" {
 		t.Fatalf("the acceptance of the old head covered the new one: %+v", c)
 	}
-	send("check_run", "accept-stale", acceptClick(t, repo, check2, run2.ID, "hubot"))
-	if got := waitDelivery(t, st, "accept-stale", "accept_requested"); got != "accept_refused" {
-		t.Fatalf("Accept of a superseded head: %s", got)
+	if d := send("check_run", "accept-stale", acceptClick(t, repo, check2, run2.ID, "hubot")); d.Outcome != "accept_refused" ||
+		!strings.Contains(d.Reason, "is no longer the head of #2") {
+		t.Fatalf("Accept of a superseded head: %+v", d)
 	}
 	if _, err := st.AcceptanceOf(context.Background(), testRepo, 2, pushed); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the stale click accepted the new head: %v", err)
 	}
 	// A click naming a run that is not the check run's is refused too.
 	forged := *check3
-	send("check_run", "accept-forged", acceptClick(t, repo, &forged, run2.ID, "hubot"))
-	if got := waitDelivery(t, st, "accept-forged", "accept_requested"); got != "accept_refused" {
-		t.Fatalf("Accept naming another head's run: %s", got)
+	if d := send("check_run", "accept-forged", acceptClick(t, repo, &forged, run2.ID, "hubot")); d.Outcome != "accept_refused" ||
+		!strings.Contains(d.Reason, "is not one of memgate's runs") {
+		t.Fatalf("Accept naming another head's run: %+v", d)
 	}
 	if measured, _ := pair.counts(); len(measured) != 2 {
 		t.Errorf("%d bases measured for two bases (%v)", len(measured), measured)

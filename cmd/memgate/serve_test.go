@@ -403,6 +403,7 @@ type delivered struct {
 	Outcome string `json:"outcome"`
 	RunID   int64  `json:"run_id"`
 	Error   string `json:"error"`
+	Reason  string `json:"reason"`
 }
 
 func deliver(t *testing.T, base, event, guid string, body []byte, signature string) delivered {
