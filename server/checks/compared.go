@@ -83,6 +83,7 @@ func ComparedSummary(run gate.Run, c *gate.Comparison, acceptedBy, detailsURL st
 		}
 		b.WriteString("\n")
 	}
+	writeCriteriaPair(&b, c.Base.Report, c.Head.Report)
 	if c.Flake || len(c.Confirmations) > 0 {
 		b.WriteString(confirmations(c, detailsURL))
 	}
@@ -94,6 +95,24 @@ func ComparedSummary(run gate.Run, c *gate.Comparison, acceptedBy, detailsURL st
 	}
 	b.WriteString("\n\nReproduce locally: " + code("memgate check --base "+baseName(run)+" ."))
 	return truncate(b.String(), maxOutputBytes)
+}
+
+// writeCriteriaPair writes each run's own criteria in two columns, the
+// head's limit beside them: what each run came to against the config.
+func writeCriteriaPair(b *strings.Builder, base, head *gate.Report) {
+	if base == nil || head == nil || len(head.Criteria) == 0 {
+		return
+	}
+	b.WriteString("| criterion | base | head | limit |\n|---|---|---|---|\n")
+	for _, hc := range head.Criteria {
+		bv := "–"
+		if bc, ok := base.Criterion(hc.Name); ok {
+			bv = fmt.Sprintf("%s %s", icon(bc.Status), gate.FormatValue(bc.Value, bc.Unit))
+		}
+		fmt.Fprintf(b, "| %s | %s | %s %s | %s %s |\n", text(strings.ReplaceAll(hc.Name, "_", " ")), bv,
+			icon(hc.Status), gate.FormatValue(hc.Value, hc.Unit), hc.Comparison, gate.FormatValue(hc.Limit, hc.Unit))
+	}
+	b.WriteString("\n")
 }
 
 // reusedNote says where a reused base result came from.

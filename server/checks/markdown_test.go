@@ -176,7 +176,7 @@ func hostileComparison(s string) (gate.Run, *gate.Comparison) {
 	fail, _ := hostileReports(s)
 	run := gate.Run{ID: 7, Repository: "acme/api", PR: 3, HeadSHA: "abcdef1234567", BaseRef: s}
 	return run, &gate.Comparison{Verdict: gate.Fail, Outcome: gate.OutcomeIntroduced, Headline: s, Flake: false,
-		Base:          gate.RunRef{SHA: "1234567abc", Verdict: gate.Pass, Reason: s, Reused: true, RunID: 4},
+		Base:          gate.RunRef{SHA: "1234567abc", Verdict: gate.Pass, Reason: s, Reused: true, RunID: 4, Report: failingReport()},
 		Head:          gate.RunRef{SHA: "abcdef1234567", Verdict: gate.Fail, Reason: s, Report: fail},
 		Rows:          []gate.ComparisonRow{{Criterion: s, Base: 1, Head: 9, Limit: 2, Unit: "bytes/request", Status: gate.StatusFail, Detail: s}},
 		Confirmations: []gate.RunRef{{Verdict: gate.Fail, Reason: s}},
@@ -189,6 +189,9 @@ func TestHostileStringsCannotReshapeTheComparedSummary(t *testing.T) {
 	benignRun, benign := hostileComparison("benign words")
 	want := ComparedSummary(benignRun, benign, "", details)
 	wantShape, wantDests, _ := inspect(t, want)
+	if !strings.Contains(want, "| criterion | base | head | limit |") || !strings.Contains(want, "(stored result of run 4, reused)") {
+		t.Fatalf("the compared summary lacks the runs' criteria side by side or the reused base:\n%s", want)
+	}
 	for _, s := range hostile {
 		run, c := hostileComparison(s)
 		got := ComparedSummary(run, c, "", details)
