@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/loadgen"
 )
 
@@ -31,11 +32,40 @@ func (r *run) readTargets(ctx context.Context) error {
 		for k, v := range t.Headers {
 			h.Set(k, v)
 		}
-		r.reqs = append(r.reqs, loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body)})
+		lt := loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body), Leave: leaveOf(t.LeaveEarly)}
+		if s := t.Stream; s != nil {
+			lt.Stream = &loadgen.Stream{Hold: s.Hold, MaxBytes: int64(s.MaxBytes), MaxEvents: s.MaxEvents, Status: s.Status}
+		}
+		r.reqs = append(r.reqs, lt)
 	}
-	if cfg.TargetsFile == "" {
-		return nil
+	if cfg.TargetsFile != "" {
+		if err := r.readTargetsFile(ctx); err != nil {
+			return err
+		}
 	}
+	// load.leave_early is for every ordinary request without its own.
+	for i := range r.reqs {
+		if t := &r.reqs[i]; t.Stream == nil && t.Leave.After == 0 {
+			t.Leave = leaveOf(cfg.LeaveEarly)
+		}
+	}
+	if held := loadgen.StreamsHeld(cfg.Rate, r.reqs); held > loadgen.MaxStreamsHeld {
+		return fmt.Errorf("%w: load.rate: at %g requests/s the streams' holds would keep %d streams open at once, more than %d: lower load.rate or the streams' hold",
+			ErrConfig, cfg.Rate, held, loadgen.MaxStreamsHeld)
+	}
+	return nil
+}
+
+func leaveOf(l *config.LeaveEarly) loadgen.Leave {
+	if l == nil {
+		return loadgen.Leave{}
+	}
+	return loadgen.Leave{After: l.After, Share: l.Share}
+}
+
+// readTargetsFile adds the targets file's targets.
+func (r *run) readTargetsFile(ctx context.Context) error {
+	cfg := r.opts.Config.Load
 	if r.opts.Files == nil {
 		return fmt.Errorf("%w: load.targets_file %s: no repository to read it from", ErrConfig, cfg.TargetsFile)
 	}
