@@ -81,4 +81,3 @@ func openFilesOf(t *testing.T, spec RunSpec) OpenFiles {
 	}
 	return n
 }
-
