@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/loadgen"
 )
@@ -75,4 +76,27 @@ func (r *run) readTargetsFile(ctx context.Context) error {
 	}
 	r.reqs = append(r.reqs, more...)
 	return nil
+}
+
+// targetLabel names a target for the report's settings, with its kind:
+// "GET /events (stream, held 2s)", "GET /report (50% leave after 50ms)".
+func targetLabel(t config.Target, leave *config.LeaveEarly) string {
+	label := t.Method + " " + t.Path
+	if s := t.Stream; s != nil {
+		label += fmt.Sprintf(" (stream, held %s", s.Hold)
+		if s.MaxEvents > 0 {
+			label += fmt.Sprintf(" or %d events", s.MaxEvents)
+		}
+		if s.MaxBytes > 0 {
+			label += fmt.Sprintf(" or %s", gate.FormatBytes(float64(s.MaxBytes)))
+		}
+		return label + ")"
+	}
+	if t.LeaveEarly != nil {
+		leave = t.LeaveEarly
+	}
+	if leave != nil {
+		label += fmt.Sprintf(" (%.0f%% leave after %s)", 100*leave.Share, leave.After)
+	}
+	return label
 }
