@@ -1,13 +1,10 @@
 package service
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/memgate/memgate/gate/sandbox"
 	"github.com/memgate/memgate/internal/testuser"
 )
 
@@ -26,21 +23,10 @@ func TestOpenFilesCountedFromOutside(t *testing.T) {
 		countsSeven(t, spec)
 	})
 	testuser.BothWays(t, func(t *testing.T) {
-		dir, err := os.MkdirTemp("", "memgate-fds-test-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		os.Chmod(dir, 0o711)
-		root := filepath.Join(dir, "root")
-		os.Mkdir(root, 0o755)
-		var id sandbox.Identity
-		if os.Geteuid() == 0 {
-			id = sandbox.IdentityFor(0x6d670000+81, 0x6d670000+81)
-		}
+		sb := testServiceSandbox(t, 83)
 		spec := func(script string) RunSpec {
 			return RunSpec{Binary: "/bin/sh", Args: []string{"-c", script}, Dir: "/", Env: []string{"PATH=/usr/bin:/bin"},
-				Limits: Limits{Processes: 64, FileSizeBytes: 1 << 20, Sandbox: &ServiceSandbox{Identity: id, Root: root}}}
+				Limits: Limits{Processes: 64, FileSizeBytes: 1 << 20, Sandbox: sb}}
 		}
 		countsSeven(t, spec)
 	})
