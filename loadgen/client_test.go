@@ -109,7 +109,7 @@ func TestStreamLeavesAfterEventsOrBytes(t *testing.T) {
 		most   float64 // events a stream may have been sent before the client left
 	}{
 		{"events", Stream{Hold: 10 * time.Second, MaxEvents: 3}, 4},
-		// An event is 24 bytes: 60 bytes end the third.
+		// An event is 21 bytes ("id: 0\r\ndata: tick\r\n\r\n"): 60 end the third.
 		{"bytes", Stream{Hold: 10 * time.Second, MaxBytes: 60}, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -120,7 +120,6 @@ func TestStreamLeavesAfterEventsOrBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g.workers = 20 // the 10 s hold would ask for 126
 			start := time.Now()
 			load, err := g.Attack(context.Background(), time.Second, nil)
 			if err != nil {
