@@ -56,6 +56,7 @@ func TestStreamsAndEarlyLeaversAreGated(t *testing.T) {
 			res, _ := gateRun(t, context.Background(), examples(tc.name), fixtureConfig(t, tc.name))
 			r := res.Report
 			want(t, r, tc.verdict)
+			defer logReport(t, r) // the margins, with -v
 			for _, c := range r.Criteria {
 				wantStatus := gate.StatusPass
 				if c.Name == tc.fails {
@@ -110,6 +111,7 @@ func TestOpenFilesAreGated(t *testing.T) {
 			res, _ := gateRun(t, context.Background(), examples(tc.name), cfg)
 			r := res.Report
 			want(t, r, tc.verdict)
+			defer logReport(t, r) // the margins, with -v
 			if !strings.HasPrefix(r.Environment.FDs, "counted") {
 				t.Errorf("descriptors: %s", r.Environment.FDs)
 			}
