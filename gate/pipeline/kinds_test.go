@@ -136,7 +136,7 @@ func TestOpenFilesAreGated(t *testing.T) {
 func fmtEnv(env map[string]string) string {
 	var s string
 	for k, v := range env {
-		s += "/" + k + "=" + v
+		s += " " + k + "=" + v
 	}
 	return s
 }
