@@ -45,26 +45,26 @@ type Generator struct {
 	client    *http.Client
 }
 
-// MaxStreamsHeld bounds the streams a load holds open at once (the rate's
-// share of streams times their hold): each is a connection of the load
-// generator's and a descriptor of the service's.
-const MaxStreamsHeld = 1000
+// MaxStreamsHeld bounds the streams a load may have in flight at once:
+// each is a connection of the load generator's and a descriptor of the
+// service's.
+const MaxStreamsHeld = 2000
 
-// StreamsHeld is how many streams the load holds open at once: requests
-// rotate through the targets, so a stream target gets rate/len(targets)
-// requests a second, each held for its hold. A quarter more covers the
-// time to the first byte and the pacer's jitter.
-func StreamsHeld(rate float64, targets []Target) int {
+// StreamsHeld is how many streams the load may have in flight at once:
+// requests rotate through the targets, so a stream target gets
+// rate/len(targets) requests a second, each in flight for its hold and, at
+// worst, the timeout its headers may take before that.
+func StreamsHeld(rate float64, timeout time.Duration, targets []Target) int {
 	var held float64
 	for _, t := range targets {
 		if t.Stream != nil {
-			held += rate / float64(len(targets)) * t.Stream.Hold.Seconds()
+			held += rate / float64(len(targets)) * (t.Stream.Hold + timeout).Seconds()
 		}
 	}
 	if held == 0 {
 		return 0
 	}
-	return int(math.Ceil(held*1.25)) + 1
+	return int(math.Ceil(held)) + 1
 }
 
 func checkKinds(targets []Target) error {
@@ -89,9 +89,9 @@ func New(base string, targets []Target, opts Options) (*Generator, error) {
 	if err := checkKinds(targets); err != nil {
 		return nil, err
 	}
-	held := StreamsHeld(opts.Rate, targets)
+	held := StreamsHeld(opts.Rate, opts.Timeout, targets)
 	if held > MaxStreamsHeld {
-		return nil, fmt.Errorf("loadgen: the load would hold %d streams open at once, more than %d: lower the rate or the hold", held, MaxStreamsHeld)
+		return nil, fmt.Errorf("loadgen: the load could have %d streams in flight at once, more than %d: lower the rate, the hold or the timeout", held, MaxStreamsHeld)
 	}
 	workers := opts.Connections + held
 	vt, err := resolve(base, targets)

@@ -50,9 +50,9 @@ func (r *run) readTargets(ctx context.Context) error {
 			t.Leave = leaveOf(cfg.LeaveEarly)
 		}
 	}
-	if held := loadgen.StreamsHeld(cfg.Rate, r.reqs); held > loadgen.MaxStreamsHeld {
-		return fmt.Errorf("%w: load.rate: at %g requests/s the streams' holds would keep %d streams open at once, more than %d: lower load.rate or the streams' hold",
-			ErrConfig, cfg.Rate, held, loadgen.MaxStreamsHeld)
+	if held := loadgen.StreamsHeld(cfg.Rate, cfg.Timeout, r.reqs); held > loadgen.MaxStreamsHeld {
+		return fmt.Errorf("%w: load.rate: at %g requests/s, streams held for their hold after up to load.timeout (%s) for their headers could be %d in flight at once, more than %d: lower load.rate, the streams' hold or load.timeout",
+			ErrConfig, cfg.Rate, cfg.Timeout, held, loadgen.MaxStreamsHeld)
 	}
 	return nil
 }
