@@ -56,7 +56,7 @@ func TestDescriptorLeakFailsGrowthAndSettle(t *testing.T) {
 		}
 	}
 	r := &Report{Verdict: d.Verdict, Criteria: d.Criteria, Settle: obs.Settle, Baseline: Baseline{MeasureFrom: 10, MeasureTo: 50}}
-	if h := Headline(r); !strings.Contains(h, "open files +7,990") {
+	if h := Headline(r); !strings.Contains(h, "+7,990 open files not closed after the load") {
 		t.Errorf("headline %q does not name the open files", h)
 	}
 }
@@ -85,6 +85,10 @@ func TestDescriptorLimitReachedFailsDespiteInvalidLoad(t *testing.T) {
 	}
 	if !strings.Contains(s.Detail, "reached its limit of open files (RLIMIT_NOFILE 1024") {
 		t.Errorf("fd_settle detail lacks the limit line: %s", s.Detail)
+	}
+	r := &Report{Verdict: d.Verdict, Criteria: d.Criteria, Settle: obs.Settle}
+	if h := Headline(r); h != "+1,015 open files not closed after the load (reached its RLIMIT_NOFILE of 1024)" {
+		t.Errorf("headline %q", h)
 	}
 }
 

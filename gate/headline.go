@@ -99,8 +99,7 @@ func fdHeadline(r *Report) string {
 	}
 	part := fmt.Sprintf("open files grow %.1f per 1k requests", grow.Value)
 	if settle.Status == StatusFail {
-		part = fmt.Sprintf("open files %s over %.0f s and not closed", signedCount(int64(r.Settle.FinalFDs-r.Settle.WindowStartFDs)),
-			r.Baseline.MeasureTo-r.Baseline.MeasureFrom)
+		part = fmt.Sprintf("%s open files not closed after the load", signedCount(int64(settle.Value)))
 	}
 	if r.Settle.FDLimitReached() {
 		part += fmt.Sprintf(" (reached its RLIMIT_NOFILE of %d)", r.Settle.FDLimit)

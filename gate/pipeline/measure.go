@@ -227,6 +227,11 @@ func (m *measurement) waitSettled(ctx context.Context, window gate.Reading) (gat
 	cfg := m.opts.Config
 	limit := window.Goroutines + cfg.Thresholds.GoroutineSettleTolerance
 	fdLimit := window.FDs + cfg.Thresholds.FDSettleTolerance
+	if (gate.Settle{PeakFDs: window.FDs, FDLimit: window.FDLimit}).FDLimitReached() {
+		// Out of descriptors already: fd_settle holds the count against
+		// the idle service's, so wait for that.
+		fdLimit = m.idleRead.FDs + cfg.Thresholds.FDSettleTolerance
+	}
 	start := time.Now()
 	deadline := start.Add(cfg.Load.Cooldown)
 	s := gate.Settle{WindowStart: window.Goroutines}
