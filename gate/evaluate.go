@@ -40,16 +40,25 @@ func Evaluate(obs Observation, th Thresholds) Decision {
 		heapGrowth(heapT, heapY, rate, th),
 		goroutineGrowth(gorT, gorY, rate, th),
 		goroutineSettle(obs.Settle, th),
-		loadSuccess(obs.Load, th),
-		loadRate(obs.Load, th),
 	}
-	return Decision{Verdict: verdictOf(crit), Criteria: crit, SteadyFrom: steadyFrom}
+	crit = append(crit, fdCriteria(obs, steadyFrom, rate, th)...)
+	crit = append(crit, loadSuccess(obs.Load, th), loadRate(obs.Load, th))
+	return Decision{Verdict: verdictOf(crit, obs.Settle.FDLimitReached()), Criteria: crit, SteadyFrom: steadyFrom}
 }
 
 // verdictOf: an invalid load makes the run inconclusive whatever else it
-// shows (an overloaded service piles up goroutines without leaking them);
-// then any failed criterion fails it; then too little data is inconclusive.
-func verdictOf(crit []Criterion) Verdict {
+// shows (an overloaded service piles up goroutines without leaking them),
+// unless the service ran out of file descriptors and a descriptor criterion
+// failed: then the leak is what broke the load. Otherwise any failed
+// criterion fails it; then too little data is inconclusive.
+func verdictOf(crit []Criterion, fdLimitReached bool) Verdict {
+	if fdLimitReached {
+		for _, c := range crit {
+			if isFDCriterion(c.Name) && c.Status == StatusFail {
+				return Fail
+			}
+		}
+	}
 	for _, c := range crit {
 		if isLoadCriterion(c.Name) && c.Status != StatusPass {
 			return Inconclusive
@@ -219,6 +228,9 @@ func loadSuccess(l Load, th Thresholds) Criterion {
 	c := Criterion{Name: CritLoadSuccess, Value: l.SuccessRatio, Limit: th.MinSuccessRatio, Unit: "ratio", Comparison: ">="}
 	c.Status = statusIf(l.Requests > 0 && c.Value >= c.Limit)
 	c.Detail = fmt.Sprintf("%.1f%% of %d requests succeeded", 100*l.SuccessRatio, l.Requests)
+	if l.Streams > 0 || l.LeftEarly > 0 {
+		c.Detail += fmt.Sprintf(" (%d held as streams until the client left, %d left early on purpose)", l.Streams, l.LeftEarly)
+	}
 	if len(l.Errors) > 0 {
 		c.Detail += "; errors: " + l.Errors[0]
 	}

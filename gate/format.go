@@ -68,8 +68,10 @@ func FormatValue(v float64, unit string) string {
 		return fmt.Sprintf("%.1f B/req", v)
 	case "goroutines/1k requests":
 		return fmt.Sprintf("%.2f /1k req", v)
-	case "goroutines":
+	case "goroutines", "fds":
 		return fmt.Sprintf("%.0f", v)
+	case "fds/1k requests":
+		return fmt.Sprintf("%.2f fds/1k req", v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }

@@ -71,6 +71,9 @@ func Headline(r *Report) string {
 			}
 			parts = append(parts, part)
 		}
+		if part := fdHeadline(r); part != "" {
+			parts = append(parts, part)
+		}
 		if p := r.Attribution.ProvenLeaks.Headline(); p != "" {
 			parts = append(parts, p)
 		}
@@ -80,7 +83,28 @@ func Headline(r *Report) string {
 		return strings.Join(parts, "; ")
 	}
 	fl, _ := r.Criterion(CritHeapFluctuation)
-	return fmt.Sprintf("no leak: post-GC heap steady (fluctuation %.1f%%, no growth), goroutines steady and settled", 100*fl.Value)
+	files := ""
+	if _, ok := r.Criterion(CritFDSettle); ok {
+		files = ", open files steady and settled"
+	}
+	return fmt.Sprintf("no leak: post-GC heap steady (fluctuation %.1f%%, no growth), goroutines steady and settled%s", 100*fl.Value, files)
+}
+
+// fdHeadline is the failed descriptor criteria's part of a headline.
+func fdHeadline(r *Report) string {
+	grow, _ := r.Criterion(CritFDGrowth)
+	settle, _ := r.Criterion(CritFDSettle)
+	if grow.Status != StatusFail && settle.Status != StatusFail {
+		return ""
+	}
+	part := fmt.Sprintf("open files grow %.1f per 1k requests", grow.Value)
+	if settle.Status == StatusFail {
+		part = fmt.Sprintf("%s open files not closed after the load", signedCount(int64(settle.Value)))
+	}
+	if r.Settle.FDLimitReached() {
+		part += fmt.Sprintf(" (reached its RLIMIT_NOFILE of %d)", r.Settle.FDLimit)
+	}
+	return part
 }
 
 // Where names the function to look at: the first frame the repository

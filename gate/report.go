@@ -68,6 +68,10 @@ type Sample struct {
 	GCCycles    uint64    `json:"gc_cycles"`
 	Requests    uint64    `json:"requests"`     // requests completed so far
 	AchievedRPS float64   `json:"achieved_rps"` // over the second before the sample
+	// FDs is the service's open file descriptors, Sockets those of them
+	// that are sockets; 0 when they could not be read.
+	FDs     int `json:"fds,omitempty"`
+	Sockets int `json:"sockets,omitempty"`
 }
 
 // Criterion is one rule the run is judged by, with the numbers behind it.
@@ -88,6 +92,8 @@ const (
 	CritHeapGrowth      = "heap_growth"
 	CritGoroutineGrowth = "goroutine_growth"
 	CritGoroutineSettle = "goroutine_settle"
+	CritFDGrowth        = "fd_growth"
+	CritFDSettle        = "fd_settle"
 	CritLoadSuccess     = "load_success"
 	CritLoadRate        = "load_rate"
 )
@@ -102,6 +108,12 @@ type Load struct {
 	Latency       Latency        `json:"latency"`
 	StatusCodes   map[string]int `json:"status_codes"`
 	Errors        []string       `json:"errors,omitempty"` // distinct errors, at most a few
+	// Streams are the requests held open as streams (counted in Requests);
+	// LeftEarly the ordinary requests the client left on purpose before
+	// they finished (counted in Requests, succeeded unless they failed
+	// before the client left).
+	Streams   uint64 `json:"streams,omitempty"`
+	LeftEarly uint64 `json:"left_early,omitempty"`
 }
 
 // Latency percentiles of a load phase.
@@ -113,14 +125,21 @@ type Latency struct {
 	Mean Duration `json:"mean"`
 }
 
-// Settle is what happened to the goroutine count after the load stopped and
-// the load generator closed its idle connections.
+// Settle is what happened to the goroutine and open file counts after the
+// load stopped and the load generator closed its idle connections.
 type Settle struct {
 	WindowStart int      `json:"window_start_goroutines"` // at the start of the measured window
 	Peak        int      `json:"peak_goroutines"`         // highest count seen under load
 	Final       int      `json:"final_goroutines"`        // last count read while settling
 	Settled     bool     `json:"settled"`                 // back within tolerance before the deadline
 	Took        Duration `json:"took"`                    // time to settle, or the deadline
+	// Open file descriptors, alike; all 0 when they could not be read.
+	IdleFDs        int `json:"idle_fds,omitempty"` // before any load
+	WindowStartFDs int `json:"window_start_fds,omitempty"`
+	PeakFDs        int `json:"peak_fds,omitempty"`
+	FinalFDs       int `json:"final_fds,omitempty"`
+	// FDLimit is the service's RLIMIT_NOFILE (soft), 0 when unknown.
+	FDLimit uint64 `json:"fd_limit,omitempty"`
 }
 
 // Baseline holds the reference points the criteria compare against.
@@ -277,8 +296,10 @@ type Environment struct {
 	MemgateVersion string `json:"memgate_version"`
 	Source         string `json:"source"`    // how the numbers were read
 	Isolation      string `json:"isolation"` // how the service was contained
-	CPUs           int    `json:"cpus"`
-	OS             string `json:"os"`
+	// FDs says how open file descriptors were counted, or why they were not.
+	FDs  string `json:"fds,omitempty"`
+	CPUs int    `json:"cpus"`
+	OS   string `json:"os"`
 }
 
 // Timings of a run's phases.
@@ -342,4 +363,7 @@ type Reading struct {
 	GOGC       string // where the source knows it
 	GOMAXPROCS int    // where the source knows it
 	GoVersion  string // where the source knows it
+	FDs        int    // open file descriptors, where the source knows them
+	Sockets    int    // of FDs, the sockets
+	FDLimit    uint64 // RLIMIT_NOFILE (soft), where the source knows it
 }

@@ -24,6 +24,13 @@ type Thresholds struct {
 	// GoroutineSettleTolerance is how many goroutines above the count at the
 	// start of the measured window may remain after the load has stopped.
 	GoroutineSettleTolerance int `json:"goroutine_settle_tolerance" yaml:"goroutine_settle_tolerance"`
+	// FDGrowthPer1kRequests and FDGrowthTotal are the minimum effect a
+	// significant trend of open file descriptors must have to fail the
+	// gate; FDSettleTolerance is how many more than at the start of the
+	// measured window may remain open once the load has stopped.
+	FDGrowthPer1kRequests float64 `json:"fd_growth_per_1k_requests" yaml:"fd_growth_per_1k_requests"`
+	FDGrowthTotal         float64 `json:"fd_growth_total" yaml:"fd_growth_total"`
+	FDSettleTolerance     int     `json:"fd_settle_tolerance" yaml:"fd_settle_tolerance"`
 	// Alpha is the one-sided significance level of the trend tests.
 	Alpha float64 `json:"alpha" yaml:"alpha"`
 	// SteadyFraction is the later part of the measured window that growth
@@ -50,11 +57,18 @@ func DefaultThresholds() Thresholds {
 		GoroutineGrowthPer1kRequests: 1,
 		GoroutineGrowthTotal:         10,
 		GoroutineSettleTolerance:     5,
-		Alpha:                        0.01,
-		SteadyFraction:               0.5,
-		MinSuccessRatio:              0.95,
-		MinRateRatio:                 0.9,
-		MinPoints:                    8,
+		// A leaked descriptor is a leaked connection or file: the same
+		// minimum effects as goroutines (one per 1k requests, ten in
+		// total). A healthy service's descriptors follow its connections,
+		// which the load holds fixed and closes before the settle check.
+		FDGrowthPer1kRequests: 1,
+		FDGrowthTotal:         10,
+		FDSettleTolerance:     5,
+		Alpha:                 0.01,
+		SteadyFraction:        0.5,
+		MinSuccessRatio:       0.95,
+		MinRateRatio:          0.9,
+		MinPoints:             8,
 	}
 }
 
@@ -71,6 +85,12 @@ func (t Thresholds) Validate() error {
 		return fmt.Errorf("goroutine_growth_total must be >= 0, got %v", t.GoroutineGrowthTotal)
 	case t.GoroutineSettleTolerance < 0:
 		return fmt.Errorf("goroutine_settle_tolerance must be >= 0, got %v", t.GoroutineSettleTolerance)
+	case t.FDGrowthPer1kRequests < 0:
+		return fmt.Errorf("fd_growth_per_1k_requests must be >= 0, got %v", t.FDGrowthPer1kRequests)
+	case t.FDGrowthTotal < 0:
+		return fmt.Errorf("fd_growth_total must be >= 0, got %v", t.FDGrowthTotal)
+	case t.FDSettleTolerance < 0:
+		return fmt.Errorf("fd_settle_tolerance must be >= 0, got %v", t.FDSettleTolerance)
 	case t.Alpha <= 0 || t.Alpha >= 0.5:
 		return fmt.Errorf("alpha must be in (0, 0.5), got %v", t.Alpha)
 	case t.SteadyFraction <= 0 || t.SteadyFraction > 1:

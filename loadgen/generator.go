@@ -3,9 +3,12 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,8 +40,43 @@ type Tick struct {
 type Generator struct {
 	targets   []vegeta.Target
 	opts      Options
+	workers   int // requests in flight at most: the connections and the streams held
 	transport *http.Transport
 	client    *http.Client
+}
+
+// MaxStreamsHeld bounds the streams a load may have in flight at once:
+// each is a connection of the load generator's and a descriptor of the
+// service's.
+const MaxStreamsHeld = 2000
+
+// StreamsHeld is how many streams the load may have in flight at once:
+// requests rotate through the targets, so a stream target gets
+// rate/len(targets) requests a second, each in flight for its hold and, at
+// worst, the timeout its headers may take before that.
+func StreamsHeld(rate float64, timeout time.Duration, targets []Target) int {
+	var held float64
+	for _, t := range targets {
+		if t.Stream != nil {
+			held += rate / float64(len(targets)) * (t.Stream.Hold + timeout).Seconds()
+		}
+	}
+	if held == 0 {
+		return 0
+	}
+	return int(math.Ceil(held)) + 1
+}
+
+func checkKinds(targets []Target) error {
+	for _, t := range targets {
+		if t.Stream != nil && t.Stream.Hold <= 0 {
+			return fmt.Errorf("loadgen: stream %s %s: the hold must be > 0", t.Method, t.URL)
+		}
+		if t.Leave.After > 0 && (t.Leave.Share <= 0 || t.Leave.Share > 1) {
+			return fmt.Errorf("loadgen: %s %s: the share of requests that leave early must be in (0, 1], not %g", t.Method, t.URL, t.Leave.Share)
+		}
+	}
+	return nil
 }
 
 // New prepares a generator for targets resolved against base (e.g.
@@ -48,6 +86,14 @@ func New(base string, targets []Target, opts Options) (*Generator, error) {
 	if opts.Rate <= 0 || opts.Connections <= 0 || opts.Timeout <= 0 {
 		return nil, fmt.Errorf("loadgen: rate, connections and timeout must be > 0: %+v", opts)
 	}
+	if err := checkKinds(targets); err != nil {
+		return nil, err
+	}
+	held := StreamsHeld(opts.Rate, opts.Timeout, targets)
+	if held > MaxStreamsHeld {
+		return nil, fmt.Errorf("loadgen: the load could have %d streams in flight at once, more than %d: lower the rate, the hold or the timeout", held, MaxStreamsHeld)
+	}
+	workers := opts.Connections + held
 	vt, err := resolve(base, targets)
 	if err != nil {
 		return nil, err
@@ -81,19 +127,22 @@ func New(base string, targets []Target, opts Options) (*Generator, error) {
 	}
 	tr := &http.Transport{
 		DialContext:         dial,
-		MaxIdleConnsPerHost: opts.Connections,
-		MaxConnsPerHost:     opts.Connections,
+		MaxIdleConnsPerHost: workers,
+		MaxConnsPerHost:     workers,
 		IdleConnTimeout:     0, // keep them until CloseIdleConnections
 		DisableCompression:  true,
 		// Headers are read whole (bodies are not): bound them below
 		// net/http's 10 MB, per connection.
 		MaxResponseHeaderBytes: 1 << 20,
 	}
+	kinds := &kindTransport{base: tr, timeout: opts.Timeout, targets: targets, counts: make([]atomic.Uint64, len(targets))}
 	return &Generator{
 		targets:   vt,
 		opts:      opts,
+		workers:   workers,
 		transport: tr,
-		client:    &http.Client{Transport: tr, Timeout: opts.Timeout},
+		// No client timeout: kindTransport keeps each kind's deadlines.
+		client: &http.Client{Transport: kinds},
 	}, nil
 }
 
@@ -104,8 +153,8 @@ func (g *Generator) Attack(ctx context.Context, d time.Duration, tick func(Tick)
 	// attack gets a new one; the shared client keeps the connections.
 	atk := vegeta.NewAttacker(
 		vegeta.Client(g.client),
-		vegeta.Workers(uint64(g.opts.Connections)),
-		vegeta.MaxWorkers(uint64(g.opts.Connections)),
+		vegeta.Workers(uint64(g.workers)),
+		vegeta.MaxWorkers(uint64(g.workers)),
 		vegeta.MaxBody(0),
 		vegeta.Redirects(vegeta.NoFollow),
 	)
@@ -120,6 +169,7 @@ func (g *Generator) Attack(ctx context.Context, d time.Duration, tick func(Tick)
 
 	var (
 		m          vegeta.Metrics
+		k          kindCounts
 		errs       = map[string]int{}
 		start      = time.Now()
 		ticker     = time.NewTicker(time.Second)
@@ -135,6 +185,7 @@ loop:
 			if !ok {
 				break loop
 			}
+			k.classify(r)
 			m.Add(r)
 			total++
 			lastSecond++
@@ -153,6 +204,7 @@ loop:
 	}
 	m.Close()
 	load := summarise(&m, g.opts.Rate, errs)
+	k.apply(&load)
 	if err := ctx.Err(); err != nil {
 		return load, fmt.Errorf("loadgen: attack stopped: %w", err)
 	}
@@ -199,4 +251,49 @@ func summarise(m *vegeta.Metrics, requested float64, errs map[string]int) gate.L
 		l.Errors = append(l.Errors, fmt.Sprintf("%s (%d)", e.msg, e.n))
 	}
 	return l
+}
+
+// kindCounts follows the results of streams and of requests left early,
+// which vegeta alone would count wrongly: a stream's latency is its time to
+// the first byte, not its hold, and a request left before its response is
+// neither a status nor an error.
+type kindCounts struct {
+	streams, left, leftBefore, ok uint64
+}
+
+// classify counts r and rewrites what vegeta recorded for it.
+func (k *kindCounts) classify(r *vegeta.Result) {
+	if ttfb := r.Headers.Get(hdrTTFB); ttfb != "" {
+		k.streams++
+		if ns, err := strconv.ParseInt(ttfb, 10, 64); err == nil {
+			r.Latency = time.Duration(ns)
+		}
+		if msg := r.Headers.Get(hdrUnexpected); msg != "" {
+			r.Error = msg // rather than vegeta's "404 Not Found": say what was wanted
+		}
+	}
+	switch r.Headers.Get(hdrLeft) {
+	case "before":
+		k.left++
+		k.leftBefore++
+		r.Code = 0 // vegeta counts it under "0": apply takes it out
+	case "during":
+		k.left++
+	}
+	if r.Error == "" && (r.Code >= 200 && r.Code < 400 || r.Headers.Get(hdrLeft) == "before") {
+		k.ok++
+	}
+}
+
+// apply puts the counts into a load's summary.
+func (k *kindCounts) apply(l *gate.Load) {
+	l.Streams, l.LeftEarly = k.streams, k.left
+	if k.leftBefore > 0 {
+		if l.StatusCodes["0"] -= int(k.leftBefore); l.StatusCodes["0"] <= 0 {
+			delete(l.StatusCodes, "0")
+		}
+	}
+	if l.Requests > 0 {
+		l.SuccessRatio = float64(k.ok) / float64(l.Requests)
+	}
 }

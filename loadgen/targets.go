@@ -25,6 +25,8 @@ type Target struct {
 	URL    string
 	Header http.Header
 	Body   []byte
+	Stream *Stream // nil: an ordinary request
+	Leave  Leave   // zero: never left early
 }
 
 // Bounds on what a targets file may make memgate read and hold: it comes
@@ -210,7 +212,8 @@ func WithPort(targets []Target, port int) []Target {
 				h[k] = append(h[k], strings.ReplaceAll(v, "{{port}}", p))
 			}
 		}
-		out[i] = Target{Method: t.Method, URL: strings.ReplaceAll(t.URL, "{{port}}", p), Header: h, Body: t.Body}
+		out[i] = Target{Method: t.Method, URL: strings.ReplaceAll(t.URL, "{{port}}", p), Header: h, Body: t.Body,
+			Stream: t.Stream, Leave: t.Leave}
 	}
 	return out
 }
@@ -226,7 +229,7 @@ func resolve(base string, targets []Target) ([]vegeta.Target, error) {
 		return nil, fmt.Errorf("loadgen: base URL: %w", err)
 	}
 	out := make([]vegeta.Target, 0, len(targets))
-	for _, t := range targets {
+	for i, t := range targets {
 		u, err := b.Parse(t.URL)
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: target %q: %w", t.URL, err)
@@ -237,7 +240,12 @@ func resolve(base string, targets []Target) ([]vegeta.Target, error) {
 		if !IsLoopbackHost(u.Hostname()) {
 			return nil, fmt.Errorf("loadgen: target %q: only loopback addresses may be loaded", u.String())
 		}
-		out = append(out, vegeta.Target{Method: t.Method, URL: u.String(), Header: t.Header.Clone(), Body: t.Body})
+		h := t.Header.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set(hdrTarget, strconv.Itoa(i)) // the transport's, removed before sending
+		out = append(out, vegeta.Target{Method: t.Method, URL: u.String(), Header: h, Body: t.Body})
 	}
 	return out, nil
 }

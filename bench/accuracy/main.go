@@ -47,6 +47,13 @@ var fixtures = []fixture{
 	{"big-heap 256 MiB, 128 B/req leak", "big-heap", nil, gate.Fail},
 	{"request-leak (sessions registry keyed by *http.Request)", "request-leak", nil, gate.Fail},
 	{"healthy-requests (the registry cleared)", "healthy-requests", nil, gate.Pass},
+	{"sse-fixed (streams held 1 s)", "sse-fixed", nil, gate.Pass},
+	{"sse-leak (ticker left blocked per stream)", "sse-leak", nil, gate.Fail},
+	{"disconnect-fixed (half leave after 50 ms)", "disconnect-fixed", nil, gate.Pass},
+	{"disconnect-leak (handler blocked once left)", "disconnect-leak", nil, gate.Fail},
+	{"fd-fixed", "fd-fixed", nil, gate.Pass},
+	{"fd-leak 1 fd/req", "fd-leak", nil, gate.Fail},
+	{"fd-leak at RLIMIT_NOFILE 1024", "fd-leak", map[string]string{"FD_LIMIT": "1024"}, gate.Fail},
 }
 
 var sweep = []fixture{
@@ -101,7 +108,8 @@ func filter(fs []fixture, only string) []fixture {
 }
 
 func table(bin, outDir string, fs []fixture, runs int) {
-	names := []string{gate.CritHeapFluctuation, gate.CritHeapGrowth, gate.CritGoroutineGrowth, gate.CritGoroutineSettle, gate.CritLoadRate}
+	names := []string{gate.CritHeapFluctuation, gate.CritHeapGrowth, gate.CritGoroutineGrowth, gate.CritGoroutineSettle,
+		gate.CritFDGrowth, gate.CritFDSettle, gate.CritLoadRate}
 	fmt.Printf("| fixture | expected | verdicts | wrong | culprit named | margin | %s | mean time |\n", strings.Join(names, " | "))
 	fmt.Printf("|---|---|---|---|---|---|%s---|\n", strings.Repeat("---|", len(names)))
 	for _, f := range fs {
@@ -287,16 +295,25 @@ func namedCell(reports []*gate.Report, culprit string) string {
 var reuse bool
 
 // configFor is the config a fixture runs with: its own .memgate.yml when
-// the run adds nothing to it, else one that sets the run's environment.
+// the run adds nothing to it, else that (or the defaults) with the run's
+// environment added.
 func configFor(outDir, slug string, f fixture) (string, error) {
-	own := filepath.Join("examples", f.dir, ".memgate.yml")
-	if _, err := os.Stat(own); err == nil {
-		if len(f.env) > 0 {
-			return "", fmt.Errorf("%s: has its own .memgate.yml, which the run's environment would replace", f.dir)
-		}
-		return own, nil
+	ownPath := filepath.Join("examples", f.dir, ".memgate.yml")
+	own, err := os.ReadFile(ownPath)
+	switch {
+	case err == nil && len(f.env) == 0:
+		return ownPath, nil
+	case err != nil && !os.IsNotExist(err):
+		return "", err
 	}
 	var cfg strings.Builder
+	if len(own) > 0 {
+		if strings.Contains("\n"+string(own), "\nrun:") {
+			return "", fmt.Errorf("%s: its .memgate.yml has a run section, which the run's environment would repeat", f.dir)
+		}
+		cfg.Write(own)
+		cfg.WriteString("\n")
+	}
 	if len(f.env) > 0 {
 		cfg.WriteString("run:\n  env:\n")
 		for k, v := range f.env {

@@ -22,13 +22,16 @@ func writeChart(w io.Writer, rep *gate.Report, width int) {
 	}
 	width = max(width, 20)
 	step := end / float64(width)
-	heap, gor := make([]float64, width), make([]float64, width)
+	heap, gor, fds := make([]float64, width), make([]float64, width), make([]float64, width)
+	counted := false
 	for _, s := range rep.Samples {
 		if s.Phase == gate.PhaseIdle || s.Phase == gate.PhaseSettle || s.Offset < 0 || s.Offset > end {
 			continue
 		}
 		i := min(int(s.Offset/step), width-1)
 		gor[i] = max(gor[i], float64(s.Goroutines))
+		fds[i] = max(fds[i], float64(s.FDs))
+		counted = counted || s.FDs > 0
 		if s.PostGCHeap > 0 {
 			heap[i] = float64(s.PostGCHeap)
 		}
@@ -44,6 +47,10 @@ func writeChart(w io.Writer, rep *gate.Report, width int) {
 	}
 	row("post-GC heap", heap, gate.FormatBytes)
 	row("goroutines", gor, func(v float64) string { return gate.FormatCount(int64(v)) })
+	if counted {
+		fill(fds)
+		row("open files", fds, func(v float64) string { return gate.FormatCount(int64(v)) })
+	}
 	marks := make([]rune, width)
 	for i := range marks {
 		t := (float64(i) + 0.5) * step

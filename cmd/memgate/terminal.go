@@ -47,9 +47,13 @@ func (p *terminalProgress) Sample(s gate.Sample) {
 		total = "/" + p.cfg.Load.Duration.String()
 	}
 	elapsed := time.Since(p.phaseStart).Truncate(time.Second)
-	fmt.Fprintf(p.w, "    %-8s %5s%-5s  %6.0f req/s  heap %9s  post-GC %9s  goroutines %s\n",
+	files := ""
+	if s.FDs > 0 {
+		files = "  open files " + gate.FormatCount(int64(s.FDs))
+	}
+	fmt.Fprintf(p.w, "    %-8s %5s%-5s  %6.0f req/s  heap %9s  post-GC %9s  goroutines %s%s\n",
 		s.Phase, elapsed, total, s.AchievedRPS, gate.FormatBytes(float64(s.HeapInuse)),
-		gate.FormatBytes(float64(p.lastPostGC)), gate.FormatCount(int64(s.Goroutines)))
+		gate.FormatBytes(float64(p.lastPostGC)), gate.FormatCount(int64(s.Goroutines)), files)
 }
 
 // printReport writes the human-readable result.
@@ -82,8 +86,20 @@ func printReport(w io.Writer, r *gate.Report, profilesDir string) {
 		fmt.Fprintf(w, "load errors: %s\n", strings.Join(l.Errors, "; "))
 	}
 	fmt.Fprintf(w, "numbers read from: %s\n", r.Environment.Source)
+	if l.Streams > 0 || l.LeftEarly > 0 {
+		fmt.Fprintf(w, "streams held: %d (latency is their time to first byte); requests that left early: %d\n", l.Streams, l.LeftEarly)
+	}
 	fmt.Fprintf(w, "goroutines: %d idle, %d at window start, peak %d, %d after settle\n",
 		r.Baseline.IdleGoroutines, r.Baseline.WindowStartGoroutines, r.Settle.Peak, r.Settle.Final)
+	if st := r.Settle; st.WindowStartFDs > 0 {
+		fmt.Fprintf(w, "open files: %d idle, %d at window start, peak %d, %d after settle (RLIMIT_NOFILE %d)\n",
+			st.IdleFDs, st.WindowStartFDs, st.PeakFDs, st.FinalFDs, st.FDLimit)
+	} else if r.Environment.FDs != "" {
+		fmt.Fprintf(w, "open files: %s\n", r.Environment.FDs)
+	}
+	if line := r.Settle.FDLimitLine(); line != "" {
+		fmt.Fprintf(w, "WARNING: %s\n", line)
+	}
 
 	if len(r.Attribution.Heap) > 0 {
 		fmt.Fprintln(w, "\nheap growth by function (end of warm-up -> end of window, after GC):")

@@ -169,7 +169,7 @@ func (p *liveProgress) draw() {
 }
 
 // status is the phase's line: phase, elapsed / total, and under load the
-// achieved rate, heap, post-GC heap and goroutines.
+// achieved rate, heap, post-GC heap, goroutines and open files.
 func (p *liveProgress) status() string {
 	elapsed := p.now().Sub(p.phaseStart).Truncate(time.Second)
 	clock := elapsed.String()
@@ -189,5 +189,8 @@ func (p *liveProgress) status() string {
 		parts = append(parts, "post-GC "+gate.FormatBytes(float64(p.lastPostGC)))
 	}
 	parts = append(parts, "goroutines "+gate.FormatCount(int64(s.Goroutines)))
+	if s.FDs > 0 {
+		parts = append(parts, "open files "+gate.FormatCount(int64(s.FDs)))
+	}
 	return line + "  " + strings.Join(parts, "  ")
 }

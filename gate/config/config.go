@@ -110,6 +110,9 @@ type Load struct {
 	// TargetsFile is a vegeta "http" format targets file, relative to the
 	// service directory. URLs may be paths ("GET /orders").
 	TargetsFile string `yaml:"targets_file"`
+	// LeaveEarly makes a share of every ordinary request (the targets
+	// file's too) leave before its answer; a target may set its own.
+	LeaveEarly *LeaveEarly `yaml:"leave_early"`
 }
 
 // Target is one request in the load's rotation.
@@ -118,6 +121,31 @@ type Target struct {
 	Path    string            `yaml:"path"`
 	Headers map[string]string `yaml:"headers"`
 	Body    string            `yaml:"body"`
+	// Stream marks an endpoint whose response does not end (server-sent
+	// events, a long poll, a chunked stream).
+	Stream     *Stream     `yaml:"stream"`
+	LeaveEarly *LeaveEarly `yaml:"leave_early"`
+}
+
+// Stream says how long the load holds a stream before it disconnects:
+// Hold, or sooner once MaxBytes or MaxEvents have arrived. The request
+// succeeds when the response starts with Status.
+type Stream struct {
+	Hold      time.Duration `yaml:"hold"`
+	MaxBytes  Bytes         `yaml:"max_bytes"`
+	MaxEvents int           `yaml:"max_events"`
+	Status    int           `yaml:"status"`
+}
+
+// DefaultStreamHold is a stream's hold when its config gives none: long
+// enough for a handler to be well into its loop, short enough that the
+// streams held at 200 requests/s stay in the hundreds.
+const DefaultStreamHold = 2 * time.Second
+
+// LeaveEarly makes a share of requests leave After they started.
+type LeaveEarly struct {
+	After time.Duration `yaml:"after"`
+	Share float64       `yaml:"share"` // 0 means 1: every request
 }
 
 // Sampling says how often the service is read. Zero values mean "auto":
@@ -228,6 +256,7 @@ func parse(data []byte, budget time.Duration) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, explainTypeError(&root, err)
 	}
+	cfg.fillKinds()
 	err := cfg.Validate()
 	if err == nil && budget > 0 {
 		err = cfg.FitIn(budget)
@@ -242,6 +271,23 @@ func parse(data []byte, budget time.Duration) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// fillKinds gives streams and early leaving the defaults of keys left out.
+func (c *Config) fillKinds() {
+	fill := func(l *LeaveEarly) {
+		if l != nil && l.Share == 0 {
+			l.Share = 1
+		}
+	}
+	fill(c.Load.LeaveEarly)
+	for i := range c.Load.Targets {
+		t := &c.Load.Targets[i]
+		if t.Stream != nil && t.Stream.Hold == 0 {
+			t.Stream.Hold = DefaultStreamHold
+		}
+		fill(t.LeaveEarly)
+	}
 }
 
 // KeyError is a config value that cannot be used.
@@ -311,12 +357,25 @@ func (c Config) Validate() error {
 	case c.Sampling.CheckpointInterval != 0 && c.Sampling.CheckpointInterval < c.Effective().Interval:
 		return keyErr("must be at least sampling.interval (or 0 for auto)", "sampling", "checkpoint_interval")
 	}
+	if err := c.Load.LeaveEarly.validate(c.Load.Timeout, "load", "leave_early"); err != nil {
+		return err
+	}
 	for i, t := range c.Load.Targets {
+		at := func(key ...string) []string { return append([]string{"load", "targets", strconv.Itoa(i)}, key...) }
 		if !methodRe.MatchString(t.Method) {
-			return keyErr(fmt.Sprintf("method %q is not an HTTP method", t.Method), "load", "targets", strconv.Itoa(i), "method")
+			return keyErr(fmt.Sprintf("method %q is not an HTTP method", t.Method), at("method")...)
 		}
 		if !strings.HasPrefix(t.Path, "/") {
-			return keyErr(fmt.Sprintf("path %q must start with /", t.Path), "load", "targets", strconv.Itoa(i), "path")
+			return keyErr(fmt.Sprintf("path %q must start with /", t.Path), at("path")...)
+		}
+		if err := t.Stream.validate(c.Load.Duration, at("stream")); err != nil {
+			return err
+		}
+		if err := t.LeaveEarly.validate(c.Load.Timeout, at("leave_early")...); err != nil {
+			return err
+		}
+		if t.Stream != nil && t.LeaveEarly != nil {
+			return keyErr("a stream is left at its hold: leave_early is for ordinary requests", at("leave_early")...)
 		}
 	}
 	if err := c.Thresholds.Validate(); err != nil {
@@ -326,6 +385,40 @@ func (c Config) Validate() error {
 	if err := c.Compare.Validate(); err != nil {
 		key, _, _ := strings.Cut(err.Error(), " ")
 		return &KeyError{Path: []string{"compare", key}, Msg: err.Error()}
+	}
+	return nil
+}
+
+func (s *Stream) validate(duration time.Duration, at []string) error {
+	key := func(k string) []string { return append(append([]string(nil), at...), k) }
+	switch {
+	case s == nil:
+		return nil
+	case s.Hold <= 0:
+		return keyErr("must be > 0", key("hold")...)
+	case s.Hold > duration:
+		return keyErr(fmt.Sprintf("must be at most load.duration (%s): a stream held longer is never judged", duration), key("hold")...)
+	case s.MaxBytes < 0:
+		return keyErr("must be >= 0 (0: no limit)", key("max_bytes")...)
+	case s.MaxEvents < 0:
+		return keyErr("must be >= 0 (0: no limit)", key("max_events")...)
+	case s.Status != 0 && (s.Status < 100 || s.Status > 599):
+		return keyErr(fmt.Sprintf("%d is not an HTTP status", s.Status), key("status")...)
+	}
+	return nil
+}
+
+func (l *LeaveEarly) validate(timeout time.Duration, at ...string) error {
+	key := func(k string) []string { return append(append([]string(nil), at...), k) }
+	switch {
+	case l == nil:
+		return nil
+	case l.After <= 0:
+		return keyErr("must be > 0: how long after it started a request is left", key("after")...)
+	case l.After >= timeout:
+		return keyErr(fmt.Sprintf("must be shorter than load.timeout (%s), or the timeout ends the request first", timeout), key("after")...)
+	case l.Share <= 0 || l.Share > 1:
+		return keyErr(fmt.Sprintf("must be in (0, 1], not %g", l.Share), key("share")...)
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 		return err
 	}
 	defer gen.CloseIdleConnections()
-	m := &measurement{run: r, gen: gen, src: &serialSource{Source: source}}
+	m := &measurement{run: r, gen: gen, src: &serialSource{Source: r.countFDs(source)}}
 	if err := m.idle(ctx); err != nil {
 		return err
 	}
@@ -52,6 +52,7 @@ type measurement struct {
 	smp        *sampler
 	stop       func() // stops the sampler and waits for it
 	sentBefore uint64 // requests of the phases before the current one
+	idleRead   gate.Reading
 	start      gate.Reading
 	profiles   profiles
 }
@@ -77,6 +78,8 @@ func (m *measurement) idle(ctx context.Context) error {
 		return fmt.Errorf("read the idle service: %w", err)
 	}
 	m.fillEnvironment(idle)
+	m.report.Environment.FDs = m.fdsFrom(idle)
+	m.idleRead = idle
 	bl := &m.report.Baseline
 	bl.IdleGoroutines, bl.IdleHeap = idle.Goroutines, idle.HeapInuse
 	loadStart := time.Now()
@@ -84,7 +87,8 @@ func (m *measurement) idle(ctx context.Context) error {
 	m.smp = &sampler{src: m.src, interval: every.Interval, checkpoint: every.CheckpointInterval,
 		loadStart: loadStart, progress: m.opts.Progress}
 	m.smp.add(gate.Sample{Time: loadStart, Offset: 0, Phase: gate.PhaseIdle, HeapInuse: idle.HeapInuse,
-		PostGCHeap: idle.HeapInuse, HeapLive: idle.HeapLive, Goroutines: idle.Goroutines, GCCycles: idle.GCCycles})
+		PostGCHeap: idle.HeapInuse, HeapLive: idle.HeapLive, Goroutines: idle.Goroutines, GCCycles: idle.GCCycles,
+		FDs: idle.FDs, Sockets: idle.Sockets})
 	return nil
 }
 
@@ -181,7 +185,7 @@ func (m *measurement) settle(ctx context.Context) error {
 	m.phase("settle", fmt.Sprintf("up to %s for goroutines to return to %d (+%d)",
 		cfg.Load.Cooldown, m.start.Goroutines, cfg.Thresholds.GoroutineSettleTolerance))
 	m.gen.CloseIdleConnections()
-	settle, err := m.waitSettled(ctx, m.start.Goroutines)
+	settle, err := m.waitSettled(ctx, m.start)
 	if err != nil {
 		return err
 	}
@@ -205,6 +209,7 @@ func (m *measurement) judge() {
 			settle.Peak = s.Goroutines
 		}
 	}
+	settleFDs(settle, m.idleRead, m.start, samples)
 	m.report.Samples = samples
 	if readErrs > 0 {
 		m.log.Warn("some samples could not be read", "count", readErrs, "last", lastErr)
@@ -216,22 +221,28 @@ func (m *measurement) judge() {
 	m.report.Verdict, m.report.Criteria, bl.SteadyFrom = d.Verdict, d.Criteria, d.SteadyFrom
 }
 
-// waitSettled polls the goroutine count until it is back within tolerance
-// of the window's start or the cooldown passes.
-func (m *measurement) waitSettled(ctx context.Context, windowStart int) (gate.Settle, error) {
+// waitSettled polls the goroutine and descriptor counts until they are
+// back within tolerance of the window's start or the cooldown passes.
+func (m *measurement) waitSettled(ctx context.Context, window gate.Reading) (gate.Settle, error) {
 	cfg := m.opts.Config
-	limit := windowStart + cfg.Thresholds.GoroutineSettleTolerance
+	limit := window.Goroutines + cfg.Thresholds.GoroutineSettleTolerance
+	fdLimit := window.FDs + cfg.Thresholds.FDSettleTolerance
+	if (gate.Settle{PeakFDs: window.FDs, FDLimit: window.FDLimit}).FDLimitReached() {
+		// Out of descriptors already: fd_settle holds the count against
+		// the idle service's, so wait for that.
+		fdLimit = m.idleRead.FDs + cfg.Thresholds.FDSettleTolerance
+	}
 	start := time.Now()
 	deadline := start.Add(cfg.Load.Cooldown)
-	s := gate.Settle{WindowStart: windowStart}
+	s := gate.Settle{WindowStart: window.Goroutines}
 	for {
 		rd, err := m.src.Read(ctx, false)
 		if err != nil {
 			return s, fmt.Errorf("read while settling: %w", err)
 		}
-		s.Final = rd.Goroutines
+		s.Final, s.FinalFDs = rd.Goroutines, rd.FDs
 		s.Took = gate.Duration(time.Since(start))
-		if rd.Goroutines <= limit {
+		if rd.Goroutines <= limit && (window.FDs == 0 || rd.FDs <= fdLimit) {
 			s.Settled = true
 			return s, nil
 		}

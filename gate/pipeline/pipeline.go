@@ -117,6 +117,7 @@ type run struct {
 	proc   *service.Process
 	reqs   []loadgen.Target  // the load's targets; {{port}} not replaced yet
 	owner  attribution.Owner // the repository's code, for attribution to name
+	fdErr  error             // why descriptors are not counted from outside
 }
 
 func (r *run) phase(name, detail string) {
@@ -172,7 +173,7 @@ func settingsOf(cfg config.Config) gate.Settings {
 		Cooldown: gate.Duration(cfg.Load.Cooldown), Connections: cfg.Load.Connections,
 	}
 	for _, t := range cfg.Load.Targets {
-		s.Targets = append(s.Targets, t.Method+" "+t.Path)
+		s.Targets = append(s.Targets, targetLabel(t, cfg.Load.LeaveEarly))
 	}
 	if cfg.Load.TargetsFile != "" {
 		s.Targets = append(s.Targets, "file "+cfg.Load.TargetsFile)

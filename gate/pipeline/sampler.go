@@ -131,6 +131,8 @@ func (s *sampler) take(ctx context.Context, force bool) (gate.Sample, error) {
 		GCCycles:    r.GCCycles,
 		Requests:    s.requests.Load(),
 		AchievedRPS: float64(s.rate.Load()),
+		FDs:         r.FDs,
+		Sockets:     r.Sockets,
 	}
 	if force {
 		post, err := s.src.Read(ctx, true)

@@ -249,6 +249,9 @@ type readerMetrics struct {
 	GOGC       int64  `json:"gogc"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	GoVersion  string `json:"go_version"`
+	FDs        int    `json:"fds"`
+	Sockets    int    `json:"sockets"`
+	FDLimit    uint64 `json:"fd_limit"`
 }
 
 // Read takes one reading; forceGC runs a GC first.
@@ -270,7 +273,8 @@ func (r *Reader) Read(ctx context.Context, forceGC bool) (gate.Reading, error) {
 		gogc = "off"
 	}
 	return gate.Reading{HeapInuse: m.HeapInuse, HeapLive: m.HeapLive, Goroutines: m.Goroutines,
-		GCCycles: m.GCCycles, GOGC: gogc, GOMAXPROCS: m.GOMAXPROCS, GoVersion: m.GoVersion}, nil
+		GCCycles: m.GCCycles, GOGC: gogc, GOMAXPROCS: m.GOMAXPROCS, GoVersion: m.GoVersion,
+		FDs: max(m.FDs, 0), Sockets: max(m.Sockets, 0), FDLimit: m.FDLimit}, nil
 }
 
 // Profile fetches a binary profile from the reader.

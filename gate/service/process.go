@@ -45,6 +45,7 @@ type Process struct {
 
 	dial      DialFunc // inside the service's network, when it has its own
 	sandboxed bool
+	innerPid  int // a sandboxed service's own pid, once found (under mu)
 }
 
 // Dial is how to reach the service: inside its own network namespace when

@@ -2,12 +2,10 @@ package service
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/memgate/memgate/gate/sandbox"
 	"github.com/memgate/memgate/internal/testuser"
 )
 
@@ -45,21 +43,9 @@ head -c 67108864 /dev/zero > /tmp/d 2>/dev/null; echo HELD; exec sleep 30`
 const nestedScript = `mkdir /tmp/m && exec unshare -Urm sh -c 'mount -t tmpfs none /tmp/m && head -c 209715200 /dev/zero > /tmp/m/a && echo HELD && exec sleep 30'`
 
 func holdInTmpfs(t *testing.T, script string) {
-	dir, err := os.MkdirTemp("", "memgate-tmpfs-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o711)
-	root := filepath.Join(dir, "root")
-	os.Mkdir(root, 0o755)
-	var id sandbox.Identity
-	if os.Geteuid() == 0 {
-		id = sandbox.IdentityFor(0x6d670000+79, 0x6d670000+79)
-	}
 	spec := RunSpec{Binary: "/bin/sh", Args: []string{"-c", script}, Dir: "/", Env: []string{"PATH=/usr/bin:/bin"},
 		Limits: Limits{MemoryBytes: 96 << 20, Processes: 64, FileSizeBytes: 256 << 20,
-			Sandbox: &ServiceSandbox{Identity: id, Root: root}}}
+			Sandbox: testServiceSandbox(t, 79)}}
 	p, err := start(spec, &cgroupHost{note: "no control group (test)"})
 	if err != nil {
 		t.Fatal(err)

@@ -39,8 +39,19 @@ func Summary(rep *gate.Report, detailsURL string) string {
 		fmt.Fprintf(&b, "\n**Load** (measured window): %s requests at %.1f/s (requested %.0f/s), %.1f%% succeeded; latency p50 %s, p95 %s, p99 %s.\n",
 			gate.FormatCount(int64(l.Requests)), l.AchievedRate, l.RequestedRate, 100*l.SuccessRatio,
 			l.Latency.P50.Std().Round(10_000), l.Latency.P95.Std().Round(10_000), l.Latency.P99.Std().Round(10_000))
+		if l.Streams > 0 || l.LeftEarly > 0 {
+			fmt.Fprintf(&b, "%s requests were streams held until the client left (latency: time to first byte), %s left early on purpose.\n",
+				gate.FormatCount(int64(l.Streams)), gate.FormatCount(int64(l.LeftEarly)))
+		}
 		fmt.Fprintf(&b, "Goroutines: %d idle, %d at window start, %d after the load settled. Numbers read from: %s.\n",
 			rep.Baseline.IdleGoroutines, rep.Baseline.WindowStartGoroutines, rep.Settle.Final, text(rep.Environment.Source))
+		if st := rep.Settle; st.WindowStartFDs > 0 {
+			fmt.Fprintf(&b, "Open files: %d idle, %d at window start, peak %d, %d after the load settled (RLIMIT_NOFILE %d).\n",
+				st.IdleFDs, st.WindowStartFDs, st.PeakFDs, st.FinalFDs, st.FDLimit)
+		}
+		if line := rep.Settle.FDLimitLine(); line != "" {
+			fmt.Fprintf(&b, "\n> [!WARNING]\n> %s.\n", strings.ToUpper(line[:1])+line[1:])
+		}
 	}
 	if rep.Verdict == gate.Fail {
 		writeAttribution(&b, rep)

@@ -20,6 +20,7 @@ type runData struct {
 	Duration   string
 	HeapChart  template.HTML
 	GorChart   template.HTML
+	FDChart    template.HTML // empty when descriptors were not counted
 	Profiles   []string
 	DiffCmd    string
 	GorDiffCmd string
@@ -53,6 +54,9 @@ func (p *Pages) run(c *gin.Context) {
 	if run.Report != nil && len(run.Report.Samples) > 0 {
 		d.HeapChart = heapChart(run.Report).SVG()
 		d.GorChart = goroutineChart(run.Report).SVG()
+		if run.Report.Settle.WindowStartFDs > 0 {
+			d.FDChart = fdChart(run.Report).SVG()
+		}
 	}
 	if d.Pair, err = pairOf(c.Request.Context(), rd, run); err != nil {
 		p.fail(c, err)
@@ -133,6 +137,31 @@ func goroutineChart(r *gate.Report) chart {
 	if r.Settle.WindowStart > 0 {
 		c.Lines = append(c.Lines, hline{Label: fmt.Sprintf("settle limit: window start %d + %.0f", r.Settle.WindowStart, tol),
 			Color: colRed, Y: float64(r.Settle.WindowStart) + tol})
+	}
+	return c
+}
+
+// fdChart is the goroutine chart's twin for open file descriptors, with
+// the settle limit and, when the service came near it, its RLIMIT_NOFILE.
+func fdChart(r *gate.Report) chart {
+	fds := series{Name: "open files", Color: colOrange, Width: 2}
+	socks := series{Name: "of them sockets", Color: colGrey, Width: 1}
+	for _, s := range r.Samples {
+		if s.FDs > 0 {
+			fds.X, fds.Y = append(fds.X, s.Offset), append(fds.Y, float64(s.FDs))
+			socks.X, socks.Y = append(socks.X, s.Offset), append(socks.Y, float64(s.Sockets))
+		}
+	}
+	c := chart{
+		Title: "Open file descriptors", XLabel: "seconds since the load started", YLabel: "descriptors",
+		YFmt:   func(v float64) string { return trimFloat(v) },
+		Series: []series{fds, socks}, Bands: phaseBands(r, lastOffset(r)), YZero: true,
+	}
+	st := r.Settle
+	c.Lines = append(c.Lines, hline{Label: fmt.Sprintf("settle limit: window start %d + %d", st.WindowStartFDs, r.Thresholds.FDSettleTolerance),
+		Color: colRed, Y: float64(st.WindowStartFDs + r.Thresholds.FDSettleTolerance)})
+	if st.FDLimitReached() {
+		c.Lines = append(c.Lines, hline{Label: fmt.Sprintf("RLIMIT_NOFILE %d", st.FDLimit), Color: colGrey, Y: float64(st.FDLimit)})
 	}
 	return c
 }

@@ -1,0 +1,3 @@
+module example.com/disconnect-fixed
+
+go 1.22

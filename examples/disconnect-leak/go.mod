@@ -1,0 +1,3 @@
+module example.com/disconnect-leak
+
+go 1.22

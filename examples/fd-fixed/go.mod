@@ -1,0 +1,3 @@
+module example.com/fd-fixed
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/fd-leak
+
+go 1.22

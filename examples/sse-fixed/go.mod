@@ -1,0 +1,3 @@
+module example.com/sse-fixed
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/sse-leak
+
+go 1.22
