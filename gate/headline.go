@@ -104,6 +104,12 @@ func fdHeadline(r *Report) string {
 	if r.Settle.FDLimitReached() {
 		part += fmt.Sprintf(" (reached its RLIMIT_NOFILE of %d)", r.Settle.FDLimit)
 	}
+	if len(r.Attribution.OpenFiles) > 0 {
+		// No profile shows the code that holds a descriptor; what it is
+		// open on is what a reviewer can search the change for.
+		f := r.Attribution.OpenFiles[0]
+		part += fmt.Sprintf(", %s on %s", plural(int64(f.Delta), "more descriptor"), f.Target)
+	}
 	return part
 }
 

@@ -256,8 +256,20 @@ type Finding struct {
 	Bytes   int64  `json:"bytes,omitempty"` // heap growth behind it
 }
 
+// OpenFileSite is what the descriptors that stayed open are open on: a
+// file's path as the service saw it, "TCP connection to ADDR", "pipe".
+type OpenFileSite struct {
+	Target string `json:"target"`
+	Delta  int    `json:"delta"` // from the window's start to the end of settle
+	Count  int    `json:"count"` // open at the end of settle
+}
+
 // Attribution says where to look when a gate fails.
 type Attribution struct {
+	// OpenFiles are the targets whose descriptors grew, most first: no
+	// profile shows which code holds a descriptor, but what it is open on
+	// (a file, an upstream's address) is what a reviewer can search for.
+	OpenFiles []OpenFileSite `json:"open_files,omitempty"`
 	Heap       []HeapSite       `json:"heap"`
 	Goroutines []GoroutineStack `json:"goroutines"`
 	// Findings are the leaks recognised, heap kinds first (largest growth

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/service"
@@ -62,4 +64,57 @@ func settleFDs(s *gate.Settle, idle, start gate.Reading, samples []gate.Sample) 
 			s.PeakFDs = smp.FDs
 		}
 	}
+}
+
+// fdTargets is what the service's descriptors are open on, where they can
+// be read from outside; nil otherwise.
+func (r *run) fdTargets() map[string]int {
+	if r.proc == nil || r.fdErr != nil {
+		return nil
+	}
+	t, err := r.proc.OpenFileTargets()
+	if err != nil {
+		r.log.Info("open file targets", "err", err)
+		return nil
+	}
+	return t
+}
+
+// openFileGrowth is the targets whose descriptors grew from start to end,
+// most first, at most top; the names are the service's, clipped.
+func openFileGrowth(start, end map[string]int, top int) []gate.OpenFileSite {
+	if start == nil || end == nil {
+		return nil
+	}
+	var out []gate.OpenFileSite
+	for target, n := range end {
+		if d := n - start[target]; d > 0 {
+			out = append(out, gate.OpenFileSite{Target: clipTarget(target), Delta: d, Count: n})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Delta != out[j].Delta {
+			return out[i].Delta > out[j].Delta
+		}
+		return out[i].Target < out[j].Target
+	})
+	if len(out) > top {
+		out = out[:top]
+	}
+	return out
+}
+
+// clipTarget keeps a target printable and short: a path is the service's
+// to choose.
+func clipTarget(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return s
 }

@@ -55,6 +55,7 @@ type measurement struct {
 	idleRead   gate.Reading
 	start      gate.Reading
 	profiles   profiles
+	fdsAtStart map[string]int // what the descriptors were open on at the window's start
 }
 
 // profiles are the heap and goroutine profiles of the window's start and
@@ -151,6 +152,7 @@ func (m *measurement) window(ctx context.Context) error {
 		return fmt.Errorf("read at the start of the window: %w", err)
 	}
 	m.start = start
+	m.fdsAtStart = m.fdTargets()
 	bl.WindowStartGoroutines, bl.WindowStartHeap = start.Goroutines, start.HeapInuse
 	p := &m.profiles
 	var heapErr, gorErr error
@@ -195,6 +197,7 @@ func (m *measurement) settle(ctx context.Context) error {
 	m.report.Timings.Load = gate.Duration(time.Since(m.smp.loadStart))
 	m.stop()
 	m.report.Settle = settle
+	m.report.Attribution.OpenFiles = openFileGrowth(m.fdsAtStart, m.fdTargets(), m.opts.AttributeTo)
 	m.report.Baseline.SettledGoroutines = settle.Final
 	return nil
 }

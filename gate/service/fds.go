@@ -144,3 +144,111 @@ func fdLimit(pid int) (uint64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/limits: no Max open files", pid)
 }
+
+// OpenFileTargets counts the service's open descriptors by what they are
+// open on: a file's path (as the service sees it), "TCP connection to
+// ADDR" for a connected socket (from the service's own network namespace's
+// tables), "TCP listener" or "socket" otherwise, "pipe", or the kernel's
+// name of an anonymous inode. The names come from a hostile process: the
+// caller must treat them as text to quote, never as paths to open.
+func (p *Process) OpenFileTargets() (map[string]int, error) {
+	pid, err := p.servicePid()
+	if err != nil {
+		return nil, err
+	}
+	return fdTargets(pid)
+}
+
+// maxTargetNames bounds the distinct names kept: a service opening a new
+// file per request must not make memgate's map grow with it.
+const maxTargetNames = 10000
+
+func fdTargets(pid int) (map[string]int, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoFDs, err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoFDs, err)
+	}
+	var sockets map[string]string // inode to description, read once when needed
+	out := map[string]int{}
+	for _, name := range names {
+		link, err := os.Readlink(dir + "/" + name)
+		if err != nil {
+			continue // closed meanwhile
+		}
+		what := link
+		switch {
+		case strings.HasPrefix(link, "socket:["):
+			if sockets == nil {
+				sockets = tcpSockets(pid)
+			}
+			what = "socket"
+			if s, ok := sockets[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")]; ok {
+				what = s
+			}
+		case strings.HasPrefix(link, "pipe:["):
+			what = "pipe"
+		}
+		if _, ok := out[what]; !ok && len(out) >= maxTargetNames {
+			what = "other"
+		}
+		out[what]++
+	}
+	return out, nil
+}
+
+// tcpSockets describes the TCP sockets of pid's network namespace by inode.
+func tcpSockets(pid int) map[string]string {
+	out := map[string]string{}
+	for _, table := range []string{"tcp", "tcp6"} {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Scan() // the header
+		for sc.Scan() {
+			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+			f := strings.Fields(sc.Text())
+			if len(f) < 10 {
+				continue
+			}
+			switch f[3] {
+			case "0A":
+				out[f[9]] = "TCP listener on " + hexAddr(f[1])
+			case "01":
+				out[f[9]] = "TCP connection to " + hexAddr(f[2])
+			default:
+				out[f[9]] = "TCP socket (closing)"
+			}
+		}
+		f.Close()
+	}
+	return out
+}
+
+// hexAddr reads /proc/net/tcp's "0100007F:1F90" (IPv4, little-endian
+// words) as 127.0.0.1:8080; IPv6 addresses are kept in their hex form
+// but for the loopback.
+func hexAddr(s string) string {
+	host, port, ok := strings.Cut(s, ":")
+	pn, err := strconv.ParseUint(port, 16, 16)
+	if !ok || err != nil {
+		return s
+	}
+	if len(host) == 8 {
+		v, err := strconv.ParseUint(host, 16, 32)
+		if err == nil {
+			return fmt.Sprintf("%d.%d.%d.%d:%d", byte(v), byte(v>>8), byte(v>>16), byte(v>>24), pn)
+		}
+	}
+	if host == "00000000000000000000000001000000" {
+		return fmt.Sprintf("[::1]:%d", pn)
+	}
+	return fmt.Sprintf("%s:%d", host, pn)
+}
