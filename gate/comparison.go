@@ -58,6 +58,7 @@ type ComparisonRow struct {
 // base), 0 for a run made here.
 type RunRef struct {
 	SHA     string  `json:"sha,omitempty"`
+	Ref     string  `json:"ref,omitempty"` // e.g. "main": what a headline calls it
 	RunID   int64   `json:"run_id,omitempty"`
 	Verdict Verdict `json:"verdict"`
 	Reason  string  `json:"reason"`

@@ -94,14 +94,20 @@ const (
 
 // Load summarises the HTTP load of one phase.
 type Load struct {
-	RequestedRate float64        `json:"requested_rate"`
-	AchievedRate  float64        `json:"achieved_rate"`
-	Requests      uint64         `json:"requests"`
-	SuccessRatio  float64        `json:"success_ratio"`
-	Duration      Duration       `json:"duration"`
-	Latency       Latency        `json:"latency"`
-	StatusCodes   map[string]int `json:"status_codes"`
-	Errors        []string       `json:"errors,omitempty"` // distinct errors, at most a few
+	RequestedRate float64  `json:"requested_rate"`
+	AchievedRate  float64  `json:"achieved_rate"`
+	Requests      uint64   `json:"requests"`
+	SuccessRatio  float64  `json:"success_ratio"`
+	Duration      Duration `json:"duration"`
+	Latency       Latency  `json:"latency"`
+	// ScheduledLatency is measured from when the load's schedule meant to
+	// send each request, not from when a connection was free to send it:
+	// a stall that holds every connection delays the requests queued
+	// behind it, and Latency (from the send) never sees them wait. Zero
+	// in reports from before memgate measured it.
+	ScheduledLatency Latency        `json:"scheduled_latency"`
+	StatusCodes      map[string]int `json:"status_codes"`
+	Errors           []string       `json:"errors,omitempty"` // distinct errors, at most a few
 }
 
 // Latency percentiles of a load phase.
