@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/memgate/memgate/gate"
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/pair"
+	"github.com/memgate/memgate/gate/pipeline"
+	"github.com/memgate/memgate/gate/service"
+)
+
+// checkPair is `memgate check --base REF`: the base commit and the
+// checkout as it is, gated alike and compared. The exit status is the
+// comparison's (a leak already on the base exits 0 unless the config's
+// compare.already_leaking says failure).
+func checkPair(ctx context.Context, dir string, head config.Config, headFiles *dirFiles, f checkFlags, getenv func(string) string, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "memgate: %v\n", err)
+		return gate.Error.ExitCode()
+	}
+	base, err := checkoutBase(ctx, dir, f.base, gitEnv(getenv))
+	if err != nil {
+		return fail(err)
+	}
+	defer base.Close()
+	baseFiles, err := openDirFiles(base.Dir)
+	if err != nil {
+		return fail(fmt.Errorf("--base: %w", err))
+	}
+	defer baseFiles.Close()
+	baseCfg, baseSource, err := loadConfig(ctx, baseFiles, base.Dir, f.config)
+	if err != nil {
+		return fail(fmt.Errorf("the base's %w", err))
+	}
+	if err := applyLoadFlags(&baseCfg, f); err != nil {
+		return fail(fmt.Errorf("flags, on the base's config: %w", err))
+	}
+	if f.confirm >= 0 {
+		head.Compare.Confirmations = f.confirm
+	}
+
+	progress := newProgress(stderr, head, "plain")
+	fmt.Fprintf(stderr, "memgate %s: gating %s against --base %s (%s; the base's config: %s)\n",
+		memgateVersion(), dir, f.base, short(base.SHA), baseSource)
+	res := pair.Run(ctx, pair.Options{
+		Head: pipeline.Options{
+			Dir:         dir,
+			Config:      head,
+			ToolEnv:     service.ToolchainEnv(getenv),
+			ServiceEnv:  serviceBaseEnv(getenv),
+			Version:     memgateVersion(),
+			Logger:      slog.New(slog.NewTextHandler(progress.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Progress:    progress,
+			Containment: checkContainment(ctx, getenv, stderr),
+			Files:       headFiles,
+		},
+		HeadSHA: base.HeadSHA,
+		Base:    pair.Base{SHA: base.SHA, Ref: f.base, Dir: base.Dir, Config: baseCfg, Files: baseFiles, OwnsDir: true},
+		// The head's commit decides the order; a checkout without one
+		// (or with changes on top of it) orders by the directory.
+		Seed: base.HeadSHA + dir,
+	})
+	c := res.Comparison
+	tableOut := stdout
+	if f.json == "-" {
+		tableOut = stderr
+	}
+	printComparison(tableOut, c)
+	if f.profiles != "" && len(res.Head.Profiles) > 0 {
+		if _, err := writeProfiles(f.profiles, res.Head.Profiles); err != nil {
+			fmt.Fprintf(stderr, "memgate: %v\n", err)
+		}
+	}
+	if f.json != "" {
+		if err := writeJSON(f.json, stdout, c); err != nil {
+			return fail(err)
+		}
+	}
+	return c.Verdict.ExitCode()
+}
+
+// gitEnv is what git sees of memgate's environment: enough to find the
+// user's git and its config.
+func gitEnv(getenv func(string) string) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "LANG"} {
+		if v := getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// printComparison shows base and head side by side: the verdict, the
+// comparison's rows, then each run's own criteria in two columns.
+func printComparison(w io.Writer, c gate.Comparison) {
+	fmt.Fprintf(w, "\nmemgate: %s (%s): %s\n", strings.ToUpper(string(c.Verdict)), c.Outcome, c.Headline)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nCOMPARED\tBASE %s\tHEAD %s\tLIMIT\tSTATUS\n", runName(c.Base), runName(c.Head))
+	for _, r := range c.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t+%s\t%s\n", r.Criterion, gate.FormatValue(r.Base, r.Unit), gate.FormatValue(r.Head, r.Unit),
+			gate.FormatValue(r.Limit, r.Unit), r.Status)
+	}
+	if c.Base.Report != nil && c.Head.Report != nil {
+		fmt.Fprintln(tw, "\nCRITERION\tBASE\tHEAD\tLIMIT\t")
+		for _, hc := range c.Head.Report.Criteria {
+			bc, _ := c.Base.Report.Criterion(hc.Name)
+			fmt.Fprintf(tw, "%s\t%s %s\t%s %s\t%s %s\t\n", hc.Name, gate.FormatValue(bc.Value, bc.Unit), bc.Status,
+				gate.FormatValue(hc.Value, hc.Unit), hc.Status, hc.Comparison, gate.FormatValue(hc.Limit, hc.Unit))
+		}
+	}
+	tw.Flush()
+	for _, r := range c.Rows {
+		if r.Status != gate.StatusPass {
+			fmt.Fprintf(w, "%s: %s\n", r.Criterion, r.Detail)
+		}
+	}
+	fmt.Fprintf(w, "\nbase %s: %s: %s\n", runName(c.Base), c.Base.Verdict, c.Base.Reason)
+	fmt.Fprintf(w, "head %s: %s: %s\n", runName(c.Head), c.Head.Verdict, c.Head.Reason)
+	for i, r := range c.Confirmations {
+		fmt.Fprintf(w, "confirmation %d (a fresh process): %s: %s\n", i+1, r.Verdict, r.Reason)
+	}
+	if c.Flake {
+		fmt.Fprintln(w, "flake: the failure did not repeat; the verdict is the confirmation's")
+	}
+}
+
+func runName(r gate.RunRef) string {
+	switch {
+	case r.Ref != "" && r.SHA != "":
+		return r.Ref + " " + short(r.SHA)
+	case r.SHA != "":
+		return short(r.SHA)
+	}
+	return "checkout"
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
