@@ -20,7 +20,12 @@ type baseCheckout struct {
 }
 
 // Close removes the scratch copy.
-func (b *baseCheckout) Close() error { return os.RemoveAll(b.scratch) }
+func (b *baseCheckout) Close() error {
+	if b.scratch == "" {
+		return nil
+	}
+	return os.RemoveAll(b.scratch)
+}
 
 // checkoutBase writes the tree of ref to a scratch directory and finds the
 // service's directory in it (dir's place in its repository). The user's
@@ -28,7 +33,9 @@ func (b *baseCheckout) Close() error { return os.RemoveAll(b.scratch) }
 // scratch directory's own (no worktree is registered, no ref, index or
 // config of the repository is written), so a checkout in the middle of
 // its work is left as it was.
-func checkoutBase(ctx context.Context, dir, ref string, env []string) (*baseCheckout, error) {
+// With write false only the commits are resolved (a stored report of
+// the base is reused).
+func checkoutBase(ctx context.Context, dir, ref string, write bool, env []string) (*baseCheckout, error) {
 	git := func(extra []string, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "git", args...)
 		cmd.Dir = dir
@@ -54,6 +61,9 @@ func checkoutBase(ctx context.Context, dir, ref string, env []string) (*baseChec
 		return nil, fmt.Errorf("--base %s: not a commit in %s", ref, top)
 	}
 	head, _ := git(nil, "rev-parse", "--verify", "--quiet", "HEAD")
+	if !write {
+		return &baseCheckout{SHA: sha, HeadSHA: head}, nil
+	}
 	scratch, err := os.MkdirTemp("", "memgate-base-")
 	if err != nil {
 		return nil, fmt.Errorf("--base: %w", err)

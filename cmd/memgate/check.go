@@ -32,6 +32,9 @@ type checkFlags struct {
 	progress string
 	base     string // --base REF: compare against that commit
 	confirm  int    // --confirm N: confirmations of a failure; -1 is the config's
+	// --base-report FILE: a stored JSON report of REF (same config) to
+	// compare against instead of gating it again.
+	baseReport string
 }
 
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -71,6 +74,7 @@ func newCheckFlags(f *checkFlags) *flag.FlagSet {
 	fs.StringVar(&f.ci, "ci", ciAuto, "CI output: github (job summary, annotations, step outputs), none, or auto (github when GITHUB_ACTIONS=true)")
 	fs.StringVar(&f.base, "base", "", "gate the commit REF too (DIR must be in a git checkout) and judge DIR's change against it: a leak REF already has is not the change's (exit 0 unless compare.already_leaking is failure)")
 	fs.IntVar(&f.confirm, "confirm", -1, "with --base: gate a failing head again on a fresh process N times before failing; a failure that does not repeat is a flake (default: the config's compare.confirmations, 1)")
+	fs.StringVar(&f.baseReport, "base-report", "", "with --base: compare against this JSON report of REF (from --json, same config) instead of gating REF again")
 	fs.StringVar(&f.progress, "progress", "auto", "progress on stderr: live (one line per phase, rewritten; chart at the end), plain (a line a second), auto (live on a terminal)")
 	return fs
 }

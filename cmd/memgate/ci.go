@@ -31,8 +31,8 @@ func validOutputFlags(f checkFlags) error {
 	if f.base != "" && (f.junit != "" || f.ci == ciGitHub) {
 		return errors.New("--junit and --ci github do not take --base yet: use --json for the comparison")
 	}
-	if f.confirm >= 0 && f.base == "" {
-		return errors.New("--confirm takes --base")
+	if (f.confirm >= 0 || f.baseReport != "") && f.base == "" {
+		return errors.New("--confirm and --base-report take --base")
 	}
 	if f.confirm > 5 {
 		return fmt.Errorf("--confirm: %d is more than 5", f.confirm)

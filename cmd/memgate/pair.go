@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -24,30 +26,39 @@ func checkPair(ctx context.Context, dir string, head config.Config, headFiles *d
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
 		return gate.Error.ExitCode()
 	}
-	base, err := checkoutBase(ctx, dir, f.base, gitEnv(getenv))
+	if f.confirm >= 0 {
+		head.Compare.Confirmations = f.confirm
+	}
+	checkout, err := checkoutBase(ctx, dir, f.base, f.baseReport == "", gitEnv(getenv))
 	if err != nil {
 		return fail(err)
 	}
-	defer base.Close()
-	baseFiles, err := openDirFiles(base.Dir)
-	if err != nil {
-		return fail(fmt.Errorf("--base: %w", err))
-	}
-	defer baseFiles.Close()
-	baseCfg, baseSource, err := loadConfig(ctx, baseFiles, base.Dir, f.config)
-	if err != nil {
-		return fail(fmt.Errorf("the base's %w", err))
-	}
-	if err := applyLoadFlags(&baseCfg, f); err != nil {
-		return fail(fmt.Errorf("flags, on the base's config: %w", err))
-	}
-	if f.confirm >= 0 {
-		head.Compare.Confirmations = f.confirm
+	defer checkout.Close()
+	base := pair.Base{SHA: checkout.SHA, Ref: f.base}
+	baseSource := "reused from " + f.baseReport
+	if f.baseReport != "" {
+		if base.Report, err = readReportFile(f.baseReport); err != nil {
+			return fail(err)
+		}
+	} else {
+		baseFiles, err := openDirFiles(checkout.Dir)
+		if err != nil {
+			return fail(fmt.Errorf("--base: %w", err))
+		}
+		defer baseFiles.Close()
+		cfg, source, err := loadConfig(ctx, baseFiles, checkout.Dir, f.config)
+		if err != nil {
+			return fail(fmt.Errorf("the base's %w", err))
+		}
+		if err := applyLoadFlags(&cfg, f); err != nil {
+			return fail(fmt.Errorf("flags, on the base's config: %w", err))
+		}
+		base.Dir, base.Config, base.Files, base.OwnsDir, baseSource = checkout.Dir, cfg, baseFiles, true, source
 	}
 
 	progress := newProgress(stderr, head, "plain")
 	fmt.Fprintf(stderr, "memgate %s: gating %s against --base %s (%s; the base's config: %s)\n",
-		memgateVersion(), dir, f.base, short(base.SHA), baseSource)
+		memgateVersion(), dir, f.base, short(checkout.SHA), baseSource)
 	res := pair.Run(ctx, pair.Options{
 		Head: pipeline.Options{
 			Dir:         dir,
@@ -60,11 +71,11 @@ func checkPair(ctx context.Context, dir string, head config.Config, headFiles *d
 			Containment: checkContainment(ctx, getenv, stderr),
 			Files:       headFiles,
 		},
-		HeadSHA: base.HeadSHA,
-		Base:    pair.Base{SHA: base.SHA, Ref: f.base, Dir: base.Dir, Config: baseCfg, Files: baseFiles, OwnsDir: true},
+		HeadSHA: checkout.HeadSHA,
+		Base:    base,
 		// The head's commit decides the order; a checkout without one
 		// (or with changes on top of it) orders by the directory.
-		Seed: base.HeadSHA + dir,
+		Seed: checkout.HeadSHA + dir,
 	})
 	c := res.Comparison
 	tableOut := stdout
@@ -83,6 +94,22 @@ func checkPair(ctx context.Context, dir string, head config.Config, headFiles *d
 		}
 	}
 	return c.Verdict.ExitCode()
+}
+
+// readReportFile reads a report --json wrote; one with no verdict is not one.
+func readReportFile(path string) (*gate.Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--base-report: %w", err)
+	}
+	var rep gate.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return nil, fmt.Errorf("--base-report %s: not a memgate JSON report: %w", path, err)
+	}
+	if rep.Verdict == "" {
+		return nil, fmt.Errorf("--base-report %s: not a memgate JSON report (no verdict)", path)
+	}
+	return &rep, nil
 }
 
 // gitEnv is what git sees of memgate's environment: enough to find the

@@ -215,6 +215,8 @@ func rowsText(c gate.Comparison) string {
 func TestCheckBaseRefused(t *testing.T) {
 	dir := pairRepo(t, map[string]string{"store.go": storeForgets, "lock.go": noLock}, map[string]string{"README.md": "x\n"})
 	notGit := t.TempDir()
+	empty := filepath.Join(notGit, "empty.json")
+	os.WriteFile(empty, []byte("{}"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -222,8 +224,10 @@ func TestCheckBaseRefused(t *testing.T) {
 		{[]string{dir, "--base", "nosuchbranch"}, "--base nosuchbranch: not a commit"},
 		{[]string{dir, "--base", "--upload-pack=touch /tmp/x"}, "not a commit"},
 		{[]string{notGit, "--base", "main"}, "--base needs DIR in a git checkout"},
-		{[]string{dir, "--confirm", "1"}, "--confirm takes --base"},
+		{[]string{dir, "--confirm", "1"}, "--confirm and --base-report take --base"},
 		{[]string{dir, "--base", "main", "--junit", "x.xml"}, "do not take --base"},
+		{[]string{dir, "--base", "main", "--base-report", empty}, "not a memgate JSON report (no verdict)"},
+		{[]string{dir, "--base", "main", "--base-report", filepath.Join(notGit, "missing.json")}, "--base-report: open"},
 	} {
 		var out, errb bytes.Buffer
 		code := runCheck(context.Background(), tc.args, os.Getenv, &out, &errb)
