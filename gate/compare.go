@@ -84,7 +84,8 @@ func unjudged(c Comparison) Comparison {
 		c.Verdict = Error
 	}
 	switch {
-	case !judged(c.Head.Verdict):
+	case !judged(c.Head.Verdict), c.Base.Report == nil && c.Base.Verdict == "":
+		// (No base at all: the head is gated alone.)
 		c.Headline = c.Head.Reason
 	default:
 		c.Headline = fmt.Sprintf("%s (%s could not be compared: %s)", c.Head.Reason, c.Base.name(), c.Base.Reason)

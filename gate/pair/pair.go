@@ -20,7 +20,8 @@ import (
 type Gate func(ctx context.Context, opts pipeline.Options) pipeline.Result
 
 // Base is the base side of a pair: a checkout to gate, or a stored result
-// of the same commit and config to reuse.
+// of the same commit and config to reuse. With neither (no Dir, no
+// Report) the head is gated alone, its failure still confirmed.
 type Base struct {
 	SHA string
 	Ref string // e.g. "main", for headlines
@@ -79,7 +80,7 @@ func Run(ctx context.Context, opts Options) Result {
 	}
 	var res Result
 	base := func() {
-		if opts.Base.Report != nil {
+		if opts.Base.Report != nil || opts.Base.Dir == "" {
 			return
 		}
 		phase(opts, "base", fmt.Sprintf("gating the base %s", describe(opts.Base.Ref, opts.Base.SHA)))
@@ -140,6 +141,9 @@ func baseOptions(opts Options) pipeline.Options {
 }
 
 func baseRun(b Base, run pipeline.Result) gate.RunRef {
+	if b.Report == nil && b.Dir == "" {
+		return gate.RunRef{} // none: Compare judges the head alone
+	}
 	if b.Report != nil {
 		ref := reportRef(b.SHA, b.Ref, b.Report)
 		ref.Reused, ref.RunID = true, b.RunID

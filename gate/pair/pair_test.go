@@ -154,3 +154,18 @@ func TestReusedBaseIsNotGated(t *testing.T) {
 		t.Fatalf("%s/%s %q", c.Verdict, c.Outcome, c.Headline)
 	}
 }
+
+// TestHeadAlone: with no base the head is judged alone, and its failure
+// is still confirmed before it is reported.
+func TestHeadAlone(t *testing.T) {
+	g := &gates{verdicts: map[string][]gate.Verdict{"head": {gate.Fail, gate.Pass}}}
+	opts := options(g, "x")
+	opts.Base = Base{}
+	c := Run(context.Background(), opts).Comparison
+	if !slices.Equal(g.calls, []string{"head", "head"}) || c.Verdict != gate.Pass || !c.Flake || c.Outcome != gate.OutcomeUnjudged {
+		t.Fatalf("calls %v: %s/%s flake %v %q", g.calls, c.Verdict, c.Outcome, c.Flake, c.Headline)
+	}
+	if !strings.HasPrefix(c.Headline, "run pass (a first run failed and did not repeat on a fresh process: run fail)") {
+		t.Fatalf("headline %q", c.Headline)
+	}
+}
