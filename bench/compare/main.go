@@ -37,6 +37,7 @@ func main() {
 	timing := flag.Bool("timing", true, "time head-only, cold pair and reused-base pair gates")
 	memgate := flag.String("memgate", "", "memgate binary (default: build ./cmd/memgate)")
 	outDir := flag.String("out", "bench/out/compare", "where the JSON reports go")
+	reuse := flag.Bool("reuse", false, "do not run: make the noise table from the pair JSON already in -out")
 	flag.Parse()
 	log.SetFlags(0)
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
@@ -45,6 +46,13 @@ func main() {
 	out, err := filepath.Abs(*outDir)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *reuse {
+		fmt.Println(noiseHeader)
+		for _, fx := range strings.Split(*fixtures, ",") {
+			fmt.Println(noiseRow(fx, "", readPairs(filepath.Join(out, fx))))
+		}
+		return
 	}
 	bin := *memgate
 	if bin == "" {
@@ -81,8 +89,7 @@ func main() {
 		}
 		noise = append(noise, noiseRow(fx, b.repo, cs))
 	}
-	fmt.Println("| fixture | pairs | head first | failed (first run) | failed (after confirmation) | heap growth head-base, B/request: median abs, max (limit +32) | goroutines head-base /1k: max (limit +1) | p99 base / head, ms: medians | p99 head/base: max ratio (limit 1.5x), at +ms (limit +20) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println(noiseHeader)
 	for _, r := range noise {
 		fmt.Println(r)
 	}
@@ -93,6 +100,26 @@ func main() {
 			fmt.Println(r)
 		}
 	}
+}
+
+const noiseHeader = `| fixture | pairs | head first | failed (first run) | failed (after confirmation) | heap growth head-base, B/request: median abs, max (limit +32) | goroutines head-base /1k: max (limit +1) | p99 base / head, ms: medians | p99 head/base: max ratio (limit 1.5x), at +ms (limit +20) |
+|---|---|---|---|---|---|---|---|---|`
+
+func readPairs(dir string) []gate.Comparison {
+	paths, _ := filepath.Glob(filepath.Join(dir, "pair-*.json"))
+	var cs []gate.Comparison
+	for _, p := range paths {
+		var c gate.Comparison
+		data, err := os.ReadFile(p)
+		if err == nil {
+			err = json.Unmarshal(data, &c)
+		}
+		if err != nil {
+			log.Fatalf("%s: %v", p, err)
+		}
+		cs = append(cs, c)
+	}
+	return cs
 }
 
 type bench struct {
@@ -231,7 +258,13 @@ func noiseRow(fixture, repo string, cs []gate.Comparison) string {
 		if pair.HeadFirst(c.Head.SHA + repo) { // the seed memgate check uses
 			headFirst++
 		}
-		for _, r := range c.Rows {
+		// The noise is the first run's: a flake's rows are its
+		// confirmation's.
+		first := c
+		if c.Flake {
+			first = gate.Compare(c.Base, c.Head, c.Limits)
+		}
+		for _, r := range first.Rows {
 			switch r.Criterion {
 			case gate.CmpHeapGrowth:
 				heap = append(heap, r.Head-r.Base)
