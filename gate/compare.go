@@ -67,8 +67,8 @@ func (r RunRef) name() string {
 	switch {
 	case r.Ref != "":
 		return r.Ref
-	case len(r.SHA) >= 7:
-		return r.SHA[:7]
+	case r.SHA != "":
+		return ShortSHA(r.SHA)
 	}
 	return "the base"
 }

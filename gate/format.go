@@ -70,6 +70,8 @@ func FormatValue(v float64, unit string) string {
 		return fmt.Sprintf("%.2f /1k req", v)
 	case "goroutines":
 		return fmt.Sprintf("%.0f", v)
+	case "ms":
+		return fmt.Sprintf("%.1f ms", v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }

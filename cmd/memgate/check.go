@@ -105,17 +105,7 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 
 	progress := newProgress(stderr, cfg, f.progress)
 	fmt.Fprintf(stderr, "memgate %s: gating %s (%s)\n", memgateVersion(), dir, cfgSource)
-	res := pipeline.Run(ctx, pipeline.Options{
-		Dir:         dir,
-		Config:      cfg,
-		ToolEnv:     service.ToolchainEnv(getenv),
-		ServiceEnv:  serviceBaseEnv(getenv),
-		Version:     memgateVersion(),
-		Logger:      slog.New(slog.NewTextHandler(progress.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Progress:    progress,
-		Containment: checkContainment(ctx, getenv, stderr),
-		Files:       files,
-	})
+	res := pipeline.Run(ctx, checkOptions(ctx, dir, cfg, files, progress, getenv, stderr))
 	rep := res.Report
 	progress.Finish(rep)
 
@@ -147,6 +137,22 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		return 2
 	}
 	return rep.Verdict.ExitCode()
+}
+
+// checkOptions are a gate's options for memgate check: DIR as it is, with
+// the caller's toolchain and a few of its variables.
+func checkOptions(ctx context.Context, dir string, cfg config.Config, files *dirFiles, progress progress, getenv func(string) string, stderr io.Writer) pipeline.Options {
+	return pipeline.Options{
+		Dir:         dir,
+		Config:      cfg,
+		ToolEnv:     service.ToolchainEnv(getenv),
+		ServiceEnv:  serviceBaseEnv(getenv),
+		Version:     memgateVersion(),
+		Logger:      slog.New(slog.NewTextHandler(progress.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Progress:    progress,
+		Containment: checkContainment(ctx, getenv, stderr),
+		Files:       files,
+	}
 }
 
 // applyLoadFlags puts --rate, --duration and --warmup over a config: the

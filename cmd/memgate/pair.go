@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -13,8 +12,6 @@ import (
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
 	"github.com/memgate/memgate/gate/pair"
-	"github.com/memgate/memgate/gate/pipeline"
-	"github.com/memgate/memgate/gate/service"
 )
 
 // checkPair is `memgate check --base REF`: the base commit and the
@@ -58,19 +55,9 @@ func checkPair(ctx context.Context, dir string, head config.Config, headFiles *d
 
 	progress := newProgress(stderr, head, "plain")
 	fmt.Fprintf(stderr, "memgate %s: gating %s against --base %s (%s; the base's config: %s)\n",
-		memgateVersion(), dir, f.base, short(checkout.SHA), baseSource)
+		memgateVersion(), dir, f.base, gate.ShortSHA(checkout.SHA), baseSource)
 	res := pair.Run(ctx, pair.Options{
-		Head: pipeline.Options{
-			Dir:         dir,
-			Config:      head,
-			ToolEnv:     service.ToolchainEnv(getenv),
-			ServiceEnv:  serviceBaseEnv(getenv),
-			Version:     memgateVersion(),
-			Logger:      slog.New(slog.NewTextHandler(progress.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-			Progress:    progress,
-			Containment: checkContainment(ctx, getenv, stderr),
-			Files:       headFiles,
-		},
+		Head:    checkOptions(ctx, dir, head, headFiles, progress, getenv, stderr),
 		HeadSHA: checkout.HeadSHA,
 		Base:    base,
 		// The head's commit decides the order; a checkout without one
@@ -161,16 +148,9 @@ func printComparison(w io.Writer, c gate.Comparison) {
 func runName(r gate.RunRef) string {
 	switch {
 	case r.Ref != "" && r.SHA != "":
-		return r.Ref + " " + short(r.SHA)
+		return r.Ref + " " + gate.ShortSHA(r.SHA)
 	case r.SHA != "":
-		return short(r.SHA)
+		return gate.ShortSHA(r.SHA)
 	}
 	return "checkout"
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

@@ -171,9 +171,7 @@ func phase(opts Options, name, detail string) {
 }
 
 func describe(ref, sha string) string {
-	if len(sha) > 7 {
-		sha = sha[:7]
-	}
+	sha = gate.ShortSHA(sha)
 	switch {
 	case ref != "" && sha != "":
 		return ref + " (" + sha + ")"
