@@ -238,6 +238,7 @@ func (b *bench) timing(fixture string) string {
 		log.Fatal(err)
 	}
 	s := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+	log.Printf("%s: head only %s, cold pair %s, reused base %s", fixture, s(head), s(cold), s(reused))
 	return fmt.Sprintf("| %s | %s | %s | %.2fx | %s | %.2fx |", fixture, s(head), s(cold), cold.Seconds()/head.Seconds(),
 		s(reused), reused.Seconds()/head.Seconds())
 }
