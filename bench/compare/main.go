@@ -80,7 +80,7 @@ func main() {
 		}
 		var cs []gate.Comparison
 		for i := range *pairs {
-			c, _, err := b.pair(fmt.Sprintf("pair-%02d", i), nil)
+			c, _, err := b.pair(fmt.Sprintf("pair-%s-%02d", time.Now().UTC().Format("150405"), i), nil)
 			if err != nil {
 				log.Fatalf("%s pair %d: %v", fx, i, err)
 			}
@@ -183,7 +183,9 @@ func (b *bench) memgate(args ...string) (time.Duration, error) {
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
-	if code := cmd.ProcessState.ExitCode(); code == 2 || (err != nil && code < 0) {
+	// Exit 2 (a gate could not run) still writes the JSON: the pair is
+	// counted as an error, not a verdict.
+	if code := cmd.ProcessState.ExitCode(); code < 0 {
 		return took, fmt.Errorf("memgate %v: %v\n%s", args, err, tail(out))
 	}
 	return took, nil
@@ -246,10 +248,14 @@ func (b *bench) timing(fixture string) string {
 // noiseRow summarises a fixture's A/A pairs: failures and each
 // criterion's head-minus-base spread.
 func noiseRow(fixture, repo string, cs []gate.Comparison) string {
-	var firstFail, fail, headFirst int
+	var firstFail, fail, headFirst, errs int
 	var heap, gor, pb, ph []float64
 	worstRatio, worstAt := 0.0, 0.0
 	for _, c := range cs {
+		if c.Verdict == gate.Error || c.Verdict == gate.Inconclusive {
+			errs++
+			continue
+		}
 		if c.Verdict == gate.Fail {
 			fail++
 		}
@@ -283,7 +289,7 @@ func noiseRow(fixture, repo string, cs []gate.Comparison) string {
 	for i, v := range heap {
 		absHeap[i] = math.Abs(v)
 	}
-	return fmt.Sprintf("| %s | %d | %d | %d | %d | %.1f, %+.1f | %+.2f | %.1f / %.1f | %.2fx at %+.1f ms |", fixture, len(cs), headFirst, firstFail, fail,
+	return fmt.Sprintf("| %s | %d (%d errors) | %d | %d | %d | %.1f, %+.1f | %+.2f | %.1f / %.1f | %.2fx at %+.1f ms |", fixture, len(cs)-errs, errs, headFirst, firstFail, fail,
 		median(absHeap), maxAbs(heap), maxAbs(gor), median(pb), median(ph), worstRatio, worstAt)
 }
 
