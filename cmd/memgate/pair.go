@@ -69,7 +69,15 @@ func checkPair(ctx context.Context, dir string, head config.Config, headFiles *d
 	if f.json == "-" {
 		tableOut = stderr
 	}
+	// The table quotes the repository's words (function names of its
+	// profiles, its service's errors): in GitHub Actions none of it may
+	// be read as a workflow command.
+	resume := func() {}
+	if ciMode(f.ci, getenv) == ciGitHub {
+		resume = pauseCommands(tableOut)
+	}
 	printComparison(tableOut, c)
+	resume()
 	if f.profiles != "" && len(res.Head.Profiles) > 0 {
 		if _, err := writeProfiles(f.profiles, res.Head.Profiles); err != nil {
 			fmt.Fprintf(stderr, "memgate: %v\n", err)
