@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate"
-	"github.com/memgate/memgate/gate/pair"
 	"github.com/memgate/memgate/internal/testlock"
 )
 
@@ -50,7 +49,7 @@ func main() {
 	if *reuse {
 		fmt.Println(noiseHeader)
 		for _, fx := range strings.Split(*fixtures, ",") {
-			fmt.Println(noiseRow(fx, "", readPairs(filepath.Join(out, fx))))
+			fmt.Println(noiseRow(fx, readPairs(filepath.Join(out, fx))))
 		}
 		return
 	}
@@ -87,7 +86,7 @@ func main() {
 			log.Printf("%s pair %d: %s (%s) %s", fx, i, c.Verdict, c.Outcome, c.Headline)
 			cs = append(cs, c)
 		}
-		noise = append(noise, noiseRow(fx, b.repo, cs))
+		noise = append(noise, noiseRow(fx, cs))
 	}
 	fmt.Println(noiseHeader)
 	for _, r := range noise {
@@ -247,7 +246,7 @@ func (b *bench) timing(fixture string) string {
 
 // noiseRow summarises a fixture's A/A pairs: failures and each
 // criterion's head-minus-base spread.
-func noiseRow(fixture, repo string, cs []gate.Comparison) string {
+func noiseRow(fixture string, cs []gate.Comparison) string {
 	var firstFail, fail, headFirst, errs int
 	var heap, gor, pb, ph []float64
 	worstRatio, worstAt := 0.0, 0.0
@@ -262,7 +261,7 @@ func noiseRow(fixture, repo string, cs []gate.Comparison) string {
 		if c.Verdict == gate.Fail || c.Flake {
 			firstFail++
 		}
-		if pair.HeadFirst(c.Head.SHA + repo) { // the seed memgate check uses
+		if c.Base.Report != nil && c.Head.Report != nil && c.Head.Report.StartedAt.Before(c.Base.Report.StartedAt) {
 			headFirst++
 		}
 		// The noise is the first run's: a flake's rows are its
