@@ -148,6 +148,9 @@ func printComparison(w io.Writer, c gate.Comparison) {
 	for i, r := range c.Confirmations {
 		fmt.Fprintf(w, "confirmation %d (a fresh process): %s: %s\n", i+1, r.Verdict, r.Reason)
 	}
+	for i, r := range c.BaseConfirmations {
+		fmt.Fprintf(w, "base gated again beside confirmation %d: %s: %s\n", i+1, r.Verdict, r.Reason)
+	}
 	if c.Flake {
 		fmt.Fprintln(w, "flake: the failure did not repeat; the verdict is the confirmation's")
 	}

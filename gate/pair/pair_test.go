@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
@@ -167,5 +168,56 @@ func TestHeadAlone(t *testing.T) {
 	}
 	if !strings.HasPrefix(c.Headline, "run pass (a first run failed and did not repeat on a fresh process: run fail)") {
 		t.Fatalf("headline %q", c.Headline)
+	}
+}
+
+// TestWorseHeadConfirmedBesideItsBase: a head slower than its base is
+// confirmed against the base gated again; when the base is now as slow
+// (the machine was), the failure is a flake.
+func TestWorseHeadConfirmedBesideItsBase(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		baseAgain time.Duration // the base's p99 when gated again
+		verdict   gate.Verdict
+		flake     bool
+	}{
+		{"the machine was slow", 280 * time.Millisecond, gate.Pass, true},
+		{"the head is slower", 5 * time.Millisecond, gate.Fail, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []string
+			base := []time.Duration{5 * time.Millisecond, tc.baseAgain}
+			opts := options(nil, "x")
+			opts.Gate = func(_ context.Context, o pipeline.Options) pipeline.Result {
+				calls = append(calls, o.Dir)
+				rep := report(gate.Pass)
+				p99 := 300 * time.Millisecond
+				if o.Dir == "base" {
+					p99, base = base[0], base[1:]
+				}
+				rep.Load.ScheduledLatency.P99 = gate.Duration(p99)
+				return pipeline.Result{Report: rep}
+			}
+			res := Run(context.Background(), opts)
+			c := res.Comparison
+			if c.Verdict != tc.verdict || c.Flake != tc.flake || len(calls) != 4 || calls[2] != "head" || calls[3] != "base" ||
+				len(c.BaseConfirmations) != 1 || len(res.BaseConfirmations) != 1 {
+				t.Fatalf("calls %v: %s flake %v, %d base confirmations: %q", calls, c.Verdict, c.Flake, len(c.BaseConfirmations), c.Headline)
+			}
+		})
+	}
+	// A reused base cannot be gated again: the head alone is.
+	g := &gates{verdicts: map[string][]gate.Verdict{"head": {gate.Pass, gate.Pass}}}
+	opts := options(g, "x")
+	opts.Base.Report = report(gate.Pass)
+	opts.Base.Report.Load.ScheduledLatency.P99 = gate.Duration(5 * time.Millisecond)
+	inner := opts.Gate
+	opts.Gate = func(ctx context.Context, o pipeline.Options) pipeline.Result {
+		r := inner(ctx, o)
+		r.Report.Load.ScheduledLatency.P99 = gate.Duration(300 * time.Millisecond)
+		return r
+	}
+	if c := Run(context.Background(), opts).Comparison; !slices.Equal(g.calls, []string{"head", "head"}) || c.Verdict != gate.Fail || len(c.BaseConfirmations) != 0 {
+		t.Fatalf("calls %v: %s", g.calls, c.Verdict)
 	}
 }
