@@ -58,6 +58,7 @@ type ComparisonRow struct {
 // base), 0 for a run made here.
 type RunRef struct {
 	SHA     string  `json:"sha,omitempty"`
+	Ref     string  `json:"ref,omitempty"` // e.g. "main": what a headline calls it
 	RunID   int64   `json:"run_id,omitempty"`
 	Verdict Verdict `json:"verdict"`
 	Reason  string  `json:"reason"`
@@ -77,6 +78,9 @@ type Comparison struct {
 	// Confirmations are the runs of the head (or of the pair) on a fresh
 	// process made to confirm a failure before it is reported, in order.
 	Confirmations []RunRef `json:"confirmations,omitempty"`
+	// BaseConfirmations are the base's runs gated again beside a
+	// confirmation of a worse head (a slow machine slows both), in order.
+	BaseConfirmations []RunRef `json:"base_confirmations,omitempty"`
 	// Flake: the first run failed and a confirmation did not; the verdict
 	// is the confirmation's, and both runs are kept above.
 	Flake  bool          `json:"flake,omitempty"`

@@ -72,6 +72,8 @@ func FormatValue(v float64, unit string) string {
 		return fmt.Sprintf("%.0f", v)
 	case "fds/1k requests":
 		return fmt.Sprintf("%.2f fds/1k req", v)
+	case "ms":
+		return fmt.Sprintf("%.1f ms", v)
 	}
 	return fmt.Sprintf("%g %s", v, unit)
 }

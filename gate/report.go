@@ -114,6 +114,12 @@ type Load struct {
 	// before the client left).
 	Streams   uint64 `json:"streams,omitempty"`
 	LeftEarly uint64 `json:"left_early,omitempty"`
+	// ScheduledLatency is measured from when the load's schedule meant to
+	// send each request, not from when a connection was free to send it:
+	// a stall that holds every connection delays the requests queued
+	// behind it, and Latency (from the send) never sees them wait. Zero
+	// in reports from before memgate measured it.
+	ScheduledLatency Latency `json:"scheduled_latency"`
 }
 
 // Latency percentiles of a load phase.
@@ -269,7 +275,7 @@ type Attribution struct {
 	// OpenFiles are the targets whose descriptors grew, most first: no
 	// profile shows which code holds a descriptor, but what it is open on
 	// (a file, an upstream's address) is what a reviewer can search for.
-	OpenFiles []OpenFileSite `json:"open_files,omitempty"`
+	OpenFiles  []OpenFileSite   `json:"open_files,omitempty"`
 	Heap       []HeapSite       `json:"heap"`
 	Goroutines []GoroutineStack `json:"goroutines"`
 	// Findings are the leaks recognised, heap kinds first (largest growth

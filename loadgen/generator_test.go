@@ -106,3 +106,49 @@ func TestOnlyLoopback(t *testing.T) {
 		t.Errorf("::1 refused: %v", err)
 	}
 }
+
+// TestScheduledLatencySeesAStall: a lock held 300 ms every 2 s holds the
+// one connection, and the requests due meanwhile wait behind it. Counted
+// from the send, only the one request caught in the lock is slow (0.5% of
+// them, under the p99); counted from the schedule, every request due in
+// the stall is.
+func TestScheduledLatencySeesAStall(t *testing.T) {
+	testlock.Gate(t)
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(1700 * time.Millisecond):
+			}
+			mu.Lock()
+			time.Sleep(300 * time.Millisecond)
+			mu.Unlock()
+		}
+	}()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	g, err := New(srv.URL, []Target{{Method: "GET", URL: "/"}}, Options{Rate: 100, Connections: 1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.CloseIdleConnections()
+	load, err := g.Attack(context.Background(), 4*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, due := load.Latency.P99.Std(), load.ScheduledLatency.P99.Std()
+	t.Logf("p99 from the send %v, from the schedule %v; max %v / %v", sent, due, load.Latency.Max, load.ScheduledLatency.Max)
+	if due < 150*time.Millisecond {
+		t.Errorf("p99 from the schedule %v: the 300 ms stalls are not seen", due)
+	}
+	if sent >= due || load.ScheduledLatency.P50 < load.Latency.P50 || load.ScheduledLatency.Max.Std() < 250*time.Millisecond {
+		t.Errorf("from the send %+v, from the schedule %+v", load.Latency, load.ScheduledLatency)
+	}
+}

@@ -30,6 +30,11 @@ type checkFlags struct {
 	junit    string
 	ci       string
 	progress string
+	base     string // --base REF: compare against that commit
+	confirm  int    // --confirm N: confirmations of a failure; -1 is the config's
+	// --base-report FILE: a stored JSON report of REF (same config) to
+	// compare against instead of gating it again.
+	baseReport string
 }
 
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -67,6 +72,9 @@ func newCheckFlags(f *checkFlags) *flag.FlagSet {
 	fs.StringVar(&f.profiles, "profiles", "", "write the raw pprof profiles to DIR")
 	fs.StringVar(&f.junit, "junit", "", "write a JUnit XML report to FILE (GitLab, Jenkins, Buildkite, CircleCI), one test case per criterion")
 	fs.StringVar(&f.ci, "ci", ciAuto, "CI output: github (job summary, annotations, step outputs), none, or auto (github when GITHUB_ACTIONS=true)")
+	fs.StringVar(&f.base, "base", "", "gate the commit REF too (DIR must be in a git checkout) and judge DIR's change against it: a leak REF already has is not the change's (exit 0 unless compare.already_leaking is failure)")
+	fs.IntVar(&f.confirm, "confirm", -1, "with --base: gate a failing head again on a fresh process N times before failing; a failure that does not repeat is a flake (default: the config's compare.confirmations, 1)")
+	fs.StringVar(&f.baseReport, "base-report", "", "with --base: compare against this JSON report of REF (from --json, same config) instead of gating REF again")
 	fs.StringVar(&f.progress, "progress", "auto", "progress on stderr: live (one line per phase, rewritten; chart at the end), plain (a line a second), auto (live on a terminal)")
 	return fs
 }
@@ -86,34 +94,18 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
 		return writeErrorReport(f, dir, getenv, stdout, stderr, err)
 	}
-	if f.rate != 0 {
-		cfg.Load.Rate = f.rate
-	}
-	if f.duration != 0 {
-		cfg.Load.Duration = f.duration
-	}
-	if f.warmup >= 0 {
-		cfg.Load.Warmup = f.warmup
-	}
-	if err := cfg.Validate(); err != nil {
+	if err := applyLoadFlags(&cfg, f); err != nil {
 		err = fmt.Errorf("flags: %w", err)
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
 		return writeErrorReport(f, dir, getenv, stdout, stderr, err)
 	}
+	if f.base != "" {
+		return checkPair(ctx, dir, cfg, files, f, getenv, stdout, stderr)
+	}
 
 	progress := newProgress(stderr, cfg, f.progress)
 	fmt.Fprintf(stderr, "memgate %s: gating %s (%s)\n", memgateVersion(), dir, cfgSource)
-	res := pipeline.Run(ctx, pipeline.Options{
-		Dir:         dir,
-		Config:      cfg,
-		ToolEnv:     service.ToolchainEnv(getenv),
-		ServiceEnv:  serviceBaseEnv(getenv),
-		Version:     memgateVersion(),
-		Logger:      slog.New(slog.NewTextHandler(progress.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Progress:    progress,
-		Containment: checkContainment(ctx, getenv, stderr),
-		Files:       files,
-	})
+	res := pipeline.Run(ctx, checkOptions(ctx, dir, cfg, files, progress, getenv, stderr))
 	rep := res.Report
 	progress.Finish(rep)
 
@@ -145,6 +137,37 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		return 2
 	}
 	return rep.Verdict.ExitCode()
+}
+
+// checkOptions are a gate's options for memgate check: DIR as it is, with
+// the caller's toolchain and a few of its variables.
+func checkOptions(ctx context.Context, dir string, cfg config.Config, files *dirFiles, progress progress, getenv func(string) string, stderr io.Writer) pipeline.Options {
+	return pipeline.Options{
+		Dir:         dir,
+		Config:      cfg,
+		ToolEnv:     service.ToolchainEnv(getenv),
+		ServiceEnv:  serviceBaseEnv(getenv),
+		Version:     memgateVersion(),
+		Logger:      slog.New(slog.NewTextHandler(progress.Writer(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Progress:    progress,
+		Containment: checkContainment(ctx, getenv, stderr),
+		Files:       files,
+	}
+}
+
+// applyLoadFlags puts --rate, --duration and --warmup over a config: the
+// head's and, with --base, the base's alike.
+func applyLoadFlags(cfg *config.Config, f checkFlags) error {
+	if f.rate != 0 {
+		cfg.Load.Rate = f.rate
+	}
+	if f.duration != 0 {
+		cfg.Load.Duration = f.duration
+	}
+	if f.warmup >= 0 {
+		cfg.Load.Warmup = f.warmup
+	}
+	return cfg.Validate()
 }
 
 // parseInterspersed lets flags come before or after DIR, as users type them.
@@ -251,8 +274,9 @@ func writeProfiles(dir string, profiles map[string][]byte) ([]string, error) {
 	return paths, nil
 }
 
-func writeJSON(dest string, stdout io.Writer, rep *gate.Report) error {
-	data, err := json.MarshalIndent(rep, "", "  ")
+// writeJSON writes a report (or a comparison) as --json asked.
+func writeJSON(dest string, stdout io.Writer, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("--json: %w", err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -26,6 +27,15 @@ func validOutputFlags(f checkFlags) error {
 	case "auto", "live", "plain":
 	default:
 		return fmt.Errorf("--progress: %q is not one of auto, live, plain", f.progress)
+	}
+	if f.base != "" && (f.junit != "" || f.ci == ciGitHub) {
+		return errors.New("--junit and --ci github do not take --base yet: use --json for the comparison")
+	}
+	if (f.confirm >= 0 || f.baseReport != "") && f.base == "" {
+		return errors.New("--confirm and --base-report take --base")
+	}
+	if f.confirm > 5 {
+		return fmt.Errorf("--confirm: %d is more than 5", f.confirm)
 	}
 	return nil
 }

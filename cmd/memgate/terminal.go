@@ -82,6 +82,10 @@ func printReport(w io.Writer, r *gate.Report, profilesDir string) {
 	fmt.Fprintf(w, "\nload (measured window): %s requests at %.1f/s (requested %.0f/s), %.1f%% ok; latency p50 %s p95 %s p99 %s max %s\n",
 		gate.FormatCount(int64(l.Requests)), l.AchievedRate, l.RequestedRate, 100*l.SuccessRatio,
 		roundDur(l.Latency.P50), roundDur(l.Latency.P95), roundDur(l.Latency.P99), roundDur(l.Latency.Max))
+	if p := l.ScheduledLatency.P99; p > 0 {
+		fmt.Fprintf(w, "latency from the schedule (a stall counts for the requests it held back too): p50 %s p99 %s max %s\n",
+			roundDur(l.ScheduledLatency.P50), roundDur(p), roundDur(l.ScheduledLatency.Max))
+	}
 	if len(l.Errors) > 0 {
 		fmt.Fprintf(w, "load errors: %s\n", strings.Join(l.Errors, "; "))
 	}
