@@ -180,8 +180,16 @@ func TestServeReRunsCannotBypassForkApproval(t *testing.T) {
 	if d.Outcome != "queued" || r.Verdict != "pass" || r.BaseSHA != repo.base || r.Attempt != 1 {
 		t.Fatalf("re-run of the approved head: %+v %+v", d, r)
 	}
-	if cfgs := gates.configs(); len(cfgs) != 2 || cfgs[1].Load.Duration != 8*time.Second {
-		t.Fatalf("the fork suite's re-run was not gated with its base's config (load.duration 8s): %+v", cfgs)
+	// The approved head was gated beside its base (two gates); the re-run
+	// reused the base's kept result (one more).
+	cfgs := gates.configs()
+	if len(cfgs) != 3 {
+		t.Fatalf("%d gates for a pair and its re-run, want 3", len(cfgs))
+	}
+	for _, c := range cfgs {
+		if c.Load.Duration != 8*time.Second {
+			t.Fatalf("the fork suite's re-run was not gated with its base's config (load.duration 8s): %+v", cfgs)
+		}
 	}
 
 	// A new push: the suite's re-run needs a new approval again; the API
@@ -257,12 +265,23 @@ func TestServeRetargetedPullRequestIsGatedWithTheNewBase(t *testing.T) {
 	head := repo.pr(t, "leak", map[string]string{"README.md": "leaks 40 goroutines\n"})
 
 	gh := newFakeGitHub(t)
-	// The service leaves 40 goroutines behind: the settle rule decides.
+	// The head's service leaves 40 goroutines behind (its base's does
+	// not): the settle rule decides.
 	gates := &fakeGates{behave: func(ctx context.Context, opts pipeline.Options) pipeline.Result {
-		if tol := opts.Config.Thresholds.GoroutineSettleTolerance; tol < 40 {
-			return fakeResult(gate.Fail, fmt.Sprintf("40 goroutines left after the load, tolerance %d", tol))
+		readme, _ := os.ReadFile(filepath.Join(opts.Dir, "README.md"))
+		left := 0.0
+		if strings.Contains(string(readme), "leaks 40") {
+			left = 40
 		}
-		return fakeResult(gate.Pass, "fake gate: pass")
+		tol := opts.Config.Thresholds.GoroutineSettleTolerance
+		res := fakeResult(gate.Pass, "fake gate: pass")
+		settle := gate.Criterion{Name: gate.CritGoroutineSettle, Status: gate.StatusPass, Value: left, Limit: float64(tol), Unit: "goroutines", Comparison: "<="}
+		if left > float64(tol) {
+			res = fakeResult(gate.Fail, fmt.Sprintf("40 goroutines left after the load, tolerance %d", tol))
+			settle.Status = gate.StatusFail
+		}
+		res.Report.Criteria = []gate.Criterion{settle}
+		return res
 	}}
 	srv := startServe(t, filepath.Join(t.TempDir(), "memgate.db"), gh.srv.URL, appKey(t), 1, withGate(gates))
 	opened := payload(t, "pull_request.opened", func(m map[string]any) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/pair"
 	"github.com/memgate/memgate/gate/pipeline"
 	"github.com/memgate/memgate/gate/service"
 	"github.com/memgate/memgate/server"
@@ -321,7 +322,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
 		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained,
-		JobTimeout: c.jobTimeout, Gate: c.gate, Pair: c.pair,
+		JobTimeout: c.jobTimeout, Gate: c.gate, Pair: c.pairGate(log),
 	})
 	qcfg := queue.DefaultConfig()
 	qcfg.Workers, qcfg.Logger, qcfg.JobTimeout, qcfg.RescueAfter = c.workers, log, c.jobTimeout, c.rescueAfter
@@ -396,4 +397,19 @@ func pick(getenv func(string) string, keys ...string) []string {
 		}
 	}
 	return out
+}
+
+// pairGate gates a pull request's head with its base beside it: gate/pair's
+// Run (with the test's gate in place of the pipeline when one is set), or
+// the test's own pair gate.
+func (c *serveConfig) pairGate(log *slog.Logger) runner.PairGate {
+	if c.pair != nil {
+		return c.pair
+	}
+	return func(ctx context.Context, p runner.Pair) runner.PairResult {
+		r := pair.Run(ctx, pair.Options{Head: p.Head, HeadSHA: p.HeadSHA, Gate: c.gate, Logger: log,
+			Base: pair.Base{SHA: p.Base.SHA, Ref: p.Base.Ref, Dir: p.Base.Dir, Config: p.Base.Config, Files: p.Base.Files,
+				OwnsDir: p.Base.OwnsDir, Report: p.Base.Stored, RunID: p.Base.StoredRun}})
+		return runner.PairResult{Comparison: r.Comparison, Head: r.Head}
+	}
 }
