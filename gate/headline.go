@@ -108,7 +108,7 @@ func fdHeadline(r *Report) string {
 		// No profile shows the code that holds a descriptor; what it is
 		// open on is what a reviewer can search the change for.
 		f := r.Attribution.OpenFiles[0]
-		part += fmt.Sprintf(", %s on %s", plural(int64(f.Delta), "more descriptor"), f.Target)
+		part += fmt.Sprintf(", %s more on %s", FormatCount(int64(f.Delta)), f.Target)
 	}
 	return part
 }

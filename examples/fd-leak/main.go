@@ -4,7 +4,8 @@
 // goroutine and almost no heap to show for it (a raw descriptor has no
 // finalizer to close it). memgate should fail it on fd_growth and
 // fd_settle; no profile shows a descriptor, so the report cannot name
-// main.lookup (CULPRIT) as it names a goroutine. FD_LIMIT, when set, lowers its
+// main.lookup as it names a goroutine: it names what the descriptors are
+// open on, the lock file (CULPRIT), which a reviewer can search for. FD_LIMIT, when set, lowers its
 // RLIMIT_NOFILE, so it runs out as a long-running service would.
 package main
 

@@ -129,6 +129,11 @@ func TestOpenFilesAreGated(t *testing.T) {
 			if g := criterion(t, r, gate.CritGoroutineGrowth); g.Status != gate.StatusPass {
 				t.Errorf("goroutine_growth %s: the leak is in descriptors only", g.Status)
 			}
+			// No profile names the code holding a descriptor: the report
+			// names what they are open on, as its CULPRIT says.
+			if c := culprit(t, tc.name); c != "none" && (len(r.Attribution.OpenFiles) == 0 || !strings.Contains(r.Reason, c)) {
+				t.Errorf("open files %+v; reason %q does not name %s", r.Attribution.OpenFiles, r.Reason, c)
+			}
 		})
 	}
 }
