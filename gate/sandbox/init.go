@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -11,7 +13,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,11 +41,18 @@ func runInit() int {
 	unix.Umask(0o022)
 	var w wire
 	spec := os.NewFile(3, "spec")
-	if err := json.NewDecoder(spec).Decode(&w); err != nil {
+	dec := json.NewDecoder(spec)
+	if err := dec.Decode(&w); err != nil {
 		// The parent gave up before sending it: nothing to do.
 		return exitSetup
 	}
-	spec.Close()
+	// With companions, memgate's control lines follow the spec.
+	var ctl *bufio.Reader
+	if len(w.Companions) > 0 {
+		ctl = bufio.NewReader(io.MultiReader(dec.Buffered(), spec))
+	} else {
+		spec.Close()
+	}
 	relay, err := assemble(&w)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "memgate sandbox: %v\n", err)
@@ -50,7 +61,7 @@ func runInit() int {
 	if relay != nil {
 		go relay.serve()
 	}
-	return supervise(&w)
+	return supervise(&w, ctl)
 }
 
 // assemble builds the sandbox's root and moves into it.
@@ -75,6 +86,12 @@ func assemble(w *wire) (*relayServer, error) {
 	}
 	if err := mountAt(root, "/home/sandbox", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d", w.TmpBytes, w.InsideUID, w.InsideGID)); err != nil {
 		return nil, err
+	}
+	if len(w.Companions) > 0 {
+		opts := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d", w.CompanionTmpBytes, w.InsideUID, w.InsideGID)
+		if err := mountAt(root, CompanionsDir, "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+			return nil, err
+		}
 	}
 	for _, b := range w.Binds {
 		if err := bindInto(root, b); err != nil {
@@ -334,43 +351,109 @@ func loopbackUp() error {
 // supervise starts the sandboxed program without any capability, forwards
 // termination signals to it, reaps whatever it orphans (this process is
 // the namespace's init), and exits as it did. Its exit ends the pid
-// namespace: the kernel kills every process left in it.
-func supervise(w *wire) int {
+// namespace: the kernel kills every process left in it. With companions,
+// they start first, and the program when memgate says so.
+func supervise(w *wire, ctl *bufio.Reader) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	rp := &reaper{waiting: map[int]chan syscall.WaitStatus{}}
+	go rp.run()
+
+	var cr *companionRun
+	if len(w.Companions) > 0 {
+		cr = newCompanionRun(rp, w)
+		for i := range w.Companions {
+			go cr.runCompanion(i)
+		}
+		proceed := make(chan bool, 1)
+		go func() { proceed <- cr.control(ctl) }()
+		select {
+		case ok := <-proceed:
+			if !ok {
+				return exitSetup // memgate gave up: the namespace ends
+			}
+		case s := <-sigs:
+			return 128 + int(s.(syscall.Signal))
+		}
+	}
 
 	path, err := lookPath(w.Path, w.Env)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "memgate sandbox: %v\n", err)
 		return 127
 	}
-	cmd := exec.Command(path, w.Args...)
-	cmd.Args[0] = w.Path
-	cmd.Env = w.Env
-	cmd.Dir = w.Dir
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	// No parent-death signal: it would fire when the forking thread, spoiled
-	// by dropping privileges, is retired. When this process ends, the pid
-	// namespace ends and takes the program along.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := startUnprivileged(cmd, w); err != nil {
+	cmd := command(path, append([]string{w.Path}, w.Args...), w.Env, w.Dir, os.Stdout, os.Stderr)
+	child, status, err := rp.start(cmd, w)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "memgate sandbox: start %s: %v\n", w.Path, err)
 		return 127
 	}
-	child := cmd.Process.Pid
-	status := make(chan syscall.WaitStatus, 1)
-	go reap(child, status)
+	if cr != nil {
+		cr.ev.send(Event{Kind: "main", Pid: child})
+	}
 	for {
 		select {
 		case s := <-sigs:
 			syscall.Kill(-child, s.(syscall.Signal))
 		case ws := <-status:
-			if ws.Signaled() {
-				return 128 + int(ws.Signal())
-			}
-			return ws.ExitStatus()
+			return exitCode(ws)
 		}
+	}
+}
+
+// command is a program to start unprivileged: argv[0] as given, in a
+// process group of its own.
+func command(path string, argv, env []string, dir string, stdout, stderr *os.File) *exec.Cmd {
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Args[0] = argv[0]
+	cmd.Env = env
+	cmd.Dir = dir
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// No parent-death signal: it would fire when the forking thread, spoiled
+	// by dropping privileges, is retired. When this process ends, the pid
+	// namespace ends and takes the program along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// reaper waits for every child (orphans are re-parented here) and hands
+// the status of the ones this process started to whoever started them.
+type reaper struct {
+	mu      sync.Mutex
+	waiting map[int]chan syscall.WaitStatus
+}
+
+// start starts cmd unprivileged; its status arrives on the channel.
+func (r *reaper) start(cmd *exec.Cmd, w *wire) (int, <-chan syscall.WaitStatus, error) {
+	// Held across the start: the child cannot be reaped before it is known.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := startUnprivileged(cmd, w); err != nil {
+		return 0, nil, err
+	}
+	ch := make(chan syscall.WaitStatus, 1)
+	r.waiting[cmd.Process.Pid] = ch
+	return cmd.Process.Pid, ch, nil
+}
+
+func (r *reaper) run() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.ECHILD {
+			time.Sleep(20 * time.Millisecond) // nothing started yet
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		if ch, ok := r.waiting[pid]; ok {
+			ch <- ws
+			delete(r.waiting, pid)
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -427,22 +510,6 @@ func setLimits(w *wire) {
 	set(unix.RLIMIT_NPROC, w.MaxProcesses)
 	set(unix.RLIMIT_FSIZE, w.MaxFileBytes)
 	set(unix.RLIMIT_NOFILE, w.MaxOpenFiles)
-}
-
-// reap waits for every child (orphans are re-parented here) and reports
-// the program's own status.
-func reap(child int, status chan<- syscall.WaitStatus) {
-	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, 0, nil)
-		if err == syscall.ECHILD {
-			return
-		}
-		if pid == child {
-			status <- ws
-			return
-		}
-	}
 }
 
 // lookPath finds a program on the sandboxed program's PATH (this process

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -100,6 +101,11 @@ type Spec struct {
 	Stdout        io.Writer
 	Stderr        io.Writer
 	ExtraCgroupFD int // >0: born in this cgroup v2 group (CLONE_INTO_CGROUP)
+
+	// Companions start before the program, which waits for StartMain
+	// (see companions.go); CompanionTmpBytes sizes their CompanionsDir.
+	Companions        []Companion
+	CompanionTmpBytes uint64
 }
 
 // Identity is the uid and gid a sandbox has outside its user namespace.
@@ -138,6 +144,9 @@ type wire struct {
 	MaxOpenFiles uint64
 	InsideUID    int
 	InsideGID    int
+
+	Companions        []wireCompanion
+	CompanionTmpBytes uint64
 }
 
 type wireBind struct {
@@ -156,6 +165,11 @@ type Cmd struct {
 	*exec.Cmd
 	spec *os.File // write end: the wire is sent after Start
 	wire wire
+
+	ctlMu      sync.Mutex // memgate's control lines after the wire
+	events     chan Event // the companions' events
+	parentEnds []*os.File // the sandbox's ends of the pipes, closed here once started
+	readers    []func()   // copy the pipes' ends, once started
 }
 
 // Command prepares a sandbox for spec. Nothing runs until Start.
@@ -200,6 +214,14 @@ func Command(spec Spec) (*Cmd, error) {
 		}
 		w.Overlays = append(w.Overlays, wo)
 	}
+	for _, comp := range spec.Companions {
+		w.Companions = append(w.Companions, wireCompanion{Name: comp.Name, Path: comp.Path, Dir: comp.Dir,
+			Args: comp.Args, Env: comp.Env, Before: comp.Before, Check: comp.Check})
+	}
+	w.CompanionTmpBytes = spec.CompanionTmpBytes
+	if w.CompanionTmpBytes == 0 {
+		w.CompanionTmpBytes = 256 << 20
+	}
 	c.wire = w
 
 	r, wr, err := os.Pipe()
@@ -218,6 +240,12 @@ func Command(spec Spec) (*Cmd, error) {
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
 	// fd 3: the wire.
 	cmd.ExtraFiles = []*os.File{r}
+	c.Cmd = cmd
+	if err := c.companionPipes(spec); err != nil {
+		r.Close()
+		wr.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	uid, gid := spec.Identity.outside()
 	if uid == 0 || gid == 0 {
 		// Root outside would own every root-owned file the sandbox can
@@ -277,16 +305,28 @@ func allCaps() []uintptr {
 func (c *Cmd) Start() error {
 	err := c.Cmd.Start()
 	c.ExtraFiles[0].Close()
+	for _, f := range c.parentEnds {
+		f.Close()
+	}
 	if err != nil {
 		c.spec.Close()
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, read := range c.readers {
+		go read()
 	}
 	return nil
 }
 
 // Release sends the sandbox its spec: it assembles itself and runs the code.
+// With companions the spec stays open for the control lines (Check,
+// StartMain) and closes with the sandbox's end.
 func (c *Cmd) Release() error {
-	defer c.spec.Close()
+	if len(c.wire.Companions) == 0 {
+		defer c.spec.Close()
+	}
+	c.ctlMu.Lock()
+	defer c.ctlMu.Unlock()
 	if err := json.NewEncoder(c.spec).Encode(c.wire); err != nil {
 		return fmt.Errorf("sandbox: send spec: %w", err)
 	}
