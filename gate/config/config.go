@@ -41,6 +41,9 @@ type Config struct {
 	// Compare judges a pull request's head against its base (memgate
 	// check --base, and the server's pull request gates).
 	Compare gate.CompareLimits `yaml:"compare"`
+	// Dependencies start before the service, in its sandbox; see
+	// dependencies.go.
+	Dependencies map[string]Dependency `yaml:"dependencies"`
 }
 
 // Build says how the service is compiled.
@@ -257,6 +260,7 @@ func parse(data []byte, budget time.Duration) (Config, error) {
 		return Config{}, explainTypeError(&root, err)
 	}
 	cfg.fillKinds()
+	cfg.withDependencyDefaults()
 	err := cfg.Validate()
 	if err == nil && budget > 0 {
 		err = cfg.FitIn(budget)
@@ -377,6 +381,9 @@ func (c Config) Validate() error {
 		if t.Stream != nil && t.LeaveEarly != nil {
 			return keyErr("a stream is left at its hold: leave_early is for ordinary requests", at("leave_early")...)
 		}
+	}
+	if err := c.validateDependencies(); err != nil {
+		return err
 	}
 	if err := c.Thresholds.Validate(); err != nil {
 		key, _, _ := strings.Cut(err.Error(), " ")

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/memgate/memgate/gate/sandbox"
 )
 
 // Limits contain a service: strangers' code runs here.
@@ -29,6 +31,10 @@ type Limits struct {
 	// Sandbox runs the service in a sandbox of its own (gate/sandbox);
 	// nil runs it uncontained, as memgate's own user.
 	Sandbox *ServiceSandbox
+	// DependencyMemoryBytes caps the dependencies' memory, counted apart
+	// from the service's; DependencyProcesses is their share of the tasks.
+	DependencyMemoryBytes uint64
+	DependencyProcesses   uint64
 }
 
 // tokenEnv marks every process of one service, so that processes that
@@ -48,11 +54,11 @@ func (l Limits) rlimitProcesses(g *serviceGroup) uint64 {
 	if g != nil && g.pids > 0 {
 		return 0
 	}
-	return l.Processes
+	return l.Processes + l.DependencyProcesses
 }
 
 // isolation describes, for the report, how the service is contained here.
-func (l Limits) isolation(g *serviceGroup, groupNote string) string {
+func (l Limits) isolation(g *serviceGroup, groupNote string, deps int) string {
 	var parts []string
 	if l.Sandbox != nil {
 		parts = append(parts, l.Sandbox.describe())
@@ -72,7 +78,10 @@ func (l Limits) isolation(g *serviceGroup, groupNote string) string {
 	if len(lim) > 0 {
 		parts = append(parts, strings.Join(lim, " and "))
 	}
-	if l.MemoryBytes > 0 && (g == nil || g.memory == 0) {
+	if deps > 0 {
+		parts = append(parts, fmt.Sprintf("%d dependencies in the same sandbox, started first, their memory counted apart: the service killed above %d MiB, the dependencies above %d MiB (watchdog)",
+			deps, l.MemoryBytes>>20, l.DependencyMemoryBytes>>20))
+	} else if l.MemoryBytes > 0 && (g == nil || g.memory == 0) {
 		parts = append(parts, fmt.Sprintf("killed above %d MiB resident (watchdog)", l.MemoryBytes>>20))
 	}
 	if g == nil && groupNote != "" {
@@ -83,8 +92,8 @@ func (l Limits) isolation(g *serviceGroup, groupNote string) string {
 
 // procInfo is what /proc says of a process.
 type procInfo struct {
-	pid, pgid int
-	rssPages  int64
+	pid, ppid, pgid int
+	rssPages        int64
 }
 
 func readProc(pid int) (procInfo, bool) {
@@ -101,9 +110,10 @@ func readProc(pid int) (procInfo, bool) {
 	if len(f) < 22 {
 		return procInfo{}, false
 	}
+	ppid, _ := strconv.Atoi(f[1])
 	pgid, _ := strconv.Atoi(f[2])
 	rss, _ := strconv.ParseInt(f[21], 10, 64)
-	return procInfo{pid: pid, pgid: pgid, rssPages: rss}, true
+	return procInfo{pid: pid, ppid: ppid, pgid: pgid, rssPages: rss}, true
 }
 
 func allPIDs() []int {
@@ -157,12 +167,18 @@ var sandboxMounts = []string{"/tmp", "/home/sandbox", "/dev/shm"}
 func sandboxTmpfs(pid int) uint64 {
 	var used uint64
 	for _, m := range sandboxMounts {
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(filepath.Join("/proc", strconv.Itoa(pid), "root", m), &st); err == nil && st.Type == tmpfsMagic {
-			used += (st.Blocks - st.Bfree) * uint64(st.Bsize)
-		}
+		used += tmpfsUsed(pid, m)
 	}
 	return used
+}
+
+// tmpfsUsed is what one tmpfs mount of the sandbox holds.
+func tmpfsUsed(pid int, mount string) uint64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Join("/proc", strconv.Itoa(pid), "root", mount), &st); err == nil && st.Type == tmpfsMagic {
+		return (st.Blocks - st.Bfree) * uint64(st.Bsize)
+	}
+	return 0
 }
 
 const tmpfsMagic = 0x01021994
@@ -187,8 +203,10 @@ func killMarked(token string) int {
 	return n
 }
 
-// watchMemory kills the group when its resident memory passes the limit.
-func (p *Process) watchMemory(limit uint64) {
+// watchMemory kills the group when its resident memory passes the limit;
+// with dependencies, the service's share and theirs are held to limits
+// of their own (see memoryUse).
+func (p *Process) watchMemory(limit, depLimit uint64) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -196,23 +214,47 @@ func (p *Process) watchMemory(limit uint64) {
 		case <-p.done:
 			return
 		case <-t.C:
-			rss := groupRSS(p.cmd.Process.Pid)
-			what := "resident memory"
-			if p.sandboxed {
-				// What the sandbox wrote into its tmpfs mounts is the
-				// worker's memory too, though no process's resident set.
-				rss = namespaceRSS(p.cmd.Process.Pid) + sandboxTmpfs(p.cmd.Process.Pid)
-				what = "memory (resident and in its tmpfs mounts)"
-			}
-			if rss > limit {
+			if why := p.overMemory(limit, depLimit); why != "" {
 				p.mu.Lock()
-				p.killedFor = fmt.Sprintf("killed by memgate: %s %d MiB passed the %d MiB limit (run.memory_limit)", what, rss>>20, limit>>20)
+				p.killedFor = why
 				p.mu.Unlock()
 				syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 				return
 			}
 		}
 	}
+}
+
+// overMemory says why the sandbox is over its limits, or "".
+func (p *Process) overMemory(limit, depLimit uint64) string {
+	pid := p.cmd.Process.Pid
+	if len(p.deps) > 0 {
+		svc, deps := p.memoryUse()
+		for _, d := range p.deps {
+			d.mu.Lock()
+			d.peakUsed = max(d.peakUsed, deps)
+			d.mu.Unlock()
+		}
+		if limit > 0 && svc > limit {
+			return fmt.Sprintf("killed by memgate: the service's memory (resident and in its tmpfs mounts, its dependencies' apart) %d MiB passed the %d MiB limit (run.memory_limit)", svc>>20, limit>>20)
+		}
+		if depLimit > 0 && deps > depLimit {
+			return fmt.Sprintf("killed by memgate: the dependencies' memory (resident and in %s) %d MiB passed their %d MiB limit (dependencies.*.memory_limit)", sandbox.CompanionsDir, deps>>20, depLimit>>20)
+		}
+		return ""
+	}
+	rss := groupRSS(pid)
+	what := "resident memory"
+	if p.sandboxed {
+		// What the sandbox wrote into its tmpfs mounts is the
+		// worker's memory too, though no process's resident set.
+		rss = namespaceRSS(pid) + sandboxTmpfs(pid)
+		what = "memory (resident and in its tmpfs mounts)"
+	}
+	if rss > limit {
+		return fmt.Sprintf("killed by memgate: %s %d MiB passed the %d MiB limit (run.memory_limit)", what, rss>>20, limit>>20)
+	}
+	return ""
 }
 
 // RemoveScratch removes a gate's scratch directory, once its sandboxes

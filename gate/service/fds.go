@@ -45,6 +45,15 @@ func (p *Process) servicePid() (int, error) {
 	if p.innerPid != 0 {
 		return p.innerPid, nil
 	}
+	if len(p.deps) > 0 {
+		// The oldest child is a dependency's: the init names the service.
+		child, err := p.mainPid()
+		if err != nil {
+			return 0, err
+		}
+		p.innerPid = child
+		return child, nil
+	}
 	child, err := firstChild(pid)
 	if err != nil {
 		return 0, err

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/memgate/memgate/gate/sandbox"
 )
 
 // ErrService is wrapped by failures of the service itself: it exited,
@@ -25,6 +27,9 @@ type RunSpec struct {
 	Args   []string
 	Env    []string // the complete environment: nothing else is inherited
 	Limits Limits
+	// Dependencies start first, in the service's sandbox; the service
+	// waits for StartService.
+	Dependencies []Dependency
 }
 
 // Process is a running service in its own process group.
@@ -46,6 +51,13 @@ type Process struct {
 	dial      DialFunc // inside the service's network, when it has its own
 	sandboxed bool
 	innerPid  int // a sandboxed service's own pid, once found (under mu)
+
+	sandbox *sandbox.Cmd // nil uncontained
+	deps    []*DependencyProcess
+	depGone chan *DependencyProcess
+	// mainInside is the service's pid inside its sandbox, once the init
+	// started it after the dependencies (under mu).
+	mainInside int
 }
 
 // Dial is how to reach the service: inside its own network namespace when
@@ -64,11 +76,22 @@ func (p *Process) HTTPClient(timeout time.Duration) *http.Client {
 func Start(spec RunSpec) (*Process, error) { return start(spec, cgroups()) }
 
 func start(spec RunSpec, host *cgroupHost) (*Process, error) {
+	if len(spec.Dependencies) > 0 && spec.Limits.Sandbox == nil {
+		return nil, fmt.Errorf("%w: dependencies run only in the service's sandbox, and this service runs uncontained", ErrDependency)
+	}
 	token := newToken()
 	var group *serviceGroup
 	groupNote := ""
+	deps := newDependencyProcesses(spec.Dependencies)
 	if host.usable() {
-		g, err := host.newServiceGroup(token, spec.Limits.MemoryBytes, spec.Limits.Processes)
+		memory, pids := spec.Limits.MemoryBytes, spec.Limits.Processes
+		if len(deps) > 0 {
+			// One group for the sandbox: it caps the whole, the watchdog
+			// each share.
+			memory += spec.Limits.DependencyMemoryBytes
+			pids += spec.Limits.DependencyProcesses
+		}
+		g, err := host.newServiceGroup(token, memory, pids)
 		if err != nil {
 			groupNote = "no control group: " + err.Error()
 		} else {
@@ -83,8 +106,10 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 	env := append(append([]string(nil), spec.Env...), tokenEnv+"="+token)
 	var cmd *exec.Cmd
 	var release func() error
+	var sc *sandbox.Cmd
 	if sb := spec.Limits.Sandbox; sb != nil {
-		sc, err := sb.command(spec, env, w, group)
+		var err error
+		sc, err = sb.command(spec, env, w, group, companions(deps, spec.Dir))
 		if err != nil {
 			if group != nil {
 				group.remove()
@@ -139,7 +164,11 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 		}
 	}
 	p := &Process{cmd: cmd, out: out, crash: crash, done: make(chan struct{}), token: token,
-		group: group, contain: spec.Limits.isolation(group, groupNote)}
+		group: group, contain: spec.Limits.isolation(group, groupNote, len(deps)),
+		sandbox: sc, deps: deps, depGone: make(chan *DependencyProcess, 1)}
+	if sc != nil && len(deps) > 0 {
+		go p.followEvents(sc.Events())
+	}
 	if spec.Limits.Sandbox != nil {
 		p.dial = spec.Limits.Sandbox.dialer(cmd.Process.Pid)
 		p.sandboxed = true
@@ -152,8 +181,8 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 		p.mu.Unlock()
 		close(p.done)
 	}()
-	if spec.Limits.MemoryBytes > 0 && (group == nil || group.memory == 0) {
-		go p.watchMemory(spec.Limits.MemoryBytes)
+	if len(deps) > 0 || (spec.Limits.MemoryBytes > 0 && (group == nil || group.memory == 0)) {
+		go p.watchMemory(spec.Limits.MemoryBytes, spec.Limits.DependencyMemoryBytes)
 	}
 	return p, nil
 }
@@ -222,6 +251,9 @@ func (p *Process) Stop(grace time.Duration) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		<-p.done
+		if p.sandbox != nil && len(p.deps) > 0 {
+			p.sandbox.CloseControl()
+		}
 		if p.group != nil {
 			p.group.remove()
 		}

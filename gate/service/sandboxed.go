@@ -83,13 +83,13 @@ type ServiceSandbox struct {
 	Relay string
 }
 
-func (s *ServiceSandbox) command(spec RunSpec, env []string, out io.Writer, g *serviceGroup) (*sandbox.Cmd, error) {
+func (s *ServiceSandbox) command(spec RunSpec, env []string, out io.Writer, g *serviceGroup, deps []sandbox.Companion) (*sandbox.Cmd, error) {
 	sp := sandbox.Spec{
 		Path: spec.Binary, Args: spec.Args, Env: env, Dir: spec.Dir,
 		Root: s.Root, Binds: s.Binds, Overlays: s.Overlays, Files: sandbox.SystemFiles(),
 		TmpBytes: spec.Limits.FileSizeBytes, HostNetwork: s.HostNetwork, Relay: s.Relay,
 		Identity: s.Identity, MaxProcesses: spec.Limits.rlimitProcesses(g), MaxFileBytes: spec.Limits.FileSizeBytes,
-		MaxOpenFiles: 65536, Stdout: out, Stderr: out,
+		MaxOpenFiles: 65536, Stdout: out, Stderr: out, Companions: deps,
 	}
 	if g != nil && g.fd != nil {
 		sp.ExtraCgroupFD = int(g.fd.Fd())
