@@ -358,8 +358,10 @@ type Report struct {
 	Profiles      []string    `json:"profiles,omitempty"`       // files written with --profiles
 	BuildOutput   string      `json:"build_output,omitempty"`   // tail
 	ServiceOutput string      `json:"service_output,omitempty"` // tail
-	StartedAt     time.Time   `json:"started_at"`
-	FinishedAt    time.Time   `json:"finished_at"`
+	// Dependencies ran beside the service (see dependency.go).
+	Dependencies []Dependency `json:"dependencies,omitempty"`
+	StartedAt    time.Time    `json:"started_at"`
+	FinishedAt   time.Time    `json:"finished_at"`
 }
 
 // Criterion returns the named criterion and whether the report has it.

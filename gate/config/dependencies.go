@@ -54,7 +54,7 @@ const MaxDependencies = 8
 var (
 	dependencyNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 	programNameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
-	placeholderRe    = regexp.MustCompile(`\{\{\s*dep\.([^.}]*)\.([^}]*?)\s*\}\}`)
+	placeholderRe    = regexp.MustCompile(`\{\{dep\.([^.}]*)\.([^}]*)\}\}`)
 )
 
 // DependencyNames are the declared dependencies, in the order they start.

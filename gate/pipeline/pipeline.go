@@ -118,6 +118,7 @@ type run struct {
 	reqs   []loadgen.Target  // the load's targets; {{port}} not replaced yet
 	owner  attribution.Owner // the repository's code, for attribution to name
 	fdErr  error             // why descriptors are not counted from outside
+	deps   *gateDependencies
 }
 
 func (r *run) phase(name, detail string) {
@@ -139,6 +140,9 @@ func (r *run) execute(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.deps, err = r.dependencies(ctx, g); err != nil {
+		return err
+	}
 	svc, err := r.start(ctx, g, built)
 	if err != nil {
 		return err
@@ -149,9 +153,13 @@ func (r *run) execute(ctx context.Context) error {
 
 // serve measures the started service; a service that dies meanwhile ends
 // it at once, saying so.
-func (r *run) serve(ctx context.Context, svc *started) error {
+func (r *run) serve(ctx context.Context, svc *started) (err error) {
 	ctx, cancel := svc.watch(ctx)
 	defer cancel(nil)
+	defer func() { err = dependencyCause(ctx, err) }()
+	if err := r.startDependencies(ctx, cancel, svc.proc); err != nil {
+		return err
+	}
 	if err := r.waitReady(ctx, svc); err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/memgate/memgate/gate"
@@ -32,7 +31,8 @@ func (r *run) start(ctx context.Context, g *gateContainment, built service.Built
 	svc := &started{built: built, startAt: time.Now(), port: cfg.Run.Port}
 	var err error
 	if svc.port == 0 {
-		if svc.port, err = service.FreePort(); err != nil {
+		// Not one a dependency has: theirs are not bound here.
+		if svc.port, err = freePortBut(r.deps.ports()); err != nil {
 			return nil, err
 		}
 	} else if err := service.CheckPortFree(svc.port); err != nil {
@@ -51,8 +51,8 @@ func (r *run) start(ctx context.Context, g *gateContainment, built service.Built
 	if err != nil {
 		return nil, err
 	}
-	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: g.dir, Args: substitute(cfg.Run.Args, svc.port),
-		Env: r.serviceEnv(svc.port, svc.readerAddr), Limits: limits})
+	proc, err := service.Start(service.RunSpec{Binary: built.Binary, Dir: g.dir, Args: r.substitute(cfg.Run.Args, svc.port),
+		Env: r.serviceEnv(svc.port, svc.readerAddr), Limits: r.deps.apply(limits), Dependencies: r.deps.list()})
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +61,7 @@ func (r *run) start(ctx context.Context, g *gateContainment, built service.Built
 	svc.stop = func() {
 		proc.Stop(cfg.Run.StopTimeout)
 		r.report.ServiceOutput = proc.Output().LastLines(60)
+		r.reportDependencies(proc)
 	}
 	return svc, nil
 }
@@ -82,7 +83,7 @@ func (s *started) watch(ctx context.Context) (context.Context, context.CancelCau
 // explainExit reports an error caused by the service's exit (a cancelled
 // read or attack, a read of a service that is gone) as the exit itself.
 func (s *started) explainExit(err error) error {
-	if err == nil || errors.Is(err, service.ErrService) {
+	if err == nil || errors.Is(err, service.ErrService) || errors.Is(err, service.ErrDependency) {
 		return err
 	}
 	// A crashing service may still be writing its dump: give it a moment
@@ -124,7 +125,7 @@ func (r *run) serviceEnv(port int, readerAddr string) []string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		env = append(env, k+"="+strings.ReplaceAll(r.opts.Config.Run.Env[k], "{{port}}", strconv.Itoa(port)))
+		env = append(env, k+"="+r.deps.expand(r.opts.Config.Run.Env[k], port))
 	}
 	if readerAddr != "" {
 		env = append(env, service.ReaderAddrEnv+"="+readerAddr)
@@ -132,10 +133,11 @@ func (r *run) serviceEnv(port int, readerAddr string) []string {
 	return service.WithHeapProfileRate(env)
 }
 
-func substitute(args []string, port int) []string {
+// substitute replaces {{port}} and the dependencies' placeholders.
+func (r *run) substitute(args []string, port int) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, "{{port}}", strconv.Itoa(port))
+		out[i] = r.deps.expand(a, port)
 	}
 	return out
 }

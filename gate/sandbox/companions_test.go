@@ -19,7 +19,7 @@ func TestCompanionsStartBeforeTheProgram(t *testing.T) {
 	os.Mkdir(root, 0o755)
 	env := []string{"PATH=/usr/bin:/bin"}
 	c, err := Command(Spec{
-		Path: "/bin/sh", Args: []string{"-c", "cat /deps/a/marker; ps -e -o comm= | sort | tr '\\n' ' '; id -u"}, Env: env, Dir: "/",
+		Path: "/bin/sh", Args: []string{"-c", "cat /deps/a/marker; ps -e -o comm= | sort | tr '\\n' ' '; id -u; for f in 3 4 5; do [ -e /proc/self/fd/$f ] && echo LEAKED-FD-$f; done; true"}, Env: env, Dir: "/",
 		Root: root, Files: SystemFiles(), Identity: identity(), Stdout: &out, Stderr: &out,
 		Companions: []Companion{{
 			Name: "a", Path: "sh", Args: []string{"-c", "echo companion-says-hi; exec sleep 60"}, Env: env, Dir: "/",
@@ -76,6 +76,9 @@ func TestCompanionsStartBeforeTheProgram(t *testing.T) {
 		if !strings.Contains(got, w) {
 			t.Errorf("program said %q, want %q in it", got, w)
 		}
+	}
+	if strings.Contains(got, "LEAKED-FD") {
+		t.Errorf("the program inherited the first process's descriptors: %q", got)
 	}
 	if strings.Contains(got, "companion-says-hi") || !strings.Contains(compOut.String(), "companion-says-hi") {
 		t.Errorf("outputs mixed: program %q, companion %q", got, compOut.String())

@@ -46,9 +46,15 @@ func runInit() int {
 		// The parent gave up before sending it: nothing to do.
 		return exitSetup
 	}
-	// With companions, memgate's control lines follow the spec.
+	// With companions, memgate's control lines follow the spec, and the
+	// events and outputs have descriptors of their own: none of them is
+	// for the programs started here (the service could forge events, read
+	// memgate's lines or write into a dependency's output).
 	var ctl *bufio.Reader
 	if len(w.Companions) > 0 {
+		for fd := 3; fd < 5+len(w.Companions); fd++ {
+			unix.CloseOnExec(fd)
+		}
 		ctl = bufio.NewReader(io.MultiReader(dec.Buffered(), spec))
 	} else {
 		spec.Close()

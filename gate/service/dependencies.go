@@ -28,6 +28,7 @@ var ErrDependency = errors.New("dependency failed")
 // by the service on its loopback port.
 type Dependency struct {
 	Name    string
+	What    string // what it is, for the report
 	Program string // a name on the sandbox's PATH, or a path inside
 	Args    []string
 	Env     []string

@@ -137,7 +137,11 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 	// A process the service left behind may hold its output open: once
 	// the service has exited and been killed, stop waiting for it.
 	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	startCmd := cmd.Start
+	if sc != nil {
+		startCmd = sc.Start // also closes its ends of the pipes and reads them
+	}
+	if err := startCmd(); err != nil {
 		if group != nil {
 			group.remove()
 		}

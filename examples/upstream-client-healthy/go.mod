@@ -1,0 +1,3 @@
+module example.com/upstream-client-healthy
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/upstream-client-leak
+
+go 1.22
