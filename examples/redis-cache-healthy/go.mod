@@ -1,0 +1,3 @@
+module example.com/redis-cache-healthy
+
+go 1.22

@@ -1,0 +1,3 @@
+module example.com/redis-cache-leak
+
+go 1.22
