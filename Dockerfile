@@ -14,9 +14,15 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 # pull request's build and service in a sandbox of user, mount, pid and
 # network namespaces (docker-compose.yml gives the worker the security
 # options that needs; `memgate doctor` says whether it has them).
+# Services' declared dependencies run from the system's programs, in the
+# service's sandbox: redis-server for `kind: redis`, PostgreSQL's initdb and
+# postgres for `kind: postgres` (Debian's own cluster is not made: each gate
+# makes a throwaway one in its memory).
 FROM golang:1.26-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates tini \
+ && apt-get install -y --no-install-recommends git ca-certificates tini postgresql-common \
+ && sed -i 's/^#* *create_main_cluster.*/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf \
+ && apt-get install -y --no-install-recommends redis-server postgresql-15 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 memgate \
  && mkdir -p /var/lib/memgate/work /var/lib/memgate/cache \

@@ -54,6 +54,13 @@ var fixtures = []fixture{
 	{"fd-fixed", "fd-fixed", nil, gate.Pass},
 	{"fd-leak 1 fd/req", "fd-leak", nil, gate.Fail},
 	{"fd-leak at RLIMIT_NOFILE 1024", "fd-leak", map[string]string{"FD_LIMIT": "1024"}, gate.Fail},
+	// With dependencies, declared in their own .memgate.yml.
+	{"upstream-client-healthy (stub dependency)", "upstream-client-healthy", nil, gate.Pass},
+	{"upstream-client-leak (client per request; stub dependency)", "upstream-client-leak", nil, gate.Fail},
+	{"redis-cache-healthy (Redis dependency)", "redis-cache-healthy", nil, gate.Pass},
+	{"redis-cache-leak (key per request; Redis dependency)", "redis-cache-leak", nil, gate.Fail},
+	{"postgres-cache-healthy (Postgres dependency)", "postgres-cache-healthy", nil, gate.Pass},
+	{"postgres-cache-leak (key per request; Postgres dependency)", "postgres-cache-leak", nil, gate.Fail},
 }
 
 var sweep = []fixture{

@@ -82,7 +82,7 @@ func (d *DependencyProcess) Exited() error {
 		return nil
 	}
 	e := d.exited
-	what := d.Program
+	what := d.describe()
 	if e.Step == "before" {
 		what = e.Detail
 	}
@@ -94,6 +94,13 @@ func (d *DependencyProcess) Exited() error {
 		msg = e.Detail
 	}
 	return fmt.Errorf("%s (%s) %s", d.Name, what, msg)
+}
+
+func (d *DependencyProcess) describe() string {
+	if d.What != "" {
+		return d.What
+	}
+	return d.Program
 }
 
 // companions are the dependencies as the sandbox starts them.
@@ -200,7 +207,7 @@ func (p *Process) waitDependency(ctx context.Context, i int, d *DependencyProces
 				return fmt.Errorf("dependency %v before becoming ready", err)
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("dependency %s (%s) not ready after %s: %s", d.Name, d.Program, d.Timeout, last)
+				return fmt.Errorf("dependency %s (%s) not ready after %s: %s", d.Name, d.describe(), d.Timeout, last)
 			}
 			return ctx.Err()
 		case <-p.done:

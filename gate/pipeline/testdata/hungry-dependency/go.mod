@@ -1,0 +1,3 @@
+module example.com/hungry-dependency
+
+go 1.22
