@@ -93,6 +93,11 @@ func printReport(w io.Writer, r *gate.Report, profilesDir string) {
 	if l.Streams > 0 || l.LeftEarly > 0 {
 		fmt.Fprintf(w, "streams held: %d (latency is their time to first byte); requests that left early: %d\n", l.Streams, l.LeftEarly)
 	}
+	for _, d := range r.Dependencies {
+		// Never the service's numbers: said so, with their own memory.
+		fmt.Fprintf(w, "dependency %s: %s on 127.0.0.1:%d, ready after %s, memory of the dependencies at most %s (not the service's)\n",
+			d.Name, d.Program, d.Port, roundDur(d.ReadyAfter), gate.FormatBytes(float64(d.PeakMemoryBytes)))
+	}
 	fmt.Fprintf(w, "goroutines: %d idle, %d at window start, peak %d, %d after settle\n",
 		r.Baseline.IdleGoroutines, r.Baseline.WindowStartGoroutines, r.Settle.Peak, r.Settle.Final)
 	if st := r.Settle; st.WindowStartFDs > 0 {
