@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/memgate/memgate/internal/testuser"
 )
 
 // A companion runs before the program, in the same network and pid
@@ -14,6 +16,10 @@ import (
 // sees what the companion left in the companions' directory; a check
 // command answers; everything ends with the program.
 func TestCompanionsStartBeforeTheProgram(t *testing.T) {
+	testuser.BothWays(t, checkCompanions)
+}
+
+func checkCompanions(t *testing.T) {
 	var out, compOut bytes.Buffer
 	root := filepath.Join(scratch(t), "root")
 	os.Mkdir(root, 0o755)
