@@ -88,7 +88,9 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 		if len(deps) > 0 {
 			// One group for the sandbox: it caps the whole, the watchdog
 			// each share.
-			memory += spec.Limits.DependencyMemoryBytes
+			if memory > 0 { // 0: the service has no cap, nor has the whole
+				memory += spec.Limits.DependencyMemoryBytes
+			}
 			pids += spec.Limits.DependencyProcesses
 		}
 		g, err := host.newServiceGroup(token, memory, pids)
