@@ -54,6 +54,9 @@ func (l Limits) rlimitProcesses(g *serviceGroup) uint64 {
 	if g != nil && g.pids > 0 {
 		return 0
 	}
+	if l.Processes == 0 {
+		return 0
+	}
 	return l.Processes + l.DependencyProcesses
 }
 

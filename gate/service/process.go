@@ -91,7 +91,9 @@ func start(spec RunSpec, host *cgroupHost) (*Process, error) {
 			if memory > 0 { // 0: the service has no cap, nor has the whole
 				memory += spec.Limits.DependencyMemoryBytes
 			}
-			pids += spec.Limits.DependencyProcesses
+			if pids > 0 {
+				pids += spec.Limits.DependencyProcesses
+			}
 		}
 		g, err := host.newServiceGroup(token, memory, pids)
 		if err != nil {
