@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/memgate/memgate/gate/config"
+	"github.com/memgate/memgate/gate/pipeline"
 	"github.com/memgate/memgate/gate/service"
 )
 
@@ -24,5 +26,10 @@ func runDoctor(ctx context.Context, getenv func(string) string, stdout io.Writer
 		who = "root: each gate's build and service get users of their own"
 	}
 	fmt.Fprintf(stdout, "memgate doctor: sandbox OK (uid %d; %s)\n  GOROOT %s\n  caches %s\n", os.Geteuid(), who, c.GoRoot, dir)
+	// What services' dependencies of each kind would run (docs/deploy.md).
+	kinds := pipeline.KindPrograms()
+	for _, k := range config.DependencyKinds {
+		fmt.Fprintf(stdout, "  dependencies of kind %s: %s\n", k, kinds[k])
+	}
 	return 0
 }

@@ -333,3 +333,23 @@ func (r *run) reportDependencies(proc *service.Process) {
 		})
 	}
 }
+
+// KindPrograms says, for each ready-made kind, where this worker has its
+// programs or which one it lacks: for memgate doctor.
+func KindPrograms() map[string]string {
+	path := workerPath()
+	out := map[string]string{}
+	for kind, names := range map[string][]string{"redis": {"redis-server"}, "postgres": {"initdb", "postgres", "pg_isready"}} {
+		var found []string
+		for _, n := range names {
+			p, err := resolveProgram("", n, path)
+			if err != nil {
+				found = []string{"not available: " + n + " is not installed"}
+				break
+			}
+			found = append(found, p)
+		}
+		out[kind] = strings.Join(found, " ")
+	}
+	return out
+}
