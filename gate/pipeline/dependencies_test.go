@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,20 +56,11 @@ func assertDependenciesGone(t *testing.T, r *gate.Report) {
 		for _, p := range procs {
 			b, err := os.ReadFile(p)
 			args := strings.Split(string(b), "\x00")
-			if err == nil && len(args) > 2 && (containsArg(args, port) || containsArg(args, "127.0.0.1:"+port)) {
+			if err == nil && len(args) > 2 && (slices.Contains(args, port) || slices.Contains(args, "127.0.0.1:"+port)) {
 				t.Errorf("dependency %s left running: %q", d.Name, strings.Join(args, " "))
 			}
 		}
 	}
-}
-
-func containsArg(args []string, a string) bool {
-	for _, x := range args {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // The leaking twins fail, naming their culprit where the heap holds it,
