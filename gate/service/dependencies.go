@@ -244,7 +244,7 @@ func (p *Process) checkDependency(ctx context.Context, i int, d *DependencyProce
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+d.Ready.HTTPPath, nil)
 		resp, err := client.Do(req)
 		if err != nil {
-			return false, err.Error()
+			return false, unlessGaveUp(ctx, err.Error())
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
@@ -257,11 +257,20 @@ func (p *Process) checkDependency(ctx context.Context, i int, d *DependencyProce
 		defer cancel()
 		c, err := dial(dctx, "tcp", addr)
 		if err != nil {
-			return false, "tcp " + addr + ": " + err.Error()
+			return false, unlessGaveUp(ctx, "tcp "+addr+": "+err.Error())
 		}
 		c.Close()
 		return true, ""
 	}
+}
+
+// unlessGaveUp drops the reason of an attempt cut short by the wait's own
+// end: the one before says why the dependency was not ready.
+func unlessGaveUp(ctx context.Context, why string) string {
+	if ctx.Err() != nil {
+		return ""
+	}
+	return why
 }
 
 // StartService starts the service in its sandbox once its dependencies
