@@ -79,9 +79,7 @@ func TestDependencyFixtures(t *testing.T) {
 			if !strings.Contains(r.Environment.Isolation, "dependencies in the same sandbox") {
 				t.Errorf("isolation %q", r.Environment.Isolation)
 			}
-			if name := culprit(t, tc.fixture); tc.verdict == gate.Fail && name != "none" && name != "main.getHTTPClient" && !strings.Contains(r.Reason, name) {
-				// The per-request client's memory is allocated inside
-				// net/http; naming it is issue 12's attribution work.
+			if name := culprit(t, tc.fixture); tc.verdict == gate.Fail && name != "none" && !strings.Contains(r.Reason, name) {
 				t.Errorf("reason %q does not name %s", r.Reason, name)
 			}
 		})
