@@ -30,16 +30,22 @@ func (r *run) start(ctx context.Context, g *gateContainment, built service.Built
 	cfg := r.opts.Config
 	svc := &started{built: built, startAt: time.Now(), port: cfg.Run.Port}
 	var err error
+	// Every port of the gate differs from the others: a free port is
+	// looked for on memgate's side, where none of the gate's is bound yet,
+	// so the kernel may hand out the same one twice (seen: the reader's
+	// port equal to the service's, "address already in use" inside a
+	// network namespace of the gate's own).
+	used := r.deps.ports()
 	if svc.port == 0 {
-		// Not one a dependency has: theirs are not bound here.
-		if svc.port, err = freePortBut(r.deps.ports()); err != nil {
+		if svc.port, err = freePortBut(used); err != nil {
 			return nil, err
 		}
 	} else if err := service.CheckPortFree(svc.port); err != nil {
 		return nil, err
 	}
+	used[svc.port] = true
 	if built.Injected {
-		rp, err := service.FreePort()
+		rp, err := freePortBut(used)
 		if err != nil {
 			return nil, err
 		}
