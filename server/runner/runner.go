@@ -356,6 +356,11 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (gate
 		return errorResult(r.opts.Version, err), nil
 	}
 	log.Info("gate config", "from", source)
+	if ip := "github.com/" + run.Repository; cfg.Build.ImportPath == "" && config.ValidImportPath(ip) {
+		// A repository without go.mod builds in GOPATH mode at the path it
+		// is imported by on GitHub.
+		cfg.Build.ImportPath = ip
+	}
 
 	// Progress goes to the run's page every 2 s and to GitHub less often.
 	var checkID atomic.Int64 // -1 until the server, slow to create it, stores it
