@@ -318,7 +318,7 @@ func keyErr(msg string, path ...string) error { return &KeyError{Path: path, Msg
 
 var methodRe = regexp.MustCompile(`^[A-Z]+$`)
 
-var importPathRe = regexp.MustCompile(`^[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*$`)
+var importPathRe = regexp.MustCompile(`^[A-Za-z0-9_~][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*$`)
 
 // ValidImportPath: p is a clean import path of plain names (the build
 // makes a directory of it under its GOPATH).
