@@ -8,10 +8,8 @@ import (
 	"go/build"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // A build.command builds whatever it likes, so memgate cannot tell which
@@ -70,15 +68,11 @@ func mainPackageDirs(root string) ([]string, error) {
 }
 
 // openRegular opens a repository file only if it is a regular file, not
-// following a symlink and not waiting on a FIFO.
+// following a symlink and not waiting on a FIFO (see openOutput).
 func openRegular(path string) (io.ReadCloser, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := openOutput(path)
 	if err != nil {
 		return nil, err
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, errors.New("not a regular file")
 	}
 	return f, nil
 }
