@@ -60,3 +60,22 @@ func TestServicesOfEveryLayoutAreGated(t *testing.T) {
 		})
 	}
 }
+
+// A build.command that drops memgate's GOFLAGS builds a binary without the
+// reader: a service without pprof then gets an error that says what to do,
+// not a reader that "did not answer" at a port nothing listens on.
+func TestCustomBuildWithoutTheReaderSaysWhatToDo(t *testing.T) {
+	cfg := quick()
+	cfg.Build.Command = "GOFLAGS= go build -o {{output}} ."
+	res, _ := gateRun(t, context.Background(), examples("old-go-healthy"), cfg)
+	r := res.Report
+	want(t, r, gate.Error)
+	for _, s := range []string{"keep $GOFLAGS", "pprof.mode: service"} {
+		if !strings.Contains(r.Reason, s) {
+			t.Errorf("reason %q does not say %q", r.Reason, s)
+		}
+	}
+	if strings.Contains(r.Reason, "did not answer") {
+		t.Errorf("reason %q", r.Reason)
+	}
+}
