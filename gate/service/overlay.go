@@ -40,7 +40,7 @@ const readerMarker = "/memgate/v1/metrics"
 func mainPackageDirs(root string) ([]string, error) {
 	ctxt := build.Default
 	ctxt.GOPATH = ""
-	ctxt.OpenFile = openRegular
+	ctxt.OpenFile = openHeader
 	var dirs []string
 	n := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -55,11 +55,14 @@ func mainPackageDirs(root string) ([]string, error) {
 			return fmt.Errorf("more than %d directories", maxWalkDirs)
 		}
 		pkg, err := ctxt.ImportDir(p, 0)
-		if err != nil || pkg.Name != "main" {
+		if err != nil || pkg.Name != "main" || len(pkg.GoFiles)+len(pkg.CgoFiles) == 0 {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, p)
-		if dirs = append(dirs, "./"+filepath.ToSlash(rel)); len(dirs) > maxMainPackages {
+		if rel != "." {
+			rel = "./" + filepath.ToSlash(rel)
+		}
+		if dirs = append(dirs, rel); len(dirs) > maxMainPackages {
 			return fmt.Errorf("more than %d main packages", maxMainPackages)
 		}
 		return nil
@@ -75,6 +78,22 @@ func openRegular(path string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// maxHeader bounds what is read of a Go file to learn its package: the
+// go/build reader keeps the header (comments, package clause, imports).
+const maxHeader = 1 << 20
+
+// openHeader is openRegular, reading at most maxHeader bytes.
+func openHeader(path string) (io.ReadCloser, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(f, maxHeader), f}, nil
 }
 
 // readerDirs are the directories, relative to the checkout, the reader is

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -198,5 +199,48 @@ func TestContainsBytesAcrossReads(t *testing.T) {
 	}
 	if containsBytes(strings.NewReader(strings.Repeat("x", 3<<20)), needle) {
 		t.Error("found a marker that is not there")
+	}
+}
+
+// The main packages a build.command may build are found as the go command
+// would (constraints applied; vendor/, testdata/, _ and . directories out),
+// reading the repository's files as memgate without following a symlink
+// or waiting on a FIFO.
+func TestMainPackageDirs(t *testing.T) {
+	src := writeTree(t, map[string]string{
+		"main.go":               "package main\n\nfunc main() {}\n",
+		"cmd/a/a.go":            "package main\n\nfunc main() {}\n",
+		"lib/lib.go":            "package lib\n",
+		"lib/gen.go":            "//go:build ignore\n\npackage main\n\nfunc main() {}\n",
+		"other/x_windows.go":    "package main\n\nfunc main() {}\n",
+		"vendor/v/cmd/main.go":  "package main\n\nfunc main() {}\n",
+		"testdata/t/main.go":    "package main\n\nfunc main() {}\n",
+		"_old/main.go":          "package main\n\nfunc main() {}\n",
+		"onlytest/a_test.go":    "package main\n",
+		"hostile/lib.go":        "package hostile\n",
+		"hostile/fifo/x.txt":    "",
+		"hostile/linked/doc.go": "package linked\n",
+	})
+	if err := syscall.Mkfifo(filepath.Join(src, "hostile", "fifo", "main.go"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(src, "main.go"), filepath.Join(src, "hostile", "linked", "main.go")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []string, 1)
+	go func() {
+		dirs, err := mainPackageDirs(src)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- dirs
+	}()
+	select {
+	case dirs := <-done:
+		if strings.Join(dirs, " ") != ". ./cmd/a" {
+			t.Errorf("main packages %q, want . and ./cmd/a", dirs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the walk waits on a FIFO")
 	}
 }
