@@ -22,6 +22,15 @@ func gopathMode(spec BuildSpec) bool {
 	return spec.ImportPath != "" && !fileExists(filepath.Join(spec.Dir, "go.mod"))
 }
 
+// GOPATHImportPath is the import path a GOPATH-mode build puts the
+// repository at; "" for a module.
+func (spec BuildSpec) GOPATHImportPath() string {
+	if !gopathMode(spec) {
+		return ""
+	}
+	return spec.ImportPath
+}
+
 // goPath is the build's GOPATH, as the go command sees it.
 func goPath(spec BuildSpec) string {
 	if spec.Sandbox != nil {
