@@ -61,6 +61,12 @@ var fixtures = []fixture{
 	{"redis-cache-leak (key per request; Redis dependency)", "redis-cache-leak", nil, gate.Fail},
 	{"postgres-cache-healthy (Postgres dependency)", "postgres-cache-healthy", nil, gate.Pass},
 	{"postgres-cache-leak (key per request; Postgres dependency)", "postgres-cache-leak", nil, gate.Fail},
+	{"old-go-healthy (go 1.16, reader)", "old-go-healthy", nil, gate.Pass},
+	{"old-go-leak goroutine per request (go 1.16, reader)", "old-go-leak", nil, gate.Fail},
+	{"vendored-healthy (vendor/)", "vendored-healthy", nil, gate.Pass},
+	{"vendored-leak 1 KiB/req (vendor/)", "vendored-leak", nil, gate.Fail},
+	{"gopath-healthy (no go.mod)", "_gopath-healthy", nil, gate.Pass},
+	{"gopath-leak 1 KiB/req (no go.mod)", "_gopath-leak", nil, gate.Fail},
 }
 
 var sweep = []fixture{

@@ -94,6 +94,10 @@ func check(ctx context.Context, dir string, f checkFlags, getenv func(string) st
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
 		return writeErrorReport(f, dir, getenv, stdout, stderr, err)
 	}
+	if ip := gopathImportPath(dir); cfg.Build.ImportPath == "" && ip != "" {
+		cfg.Build.ImportPath = ip
+		fmt.Fprintf(stderr, "memgate: %s has no go.mod: building it in GOPATH mode as %s (its place under a src directory; set build.import_path otherwise)\n", dir, ip)
+	}
 	if err := applyLoadFlags(&cfg, f); err != nil {
 		err = fmt.Errorf("flags: %w", err)
 		fmt.Fprintf(stderr, "memgate: %v\n", err)
@@ -191,6 +195,27 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
 	}
 	fmt.Fprintf(fs.Output(), "memgate check: one DIR at most, got %q\n", positional)
 	return "", errors.New("too many arguments")
+}
+
+// gopathImportPath is, for a directory without go.mod that sits in a
+// GOPATH (…/src/github.com/you/service), its import path: what follows the
+// last src directory. "" when it has a go.mod or no src above it.
+func gopathImportPath(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Lstat(filepath.Join(abs, "go.mod")); err == nil {
+		return ""
+	}
+	i := strings.LastIndex(filepath.ToSlash(abs), "/src/")
+	if i < 0 {
+		return ""
+	}
+	if ip := filepath.ToSlash(abs)[i+len("/src/"):]; config.ValidImportPath(ip) {
+		return ip
+	}
+	return ""
 }
 
 // loadConfig reads --config, a file the user named, as it is; or else

@@ -57,6 +57,11 @@ type Build struct {
 	Flags   []string          `yaml:"flags"` // extra go build flags, e.g. -tags=prod
 	Env     map[string]string `yaml:"env"`
 	Timeout time.Duration     `yaml:"timeout"`
+	// ImportPath is the import path of a repository without go.mod (e.g.
+	// github.com/you/service): it is built in GOPATH mode, its source at
+	// $GOPATH/src/ImportPath. Ignored when the repository has a go.mod.
+	// memgate serve defaults it to github.com/<owner>/<repository>.
+	ImportPath string `yaml:"import_path"`
 }
 
 // Run says how the built service is started. {{port}} in Args and Env is the
@@ -313,6 +318,14 @@ func keyErr(msg string, path ...string) error { return &KeyError{Path: path, Msg
 
 var methodRe = regexp.MustCompile(`^[A-Z]+$`)
 
+var importPathRe = regexp.MustCompile(`^[A-Za-z0-9_~][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*$`)
+
+// ValidImportPath: p is a clean import path of plain names (the build
+// makes a directory of it under its GOPATH).
+func ValidImportPath(p string) bool {
+	return importPathRe.MatchString(p) && !slices.ContainsFunc(strings.Split(p, "/"), func(s string) bool { return s == "." || s == ".." })
+}
+
 // Validate checks values the YAML types cannot.
 func (c Config) Validate() error {
 	switch {
@@ -322,6 +335,8 @@ func (c Config) Validate() error {
 		return keyErr("the command must write the binary to {{output}}", "build", "command")
 	case c.Build.Timeout <= 0:
 		return keyErr("must be > 0", "build", "timeout")
+	case c.Build.ImportPath != "" && !ValidImportPath(c.Build.ImportPath):
+		return keyErr("must be an import path like github.com/you/service", "build", "import_path")
 	case c.Run.Port < 0 || c.Run.Port > 65535:
 		return keyErr("must be a port number, or 0 to pick a free one", "run", "port")
 	case c.Run.StopTimeout <= 0:

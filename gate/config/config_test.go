@@ -81,6 +81,8 @@ func TestBrokenConfigNamesKeyAndLine(t *testing.T) {
 		{"command without output", "build:\n  command: make\n", "line 2: build.command: the command must write the binary to {{output}}"},
 		{"absolute targets file", "load:\n  targets_file: /etc/shadow\n", `line 2: load.targets_file: "/etc/shadow" must be a path inside the repository`},
 		{"targets file outside", "load:\n  targets_file: load/../../x\n", `line 2: load.targets_file: "load/../../x" must be a path inside the repository`},
+		{"import path escapes", "build:\n  import_path: github.com/../../etc\n", "line 2: build.import_path: must be an import path like github.com/you/service"},
+		{"absolute import path", "build:\n  import_path: /srv/app\n", "line 2: build.import_path: must be an import path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -117,5 +119,16 @@ func TestAutoSampling(t *testing.T) {
 	cfg.Sampling.Interval = 3 * time.Second
 	if s := cfg.Effective(); s.CheckpointInterval != 3*time.Second {
 		t.Fatalf("checkpoints faster than readings: %+v", s)
+	}
+}
+
+func TestImportPathIsAPlainPath(t *testing.T) {
+	for p, ok := range map[string]bool{
+		"github.com/acme/legacy": true, "gopkg.in/yaml.v2": true, "example.com/a_b/c-d~e": true,
+		"": false, "/abs": false, "a/../b": false, "./a": false, "a//b": false, "a/": false, "a b": false, "a/.": false, "-x": false,
+	} {
+		if ValidImportPath(p) != ok {
+			t.Errorf("ValidImportPath(%q) = %v", p, !ok)
+		}
 	}
 }

@@ -10,7 +10,8 @@ import (
 // build compiles the service in the gate's build sandbox.
 func (r *run) build(ctx context.Context, g *gateContainment) (service.Built, error) {
 	r.phase("build", g.dir)
-	built, err := service.Build(ctx, g.buildSpec(r.opts.Config, r.opts.ToolEnv))
+	spec := g.buildSpec(r.opts.Config, r.opts.ToolEnv)
+	built, err := service.Build(ctx, spec)
 	r.report.Timings.Build = gate.Duration(built.Took)
 	r.report.BuildOutput = service.LastLines(built.Output, 60)
 	r.report.Environment.GoVersion = built.GoVersion
@@ -23,7 +24,7 @@ func (r *run) build(ctx context.Context, g *gateContainment) (service.Built, err
 	if g.copied != "" {
 		dirs = append(dirs, g.copied)
 	}
-	r.owner = repositoryOwner(g.dir, "", dirs...)
+	r.owner = repositoryOwner(g.dir, spec.GOPATHImportPath(), dirs...)
 	if built.Note != "" {
 		r.log.Info("reader", "note", built.Note)
 	}

@@ -98,10 +98,10 @@ func (r *run) scratchParent() string {
 // copySource copies dir into the scratch directory for the sandboxes'
 // users, who cannot reach it where it is.
 func (r *run) copySource(g *gateContainment, dir, work string) error {
-	if r.opts.Config.Build.Command == "" {
-		if _, err := os.Stat(filepath.Join(dir, r.opts.Config.Build.Package, "go.mod")); err != nil {
+	if b := r.opts.Config.Build; b.Command == "" && b.ImportPath == "" {
+		if _, err := os.Stat(filepath.Join(dir, b.Package, "go.mod")); err != nil {
 			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
-				return fmt.Errorf("%w: %s is not a Go module (no go.mod)", service.ErrBuild, dir)
+				return service.NotAModule(dir)
 			}
 		}
 	}
@@ -117,7 +117,7 @@ func (g *gateContainment) buildSpec(cfg config.Config, toolEnv []string) service
 	spec := service.BuildSpec{
 		Dir: g.dir, Package: cfg.Build.Package, Command: cfg.Build.Command, Flags: cfg.Build.Flags,
 		Env: cfg.Build.Env, Timeout: cfg.Build.Timeout, Output: filepath.Join(g.work, "service"),
-		Inject: cfg.Pprof.Mode != "service", WorkDir: g.work, ToolEnv: toolEnv,
+		Inject: cfg.Pprof.Mode != "service", WorkDir: g.work, ToolEnv: toolEnv, ImportPath: cfg.Build.ImportPath,
 		// The runtime's proof of goroutine leaks, read at the gate's end.
 		LeakProfile: true,
 	}

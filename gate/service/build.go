@@ -47,6 +47,9 @@ type BuildSpec struct {
 	// LeakProfile builds with the runtime's goroutine leak profile
 	// (LeakExperiment); where that build fails, Build builds without it.
 	LeakProfile bool
+	// ImportPath, for a repository without go.mod, builds it in GOPATH
+	// mode with its source at $GOPATH/src/ImportPath (see gopath.go).
+	ImportPath string
 	// ToolEnv is the toolchain environment (PATH, HOME, Go caches, proxy);
 	// see ToolchainEnv. memgate's own environment never reaches a build.
 	ToolEnv []string
@@ -95,12 +98,18 @@ func ToolchainEnv(getenv func(string) string) []string {
 // LeakProfile likewise with the experiment, then without.
 func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 	start := time.Now()
-	if spec.Command == "" {
+	if spec.Command == "" && !gopathMode(spec) {
 		if _, err := os.Stat(filepath.Join(spec.Dir, "go.mod")); err != nil {
-			return Built{}, fmt.Errorf("%w: %s is not a Go module (no go.mod)", ErrBuild, spec.Dir)
+			return Built{}, NotAModule(spec.Dir)
 		}
 	}
+	if spec.ImportPath != "" && !filepath.IsLocal(spec.ImportPath) {
+		return Built{}, fmt.Errorf("%w: build.import_path %q is not a relative path", ErrBuild, spec.ImportPath)
+	}
 	res := Built{Binary: spec.Output}
+	if err := layOutGOPATH(spec); err != nil {
+		return res, fmt.Errorf("%w: lay out the GOPATH: %v", ErrBuild, err)
+	}
 	var overlay string
 	if spec.Inject {
 		var err error
@@ -125,11 +134,17 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 		res.LeakNote = "built without GOEXPERIMENT=" + LeakExperiment + ": the build with it failed: " + LastLines(out, 1)
 		out, err = runBuild(ctx, spec, overlay)
 	}
+	if gopathMode(spec) {
+		out = fmt.Sprintf("memgate: no go.mod: built in GOPATH mode as %s\n", spec.ImportPath) + out
+	}
 	res.Output = out
 	res.Injected = err == nil && overlay != ""
 	res.Took = time.Since(start)
 	if err != nil {
-		return res, err
+		return res, explainBuildError(err, out)
+	}
+	if res.Injected && !hasReader(spec.Output) {
+		res.Injected, res.Note = false, readerMissing(spec)
 	}
 	f, err := openOutput(spec.Output)
 	if err != nil {
@@ -199,24 +214,29 @@ func openOutput(path string) (*os.File, error) {
 }
 
 // writeOverlay writes the reader and a go build -overlay file adding it to
-// the main package's directory.
+// the main package's directory (a build.command's: every main package's),
+// where the go command sees it.
 func writeOverlay(spec BuildSpec) (string, error) {
-	pkgDir := filepath.Join(spec.Dir, spec.Package)
-	if spec.Package == "" || !strings.HasPrefix(spec.Package, ".") {
-		return "", fmt.Errorf("build.package %q is not a directory path", spec.Package)
-	}
-	if _, err := os.Stat(filepath.Join(pkgDir, ReaderFile)); err == nil {
-		return "", fmt.Errorf("%s already exists in %s", ReaderFile, pkgDir)
+	dirs, err := readerDirs(spec)
+	if err != nil {
+		return "", err
 	}
 	src := filepath.Join(spec.WorkDir, ReaderFile)
 	if err := os.WriteFile(src, readerSource, 0o644); err != nil {
 		return "", err
 	}
-	abs, err := filepath.Abs(filepath.Join(pkgDir, ReaderFile))
-	if err != nil {
-		return "", err
+	replace := map[string]string{}
+	for _, d := range dirs {
+		if _, err := os.Lstat(filepath.Join(spec.Dir, d, ReaderFile)); err == nil {
+			return "", fmt.Errorf("%s already exists in %s", ReaderFile, filepath.Join(spec.Dir, d))
+		}
+		abs, err := filepath.Abs(filepath.Join(buildDir(spec), d, ReaderFile))
+		if err != nil {
+			return "", err
+		}
+		replace[abs] = src
 	}
-	data, _ := json.Marshal(map[string]map[string]string{"Replace": {abs: src}})
+	data, _ := json.Marshal(map[string]map[string]string{"Replace": replace})
 	path := filepath.Join(spec.WorkDir, "overlay.json")
 	return path, os.WriteFile(path, data, 0o644)
 }
@@ -227,13 +247,10 @@ func runBuild(ctx context.Context, spec BuildSpec, overlay string) (string, erro
 	if spec.Sandbox != nil {
 		return spec.Sandbox.build(ctx, spec, overlay)
 	}
-	env := append([]string(nil), spec.ToolEnv...)
-	env = append(env, sortedEnv(spec.Env)...)
 	name, args, extra := buildCommand(spec, overlay)
 	cmd := exec.CommandContext(ctx, name, args...)
-	env = append(env, extra...)
-	cmd.Dir = spec.Dir
-	cmd.Env = env
+	cmd.Dir = buildDir(spec)
+	cmd.Env = withEnv(spec.ToolEnv, extra...)
 	out := NewTail(64 << 10)
 	cmd.Stdout, cmd.Stderr = out, out
 	// The go command starts compilers and linkers: stop them all.
@@ -253,16 +270,20 @@ func runBuild(ctx context.Context, spec BuildSpec, overlay string) (string, erro
 	return out.String(), nil
 }
 
-// buildCommand is the build's command line, and what it adds to the
-// environment.
+// buildCommand is the build's command line, and what it sets in the
+// environment (build.env with memgate's GOFLAGS after the config's own).
 func buildCommand(spec BuildSpec, overlay string) (string, []string, []string) {
+	env := withEnv(gopathEnv(spec), sortedEnv(spec.Env)...)
 	if spec.Command != "" {
 		command := strings.ReplaceAll(spec.Command, "{{output}}", shellQuote(spec.Output))
 		goflags := "-buildvcs=false"
 		if overlay != "" {
 			goflags += " -overlay=" + overlay
 		}
-		return "sh", []string{"-c", command}, []string{"GOFLAGS=" + goflags}
+		if own := spec.Env["GOFLAGS"]; own != "" {
+			goflags = own + " " + goflags
+		}
+		return "sh", []string{"-c", command}, withEnv(env, "GOFLAGS="+goflags)
 	}
 	// No VCS stamping: a gate needs none, and git refuses to read a
 	// checkout owned by another user (the build runs as one).
@@ -271,7 +292,7 @@ func buildCommand(spec BuildSpec, overlay string) (string, []string, []string) {
 		args = append(args, "-overlay", overlay)
 	}
 	args = append(args, spec.Flags...)
-	return "go", append(args, spec.Package), nil
+	return "go", append(args, spec.Package), env
 }
 
 func sortedEnv(m map[string]string) []string {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/memgate/memgate/gate/sandbox"
@@ -79,20 +81,24 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 			return "", fmt.Errorf("%w: %v", ErrContainment, err)
 		}
 	}
+	if err := ownModFiles(spec.Dir, dirs["src-upper"], b.Identity); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrContainment, err)
+	}
 	root, err := b.newRoot("build")
 	if err != nil {
 		return "", err
 	}
 	name, args, extra := buildCommand(spec, overlay)
-	full := append(append(append([]string(nil), env...), "GOPROXY=off"), extra...)
-	full = append(full, sortedEnv(spec.Env)...)
+	full := withEnv(env, append([]string{"GOPROXY=off"}, extra...)...)
 	binds := append(sandbox.ToolchainBinds(b.Containment.GoRoot),
 		sandbox.Bind{Source: modCache},
 		sandbox.Bind{Source: dirs["out"], Writable: true})
 	if overlay != "" {
 		binds = append(binds, sandbox.Bind{Source: filepath.Dir(overlay)})
 	}
-	overlays := []sandbox.Overlay{{Target: spec.Dir, Lowers: []string{spec.Dir}, Upper: dirs["src-upper"], Work: dirs["src-work"]}}
+	// In GOPATH mode the checkout is seen at its place in the GOPATH; the
+	// service sees the build's writes (src-upper) over it wherever it is.
+	overlays := []sandbox.Overlay{{Target: buildDir(spec), Lowers: []string{spec.Dir}, Upper: dirs["src-upper"], Work: dirs["src-work"]}}
 	if b.Identity.Set() {
 		// As root the seed's files belong to the fetch user, whose
 		// directories the build's user may not write through an overlay:
@@ -107,7 +113,7 @@ func (b *BuildSandbox) build(ctx context.Context, spec BuildSpec, overlay string
 		overlays = append(overlays, sandbox.Overlay{Target: goCacheInside, Lowers: []string{base}, Upper: dirs["gocache-upper"], Work: dirs["gocache-work"]})
 	}
 	sp := sandbox.Spec{
-		Path: name, Args: args, Env: full, Dir: spec.Dir, Root: root, Files: sandbox.SystemFiles(),
+		Path: name, Args: args, Env: full, Dir: buildDir(spec), Root: root, Files: sandbox.SystemFiles(),
 		TmpBytes: 2 << 30, Binds: binds, Overlays: overlays,
 		Identity: b.Identity, MaxProcesses: 4096, Stdout: out, Stderr: out,
 	}
@@ -208,4 +214,48 @@ func linkTree(src, dst string, id sandbox.Identity) error {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// ownModFiles gives the build's user its own go.mod and go.sum (copies in
+// the source's upper layer, which hides the originals): build.flags
+// -mod=mod makes the go command update them, and the checkout's files are
+// memgate's, which the build's user may not write through the overlay.
+func ownModFiles(src, upper string, id sandbox.Identity) error {
+	if !fileExists(filepath.Join(src, "go.mod")) {
+		return nil
+	}
+	for _, name := range []string{"go.mod", "go.sum"} {
+		dst := filepath.Join(upper, name)
+		in, err := openRegular(filepath.Join(src, name))
+		switch {
+		case err == nil:
+			err = writeFrom(dst, in)
+			in.Close()
+		case name == "go.sum" && os.IsNotExist(err):
+			err = writeFrom(dst, strings.NewReader(""))
+		default:
+			continue // not a regular file: the build sees it as it is
+		}
+		if err != nil {
+			return fmt.Errorf("the build's %s: %w", name, err)
+		}
+		if id.Set() {
+			if err := os.Lchown(dst, id.UID, id.GID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeFrom(dst string, r io.Reader) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, io.LimitReader(r, 64<<20)); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

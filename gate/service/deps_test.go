@@ -20,22 +20,12 @@ func TestDependenciesAreCompiledOncePerOwner(t *testing.T) {
 	}
 	// The gate tests' shared caches (their seed is built once per run).
 	c := containmentIn(t, filepath.Join(os.TempDir(), fmt.Sprintf("memgate-test-cache-%d", os.Geteuid())))
-	src, err := os.MkdirTemp("", "memgate-deps-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(src) })
-	os.Chmod(src, 0o755)
-	files := map[string]string{
+	src := writeTree(t, map[string]string{
 		"go.mod":     "module example.com/svc\n\ngo 1.22\n\nrequire example.com/dep v0.0.0\n\nreplace example.com/dep => ./dep\n",
 		"main.go":    "package main\n\nimport \"example.com/dep\"\n\nfunc main() { println(dep.Answer()) }\n",
 		"dep/go.mod": "module example.com/dep\n\ngo 1.22\n",
 		"dep/dep.go": "package dep\n\nfunc Answer() int { return 42 }\n",
-	}
-	for name, body := range files {
-		os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755)
-		os.WriteFile(filepath.Join(src, name), []byte(body), 0o644)
-	}
+	})
 	build := func(tenant string) (string, time.Duration) {
 		t.Helper()
 		work, err := os.MkdirTemp("", "memgate-deps-work-")
@@ -89,14 +79,7 @@ func TestDependencyStepTakesNoFlagFromTheConfig(t *testing.T) {
 		t.Skip("builds in sandboxes")
 	}
 	c := containmentIn(t, filepath.Join(os.TempDir(), fmt.Sprintf("memgate-test-cache-%d", os.Geteuid())))
-	src, err := os.MkdirTemp("", "memgate-deps-flag-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(src) })
-	os.Chmod(src, 0o755)
-	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.com/svc\n\ngo 1.22\n"), 0o644)
-	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+	src := writeTree(t, map[string]string{"go.mod": "module example.com/svc\n\ngo 1.22\n", "main.go": "package main\n\nfunc main() {}\n"})
 	work, err := os.MkdirTemp("", "memgate-deps-work-")
 	if err != nil {
 		t.Fatal(err)

@@ -356,6 +356,7 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (gate
 		return errorResult(r.opts.Version, err), nil
 	}
 	log.Info("gate config", "from", source)
+	cfg = withImportPath(cfg, run.Repository)
 
 	// Progress goes to the run's page every 2 s and to GitHub less often.
 	var checkID atomic.Int64 // -1 until the server, slow to create it, stores it
@@ -482,6 +483,15 @@ func (t *throttled) maybe(text string, force bool) {
 
 // owner is the account a repository ("owner/name") belongs to: the unit
 // whose gates share a module cache.
+// withImportPath gives a repository without go.mod the import path it has
+// on GitHub, for a GOPATH-mode build, unless its config names one.
+func withImportPath(cfg config.Config, repository string) config.Config {
+	if ip := "github.com/" + repository; cfg.Build.ImportPath == "" && config.ValidImportPath(ip) {
+		cfg.Build.ImportPath = ip
+	}
+	return cfg
+}
+
 func owner(repository string) string {
 	o, _, _ := strings.Cut(repository, "/")
 	return o

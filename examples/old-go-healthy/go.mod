@@ -1,0 +1,3 @@
+module example.com/old-go-healthy
+
+go 1.16

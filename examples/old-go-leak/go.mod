@@ -1,0 +1,3 @@
+module example.com/old-go-leak
+
+go 1.16

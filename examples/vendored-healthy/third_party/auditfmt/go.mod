@@ -1,0 +1,3 @@
+module example.com/auditfmt
+
+go 1.22
