@@ -276,3 +276,42 @@ func TestFormat(t *testing.T) {
 		t.Error(got)
 	}
 }
+
+// withSettle appends settle-phase readings of the goroutine count, one a
+// second from the end of the window.
+func withSettle(obs Observation, goroutines ...int) Observation {
+	for i, g := range goroutines {
+		obs.Samples = append(obs.Samples, Sample{Offset: obs.MeasureTo + float64(i+1), Phase: PhaseSettle, Goroutines: g})
+	}
+	obs.Settle.Final, obs.Settle.Settled = goroutines[len(goroutines)-1], false
+	return obs
+}
+
+// A service slowed by its own leak makes the load invalid; what it holds
+// flat after the load is still the leak: fail, not inconclusive. One that
+// works through a backlog (its count falls) stays inconclusive.
+func TestLeakHeldAfterAnInvalidLoadFails(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		settle  []int
+		verdict Verdict
+	}{
+		{"held flat", []int{37600, 37619, 37619, 37619, 37619}, Fail},
+		{"draining backlog", []int{9000, 7000, 5200, 3100, 1500}, Inconclusive},
+		{"too short to tell", []int{37600, 37619}, Inconclusive},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := series(noisy(3, 6<<20, 1<<18), func(t float64) float64 { return 20 + 700*t })
+			obs.Load.AchievedRate, obs.Load.RequestedRate = 35, 200
+			obs.Settle.WindowStart = 17806
+			obs = withSettle(obs, tc.settle...)
+			d := Evaluate(obs, DefaultThresholds())
+			if d.Verdict != tc.verdict {
+				t.Fatalf("verdict %s, want %s (%+v)", d.Verdict, tc.verdict, d.Criteria)
+			}
+			if statusOf(t, d, CritLoadRate).Status != StatusFail {
+				t.Fatal("the load should be invalid here")
+			}
+		})
+	}
+}

@@ -77,6 +77,10 @@ func Headline(r *Report) string {
 		if p := r.Attribution.ProvenLeaks.Headline(); p != "" {
 			parts = append(parts, p)
 		}
+		if c, ok := r.Criterion(CritLoadRate); ok && c.Status == StatusFail {
+			// The leak outlasted a load it made the service too slow for.
+			parts = append(parts, fmt.Sprintf("held after a load it slowed to %.0f of %.0f requests/s", r.Load.AchievedRate, r.Load.RequestedRate))
+		}
 		if len(parts) == 0 {
 			return "gate failed"
 		}
