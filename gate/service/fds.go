@@ -232,6 +232,10 @@ func tcpSockets(pid int) map[string]string {
 				out[f[9]] = "TCP listener on " + hexAddr(f[1])
 			case "01":
 				out[f[9]] = "TCP connection to " + hexAddr(f[2])
+			case "08":
+				// The client went away and the service never closed its end:
+				// the mark of a handler that outlived its client.
+				out[f[9]] = "TCP connection its client closed (CLOSE_WAIT) on " + hexAddr(f[1])
 			default:
 				out[f[9]] = "TCP socket (closing)"
 			}

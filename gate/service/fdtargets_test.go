@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // What descriptors are open on, read from /proc as for a service: files by
@@ -34,6 +35,27 @@ func TestFDTargetsNameFilesAndConnections(t *testing.T) {
 		}
 		defer c.Close()
 	}
+	// A connection whose client has gone, never closed here.
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	served := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln2.Accept()
+		if err == nil {
+			served <- c
+		}
+	}()
+	gone, err := net.Dial("tcp", ln2.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := <-served
+	defer held.Close()
+	gone.Close()
+	time.Sleep(50 * time.Millisecond) // the FIN arrives
 	got, err := fdTargets(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +68,9 @@ func TestFDTargetsNameFilesAndConnections(t *testing.T) {
 	}
 	if n := got["TCP listener on "+ln.Addr().String()]; n != 1 {
 		t.Errorf("listener on %s: %d, want 1 (all: %v)", ln.Addr(), n, got)
+	}
+	if n := got["TCP connection its client closed (CLOSE_WAIT) on "+ln2.Addr().String()]; n != 1 {
+		t.Errorf("connections left by their client: %d, want 1 (all: %v)", n, got)
 	}
 	for k := range got {
 		if strings.HasPrefix(k, "socket:[") || strings.HasPrefix(k, "pipe:[") {
