@@ -1,7 +1,7 @@
 // Command realworld gates real open-source Go services at real leak-fix
 // commits, as a new user would: each pair is a repository, the commit
 // before a leak fix and the fix itself, and the files a user adds to adopt
-// memgate (pairs/NAME/overlay: a .memgate.yml written from the README, and
+// memgate (testdata/NAME/overlay: a .memgate.yml written from the README, and
 // where the service needs one, a stub of its upstream declared as a
 // dependency). It runs `memgate check` on both commits and prints a
 // Markdown table: the verdicts, whether they are right (the leaking commit
@@ -34,7 +34,7 @@ import (
 	"github.com/memgate/memgate/internal/testlock"
 )
 
-// pair is one leak fix in a real repository. pairs/NAME/pair.json holds it.
+// pair is one leak fix in a real repository. testdata/NAME/pair.json holds it.
 type pair struct {
 	Name    string `json:"-"`
 	Repo    string `json:"repo"`    // owner/name on GitHub
@@ -69,7 +69,7 @@ func main() {
 			log.Fatalf("build memgate: %v\n%s", err, b)
 		}
 	}
-	pairs, err := readPairs("bench/realworld/pairs", *only)
+	pairs, err := readPairs("bench/realworld/testdata", *only)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -83,13 +83,13 @@ func main() {
 			continue
 		}
 		for _, side := range []struct {
-			commit string
-			expect gate.Verdict
-		}{{p.Leaking, gate.Fail}, {p.Fixed, gate.Pass}} {
+			name, commit string
+			expect       gate.Verdict
+		}{{"leaking", p.Leaking, gate.Fail}, {"fixed", p.Fixed, gate.Pass}} {
 			var verdicts []string
 			named, last := 0, ""
 			for i := 0; i < *runs; i++ {
-				r, err := gateCommit(bin, p, repo, side.commit, filepath.Join(*out, fmt.Sprintf("%s-%.7s-%d", p.Name, side.commit, i)))
+				r, err := gateCommit(bin, p, repo, side.commit, filepath.Join(*out, fmt.Sprintf("%s-%s-%d", p.Name, side.name, i)))
 				if err != nil {
 					r = &gate.Report{Verdict: gate.Error, Reason: err.Error()}
 				}
@@ -184,7 +184,7 @@ func gateCommit(bin string, p pair, repo, commit, work string) (*gate.Report, er
 	if err := untar.Wait(); err != nil {
 		return nil, fmt.Errorf("untar %s: %w", commit, err)
 	}
-	if err := copyOverlay(filepath.Join("bench/realworld/pairs", p.Name, "overlay"), dir); err != nil {
+	if err := copyOverlay(filepath.Join("bench/realworld/testdata", p.Name, "overlay"), dir); err != nil {
 		return nil, err
 	}
 	release, err := testlock.Acquire()

@@ -165,7 +165,10 @@ func (m *measurement) window(ctx context.Context) error {
 	if err := m.smp.tooLarge(); err != nil {
 		return fmt.Errorf("a reading while sampling: %w", err)
 	}
-	bl.MeasureTo = time.Since(m.smp.loadStart).Seconds()
+	// The window judged ends where its schedule does: streams still held
+	// after it wind down (their population falls for a hold), which is
+	// the load leaving, not the service changing.
+	bl.MeasureTo = min(time.Since(m.smp.loadStart).Seconds(), bl.MeasureFrom+cfg.Load.Duration.Seconds())
 	m.report.Load = measured
 
 	end, err := m.src.Read(ctx, true)
