@@ -79,8 +79,13 @@ func TestCheckHealthyServiceEndToEnd(t *testing.T) {
 			t.Errorf("stderr lacks %q", want)
 		}
 	}
-	if len(rep.Profiles) != 4 {
-		t.Fatalf("profiles %v", rep.Profiles)
+	// The window's four, and the runtime's leak profile where it was read.
+	want := 4
+	if rep.Attribution.ProvenLeaks.Read {
+		want = 5
+	}
+	if len(rep.Profiles) != want {
+		t.Fatalf("profiles %v, want %d (proven leaks read: %v)", rep.Profiles, want, rep.Attribution.ProvenLeaks.Read)
 	}
 	for _, p := range rep.Profiles {
 		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
