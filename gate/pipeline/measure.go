@@ -56,6 +56,7 @@ type measurement struct {
 	start      gate.Reading
 	profiles   profiles
 	fdsAtStart map[string]int // what the descriptors were open on at the window's start
+	fdsAtIdle  map[string]int // and before any load
 }
 
 // profiles are the heap and goroutine profiles of the window's start and
@@ -81,6 +82,7 @@ func (m *measurement) idle(ctx context.Context) error {
 	m.fillEnvironment(idle)
 	m.report.Environment.FDs = m.fdsFrom(idle)
 	m.idleRead = idle
+	m.fdsAtIdle = m.fdTargets()
 	bl := &m.report.Baseline
 	bl.IdleGoroutines, bl.IdleHeap = idle.Goroutines, idle.HeapInuse
 	loadStart := time.Now()
@@ -200,7 +202,13 @@ func (m *measurement) settle(ctx context.Context) error {
 	m.report.Timings.Load = gate.Duration(time.Since(m.smp.loadStart))
 	m.stop()
 	m.report.Settle = settle
-	m.report.Attribution.OpenFiles = openFileGrowth(m.fdsAtStart, m.fdTargets(), m.opts.AttributeTo)
+	since := m.fdsAtStart
+	if (gate.Settle{PeakFDs: m.start.FDs, FDLimit: m.start.FDLimit}).FDLimitReached() {
+		// Out of descriptors before the window: the leak is what the
+		// warm-up left open, as fd_settle counts it from the idle service.
+		since = m.fdsAtIdle
+	}
+	m.report.Attribution.OpenFiles = openFileGrowth(since, m.fdTargets(), m.opts.AttributeTo)
 	m.report.Baseline.SettledGoroutines = settle.Final
 	return nil
 }

@@ -111,7 +111,11 @@ func TestPullRequestRunsKeepAndReuseTheirBase(t *testing.T) {
 	cfg := config.Default()
 	cfg.Load.Rate++
 	r.opts.Defaults = cfg
-	hash, _ := ConfigHash(cfg, r.opts.Version)
+	// The base's effective config, as the runner makes it: the import
+	// path is the repository's (for GOPATH-era repositories).
+	keyed := cfg
+	keyed.Build.ImportPath = "github.com/acme/api"
+	hash, _ := ConfigHash(keyed, r.opts.Version)
 	claim, err := st.ClaimBase(ctx, storage.BaseKey{Repository: "acme/api", BaseSHA: base, ConfigHash: hash}, 999, time.Minute, 0)
 	if err != nil || !claim.Mine {
 		t.Fatalf("claim: %+v %v", claim, err)
