@@ -113,20 +113,33 @@ func startTime(pid int) (uint64, error) {
 	return strconv.ParseUint(f[19], 10, 64) // field 22, the 20th after the name
 }
 
-func countFDs(pid int) (OpenFiles, error) {
+// fdLinks lists pid's open descriptors as paths of /proc/<pid>/fd, whose
+// links say what each is open on.
+func fdLinks(pid int) ([]string, error) {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
 	d, err := os.Open(dir)
 	if err != nil {
-		return OpenFiles{}, fmt.Errorf("%w: %v", ErrNoFDs, err)
+		return nil, fmt.Errorf("%w: %v", ErrNoFDs, err)
 	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
-		return OpenFiles{}, fmt.Errorf("%w: %v", ErrNoFDs, err)
+		return nil, fmt.Errorf("%w: %v", ErrNoFDs, err)
 	}
-	n := OpenFiles{FDs: len(names)}
-	for _, name := range names {
-		if link, err := os.Readlink(dir + "/" + name); err == nil && strings.HasPrefix(link, "socket:") {
+	for i, name := range names {
+		names[i] = dir + "/" + name
+	}
+	return names, nil
+}
+
+func countFDs(pid int) (OpenFiles, error) {
+	links, err := fdLinks(pid)
+	if err != nil {
+		return OpenFiles{}, err
+	}
+	n := OpenFiles{FDs: len(links)}
+	for _, l := range links {
+		if link, err := os.Readlink(l); err == nil && strings.HasPrefix(link, "socket:") {
 			n.Sockets++
 		}
 	}
@@ -173,20 +186,14 @@ func (p *Process) OpenFileTargets() (map[string]int, error) {
 const maxTargetNames = 10000
 
 func fdTargets(pid int) (map[string]int, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	d, err := os.Open(dir)
+	links, err := fdLinks(pid)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoFDs, err)
-	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoFDs, err)
+		return nil, err
 	}
 	var sockets map[string]string // inode to description, read once when needed
 	out := map[string]int{}
-	for _, name := range names {
-		link, err := os.Readlink(dir + "/" + name)
+	for _, l := range links {
+		link, err := os.Readlink(l)
 		if err != nil {
 			continue // closed meanwhile
 		}
