@@ -10,9 +10,12 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	"os"
@@ -84,6 +87,8 @@ func main() {
 	outDir := flag.String("out", "bench/out/accuracy", "where the JSON reports go")
 	only := flag.String("only", "", "run only fixtures whose name contains this (or one of these, comma-separated)")
 	flag.BoolVar(&reuse, "reuse", false, "do not run: make the tables from the JSON reports already in -out")
+	flag.BoolVar(&resume, "resume", false, "run only the runs whose report is not in -out yet, and reuse the others (reports accumulate across sessions)")
+	flag.BoolVar(&rejudge, "rejudge", false, "judge every report again from its own samples with this build's rules (after a rule change; naming stays the run's)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -304,8 +309,10 @@ func namedCell(reports []*gate.Report, culprit string) string {
 	return fmt.Sprintf("%d/%d (%s)", n, len(reports), marks)
 }
 
-// reuse makes the tables from earlier runs' reports instead of running.
-var reuse bool
+// reuse makes the tables from earlier runs' reports instead of running;
+// resume runs only what has no report yet; rejudge re-evaluates each
+// report's own observation with the current rules.
+var reuse, resume, rejudge bool
 
 // configFor is the config a fixture runs with: its own .memgate.yml when
 // the run adds nothing to it, else that (or the defaults) with the run's
@@ -347,6 +354,11 @@ func runOnce(bin, outDir string, f fixture, i int) (*gate.Report, error) {
 	if reuse {
 		return readReport(jsonPath)
 	}
+	if resume {
+		if r, err := readReport(jsonPath); err == nil {
+			return r, nil
+		}
+	}
 	release, err := testlock.Acquire()
 	if err != nil {
 		return nil, err
@@ -356,11 +368,41 @@ func runOnce(bin, outDir string, f fixture, i int) (*gate.Report, error) {
 	cmd := exec.Command(bin, "check", "--config", cfgPath, "--json", jsonPath, filepath.Join("examples", f.dir))
 	cmd.Stdout, cmd.Stderr = nil, nil
 	_ = cmd.Run() // the exit status is the verdict; the JSON says more
+	if err := compress(jsonPath); err != nil {
+		return nil, err
+	}
 	return readReport(jsonPath)
 }
 
+// compress gzips a report in place (PATH.json becomes PATH.json.gz): the
+// reports are kept in the repository so runs accumulate across sessions,
+// and their samples compress about tenfold.
+func compress(jsonPath string) error {
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(data); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath+".gz", buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Remove(jsonPath)
+}
+
+// readReport reads PATH.json, or PATH.json.gz where it was compressed,
+// judging it again with this build's rules under -rejudge.
 func readReport(jsonPath string) (*gate.Report, error) {
 	data, err := os.ReadFile(jsonPath)
+	if os.IsNotExist(err) {
+		data, err = readGzip(jsonPath + ".gz")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +410,41 @@ func readReport(jsonPath string) (*gate.Report, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, err
 	}
+	if rejudge {
+		judgeAgain(&r)
+	}
 	return &r, nil
+}
+
+func readGzip(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return io.ReadAll(zr)
+}
+
+// judgeAgain replaces a measured report's verdict and criteria with what
+// gate.Evaluate says of its own observation now. Reports that measured
+// nothing (build errors, services that never started) keep theirs; the
+// headline (and so the culprit named) stays the run's.
+func judgeAgain(r *gate.Report) {
+	if len(r.Samples) == 0 || r.Verdict == gate.Error {
+		return
+	}
+	d := gate.Evaluate(gate.Observation{
+		Samples: r.Samples, MeasureFrom: r.Baseline.MeasureFrom, MeasureTo: r.Baseline.MeasureTo,
+		Load: r.Load, Settle: r.Settle,
+	}, r.Thresholds)
+	if d.Verdict != r.Verdict {
+		log.Printf("rejudged: %s -> %s (%s)", r.Verdict, d.Verdict, r.Reason)
+	}
+	r.Verdict, r.Criteria = d.Verdict, d.Criteria
 }
 
 func cpuModel() string {

@@ -211,8 +211,9 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 	if err != nil || a.By != "octocat" || a.RunID != run2.ID || a.At.Before(before.Add(-time.Second)) {
 		t.Fatalf("acceptance: %+v %v", a, err)
 	}
-	if c := waitConclusion(t, gh, leak, "success"); !strings.HasPrefix(c.Title, "accepted by @octocat: ") || c.ID != check2.ID {
-		t.Fatalf("accepted check run: %+v", c)
+	if c := waitConclusion(t, gh, leak, "success"); !strings.HasPrefix(c.Title, "accepted by @octocat: ") || c.ID != check2.ID ||
+		len(c.Actions) != 0 {
+		t.Fatalf("accepted check run (its Accept button must go): %+v", c)
 	}
 	var api struct {
 		Comparison struct {

@@ -170,7 +170,7 @@ func (a *App) update(ctx context.Context, run gate.Run, opts github.UpdateCheckR
 	if u := a.opts.detailsURL(run); u != "" {
 		opts.DetailsURL = github.String(u)
 	}
-	if _, _, err := in.client.Checks.UpdateCheckRun(ctx, owner, repo, run.CheckRunID, opts); err != nil {
+	if err := updateCheckRun(ctx, in.client, owner, repo, run.CheckRunID, opts); err != nil {
 		return fmt.Errorf("checks: update check run %d: %w", run.CheckRunID, err)
 	}
 	if opts.GetStatus() == "completed" {
@@ -184,6 +184,35 @@ func (a *App) update(ctx context.Context, run gate.Run, opts github.UpdateCheckR
 		a.completeStrays(ctx, in, owner, repo, run, opts)
 	}
 	return nil
+}
+
+// checkRunUpdate is go-github's update body with its actions always
+// sent: go-github omits an empty list, and GitHub keeps the buttons a
+// check run had unless the update names the new ones. A completion
+// without buttons (an accepted failure, a pass after a re-run) must send
+// "actions": [] or the old Accept button stays, offering to accept a run
+// that needs nothing.
+type checkRunUpdate struct {
+	github.UpdateCheckRunOptions
+	Actions []*github.CheckRunAction `json:"actions"`
+}
+
+func updateCheckRun(ctx context.Context, c *github.Client, owner, repo string, id int64, opts github.UpdateCheckRunOptions) error {
+	body := any(opts)
+	if opts.GetStatus() == "completed" {
+		actions := opts.Actions
+		if actions == nil {
+			actions = []*github.CheckRunAction{}
+		}
+		body = checkRunUpdate{UpdateCheckRunOptions: opts, Actions: actions}
+	}
+	req, err := c.NewRequest(http.MethodPatch, fmt.Sprintf("repos/%v/%v/check-runs/%v", owner, repo, id), body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/vnd.github+json")
+	_, err = c.Do(ctx, req, nil)
+	return err
 }
 
 // completeStrays gives a run's final state to its other check runs still
@@ -203,7 +232,7 @@ func (a *App) completeStrays(ctx context.Context, in *installation, owner, repo 
 		if cr.GetExternalID() != ext || cr.GetID() == run.CheckRunID || cr.GetStatus() == "completed" {
 			continue
 		}
-		if _, _, err := in.client.Checks.UpdateCheckRun(ctx, owner, repo, cr.GetID(), opts); err != nil {
+		if err := updateCheckRun(ctx, in.client, owner, repo, cr.GetID(), opts); err != nil {
 			a.opts.Logger.Warn("could not complete a stray check run", "run", run.ID, "check_run", cr.GetID(), "err", err)
 			continue
 		}
