@@ -83,8 +83,11 @@ type Comparison struct {
 	BaseConfirmations []RunRef `json:"base_confirmations,omitempty"`
 	// Flake: the first run failed and a confirmation did not; the verdict
 	// is the confirmation's, and both runs are kept above.
-	Flake  bool          `json:"flake,omitempty"`
-	Limits CompareLimits `json:"limits"`
+	Flake bool `json:"flake,omitempty"`
+	// Unconfirmed says why a failure was reported without the
+	// confirmations asked for: the time left could not hold them.
+	Unconfirmed string        `json:"unconfirmed,omitempty"`
+	Limits      CompareLimits `json:"limits"`
 }
 
 // CompareLimits are how far head may be worse than base, and what a leak

@@ -90,8 +90,8 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.BoolVar(&c.gateDrafts, "gate-drafts", envBool("MEMGATE_GATE_DRAFTS"), "gate draft pull requests too (MEMGATE_GATE_DRAFTS)")
 	fs.BoolVar(&c.allowForks, "allow-forks", envBool("MEMGATE_ALLOW_FORKS"), "gate pull requests from forks without a maintainer's approval (MEMGATE_ALLOW_FORKS; private setups only)")
 	fs.StringVar(&c.approveLabel, "approve-label", env("MEMGATE_APPROVE_LABEL", "memgate/ok-to-test"), "the label a maintainer adds to approve gating a fork's head commit (MEMGATE_APPROVE_LABEL)")
-	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 30*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
-	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 35*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
+	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 45*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
+	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 50*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
 	fs.StringVar(&c.cacheDir, "cache-dir", cacheDir(getenv), "the Go caches sandboxes share (MEMGATE_CACHE_DIR)")
 	fs.BoolVar(&c.unsafeUncontained, "unsafe-run-uncontained", envBool("MEMGATE_UNSAFE_RUN_UNCONTAINED"),
 		"where no sandbox can be made, gate pull requests anyway, running their code as memgate's own user with memgate's files and secrets in reach (MEMGATE_UNSAFE_RUN_UNCONTAINED; never on a machine that holds anything of value)")

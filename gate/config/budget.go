@@ -45,6 +45,17 @@ func (c Config) WorstCase() time.Duration {
 // stopped half-way every time. The error names the longest phase's key, the
 // one to shorten.
 func (c Config) FitIn(budget time.Duration) error {
+	return c.fitIn(budget, fmt.Sprintf("the %s this server gives a gate (its job timeout)", budget))
+}
+
+// FitPairIn is FitIn for a pull request gated beside its base: the base
+// and the head run in one job, so each gets half of it. (Confirmations are
+// started only when the time left holds them: gate/pair.)
+func (c Config) FitPairIn(budget time.Duration) error {
+	return c.fitIn(budget/2, fmt.Sprintf("the %s a pull request's gate gets: half of this server's job timeout of %s, since its base is gated in the same job", budget/2, budget))
+}
+
+func (c Config) fitIn(budget time.Duration, what string) error {
 	worst := c.WorstCase()
 	if worst <= budget {
 		return nil
@@ -60,6 +71,6 @@ func (c Config) FitIn(budget time.Duration) error {
 	}
 	terms = append(terms, fmt.Sprintf("%s for checkout and reports", Margin))
 	return &KeyError{Path: strings.Split(longest.key, "."), Msg: fmt.Sprintf(
-		"the gate could take %s (%s), more than the %s this server gives a gate (its job timeout): shorten %s",
-		worst, strings.Join(terms, " + "), budget, longest.key)}
+		"the gate could take %s (%s), more than %s: shorten %s",
+		worst, strings.Join(terms, " + "), what, longest.key)}
 }

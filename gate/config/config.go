@@ -235,21 +235,29 @@ func LoadFile(path string) (Config, error) {
 }
 
 // Parse reads config YAML over the defaults. Errors name the key and line.
-func Parse(data []byte) (Config, error) { return parse(data, 0) }
+func Parse(data []byte) (Config, error) { return parse(data, nil, false) }
 
 // ParseWithin is Parse for a gate that must end within budget (see FitIn);
 // a config that cannot is an error naming the key to shorten.
-func ParseWithin(data []byte, budget time.Duration) (Config, error) { return parse(data, budget) }
+func ParseWithin(data []byte, budget time.Duration) (Config, error) {
+	return parse(data, func(c Config) error { return c.FitIn(budget) }, budget > 0)
+}
 
-func parse(data []byte, budget time.Duration) (Config, error) {
+// ParsePairWithin is ParseWithin for a pull request gated beside its base
+// in one job of budget (see FitPairIn).
+func ParsePairWithin(data []byte, budget time.Duration) (Config, error) {
+	return parse(data, func(c Config) error { return c.FitPairIn(budget) }, budget > 0)
+}
+
+func parse(data []byte, fit func(Config) error, check bool) (Config, error) {
 	cfg := Default()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Config{}, cleanYAMLError(err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		if budget > 0 {
-			if err := cfg.FitIn(budget); err != nil {
+		if check {
+			if err := fit(cfg); err != nil {
 				return Config{}, err
 			}
 		}
@@ -267,8 +275,8 @@ func parse(data []byte, budget time.Duration) (Config, error) {
 	cfg.fillKinds()
 	cfg.withDependencyDefaults()
 	err := cfg.Validate()
-	if err == nil && budget > 0 {
-		err = cfg.FitIn(budget)
+	if err == nil && check {
+		err = fit(cfg)
 	}
 	if err != nil {
 		var ke *KeyError

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/config"
@@ -104,6 +105,16 @@ func Run(ctx context.Context, opts Options) Result {
 	limits := opts.Head.Config.Compare
 	c := gate.Compare(baseRef, runRef(opts.HeadSHA, "", res.Head), limits)
 	for i := 0; i < limits.Confirmations && c.Verdict == gate.Fail && ctx.Err() == nil; i++ {
+		gates := 1
+		if c.Outcome == gate.OutcomeWorse && opts.Base.Report == nil && opts.Base.Dir != "" {
+			gates = 2
+		}
+		if why := noTimeFor(ctx, gates, opts.Head.Config.WorstCase()); why != "" {
+			c.Unconfirmed = why
+			c.Headline += " (not confirmed: " + why + ")"
+			phase(opts, "confirm", "not confirming the failure: "+why)
+			break
+		}
 		phase(opts, "confirm", fmt.Sprintf("confirming the failure on a fresh process (%d of %d): %s", i+1, limits.Confirmations, c.Headline))
 		again := opts.Gate(ctx, opts.Head)
 		res.Confirmations = append(res.Confirmations, again)
@@ -127,6 +138,22 @@ func Run(ctx context.Context, opts Options) Result {
 	opts.Logger.Info("pair compared", "verdict", c.Verdict, "outcome", c.Outcome, "flake", c.Flake, "headline", c.Headline)
 	res.Comparison = c
 	return res
+}
+
+// noTimeFor says why gates more gates (each up to worst) cannot end
+// before ctx's deadline, "" when they can or there is none: a confirmation
+// the job's timeout would stop half-way would turn a reported failure
+// into a stopped job that reports nothing.
+func noTimeFor(ctx context.Context, gates int, worst time.Duration) string {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ""
+	}
+	left, need := time.Until(deadline), time.Duration(gates)*worst
+	if left >= need {
+		return ""
+	}
+	return fmt.Sprintf("%s left of the job's time, and a confirmation may take %s", left.Round(time.Second), need)
 }
 
 // flake: the first comparison failed and a confirmation did not. The

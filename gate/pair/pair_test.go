@@ -221,3 +221,28 @@ func TestWorseHeadConfirmedBesideItsBase(t *testing.T) {
 		t.Fatalf("calls %v: %s", g.calls, c.Verdict)
 	}
 }
+
+// A confirmation the job's time cannot hold is not started: the failure
+// is reported, saying it was not confirmed and why, instead of a job the
+// timeout stops half-way that reports nothing.
+func TestNoConfirmationWithoutTimeForIt(t *testing.T) {
+	g := &gates{verdicts: map[string][]gate.Verdict{"head": {gate.Fail, gate.Fail}, "base": {gate.Pass}}}
+	opts := options(g, "x")
+	worst := opts.Head.Config.WorstCase()
+	ctx, cancel := context.WithTimeout(context.Background(), worst/2)
+	defer cancel()
+	c := Run(ctx, opts).Comparison
+	if c.Verdict != gate.Fail || len(c.Confirmations) != 0 || len(g.calls) != 2 ||
+		!strings.Contains(c.Unconfirmed, "left of the job's time, and a confirmation may take "+worst.String()) ||
+		!strings.Contains(c.Headline, "(not confirmed: ") {
+		t.Fatalf("calls %v: %+v", g.calls, c)
+	}
+	// With the time for it, the same failure is confirmed.
+	g = &gates{verdicts: map[string][]gate.Verdict{"head": {gate.Fail, gate.Fail}, "base": {gate.Pass}}}
+	opts = options(g, "x")
+	ctx, cancel = context.WithTimeout(context.Background(), 3*worst)
+	defer cancel()
+	if c := Run(ctx, opts).Comparison; len(c.Confirmations) != 1 || c.Unconfirmed != "" {
+		t.Fatalf("calls %v: %+v", g.calls, c)
+	}
+}

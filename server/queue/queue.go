@@ -61,7 +61,7 @@ type Config struct {
 
 // DefaultConfig suits one gate at a time on a small machine.
 func DefaultConfig() Config {
-	return Config{Workers: 1, JobTimeout: 30 * time.Minute, RescueAfter: 35 * time.Minute, MaxAttempts: 2, PollInterval: time.Second}
+	return Config{Workers: 1, JobTimeout: 45 * time.Minute, RescueAfter: 50 * time.Minute, MaxAttempts: 2, PollInterval: time.Second}
 }
 
 // Queue is a River client over the store's database.

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -131,5 +132,33 @@ func TestPullRequestRunsKeepAndReuseTheirBase(t *testing.T) {
 	pairs.mu.Unlock()
 	if last.Base.StoredRun != 999 || time.Since(start) < 200*time.Millisecond || measured() != 2 {
 		t.Fatalf("a run on a base being measured: given %+v after %s, %d measured", last.Base, time.Since(start), measured())
+	}
+}
+
+// A pull request's job gates its base as well as its head: a config whose
+// gate fits the job timeout once but not twice is refused before either
+// starts, naming the key, rather than stopped half-way every time.
+func TestPairThatCannotFitTheJobTimeoutIsRefused(t *testing.T) {
+	ctx := context.Background()
+	repo := testgit.Init(t)
+	yml := "load:\n  duration: 10m\n" // a 17m55s gate: fits 30m once, not twice
+	base := testgit.Commit(t, repo, "base", map[string]string{"go.mod": testgit.GoMod, ".memgate.yml": yml})
+	head := testgit.Commit(t, repo, "head", map[string]string{"README.md": "a change\n"})
+	st := migratedStore(t)
+	pairs := &pairRecorder{base: gate.Pass}
+	r := New(st, &recordingReporter{}, Options{AllowLocalRepos: true, GitEnv: []string{"PATH=" + os.Getenv("PATH")}, WorkDir: t.TempDir(),
+		JobTimeout: 30 * time.Minute, Defaults: config.Default(), Pair: pairs.gate})
+	id, err := st.CreateRun(ctx, nil, gate.Run{Repository: "acme/api", PR: 3, HeadSHA: head, BaseSHA: base, BaseRef: "main",
+		CloneURL: repo, Trigger: "t", JobID: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(ctx, id, 3, true); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := st.Run(ctx, id)
+	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "line 2: load.duration: the gate could take 17m55s") ||
+		!strings.Contains(run.Reason, "more than the 15m0s a pull request's gate gets") || len(pairs.given) != 0 {
+		t.Fatalf("run %s %q; pairs gated %d", run.Verdict, run.Reason, len(pairs.given))
 	}
 }

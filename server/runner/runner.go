@@ -412,9 +412,14 @@ func (b baseFiles) ReadFile(ctx context.Context, name string, limit int64) ([]by
 // without a known base is refused rather than gated with defaults: they may
 // be looser than its base's config. Either must fit the job timeout.
 func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.Run) (config.Config, string, error) {
+	// A pull request's job gates its base too: each gate gets half.
+	fit, parse := r.opts.Defaults.FitIn, config.ParseWithin
+	if r.pairable(run) {
+		fit, parse = r.opts.Defaults.FitPairIn, config.ParsePairWithin
+	}
 	defaults := func(why string) (config.Config, string, error) {
 		if r.opts.JobTimeout > 0 {
-			if err := r.opts.Defaults.FitIn(r.opts.JobTimeout); err != nil {
+			if err := fit(r.opts.JobTimeout); err != nil {
 				return config.Config{}, "", fmt.Errorf("the default config (%s): %w", why, err)
 			}
 		}
@@ -434,7 +439,7 @@ func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.R
 	if err != nil {
 		return config.Config{}, "", err
 	}
-	cfg, err := config.ParseWithin(data, r.opts.JobTimeout)
+	cfg, err := parse(data, r.opts.JobTimeout)
 	if err != nil {
 		return config.Config{}, "", fmt.Errorf("%s in the base commit %s: %w", config.FileName, gate.ShortSHA(run.BaseSHA), err)
 	}
