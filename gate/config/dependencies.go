@@ -57,14 +57,80 @@ var (
 	placeholderRe    = regexp.MustCompile(`\{\{dep\.([^.}]*)\.([^}]*)\}\}`)
 )
 
-// DependencyNames are the declared dependencies, in the order they start.
+// DependencyNames are the declared dependencies, in the order they start:
+// a dependency whose args or env name another ({{dep.db.addr}}: a stub of
+// an upstream that needs its own database) starts after it; otherwise by
+// name. A config whose dependencies name each other in a circle is refused
+// (validateDependencies); here its circle comes last, by name.
 func (c Config) DependencyNames() []string {
+	order, _ := c.dependencyOrder()
+	return order
+}
+
+// dependencyOrder sorts the dependencies so each starts after those it
+// names, and returns the first one left in a circle (or naming itself).
+func (c Config) dependencyOrder() (order []string, circular string) {
 	names := make([]string, 0, len(c.Dependencies))
 	for n := range c.Dependencies {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return names
+	started := map[string]bool{}
+	for len(order) < len(names) {
+		next := ""
+		for _, n := range names {
+			if !started[n] && allStarted(c.Dependencies[n].names(), started) {
+				next = n
+				break
+			}
+		}
+		if next == "" { // a circle: the rest by name
+			for _, n := range names {
+				if !started[n] {
+					if circular == "" {
+						circular = n
+					}
+					order = append(order, n)
+					started[n] = true
+				}
+			}
+			break
+		}
+		order = append(order, next)
+		started[next] = true
+	}
+	return order, circular
+}
+
+func allStarted(names []string, started map[string]bool) bool {
+	for _, n := range names {
+		if !started[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// names are the dependencies d's args, env and readiness command name.
+func (d Dependency) names() []string {
+	var out []string
+	add := func(v string) {
+		for _, m := range placeholderRe.FindAllStringSubmatch(v, -1) {
+			if !slices.Contains(out, m[1]) {
+				out = append(out, m[1])
+			}
+		}
+	}
+	for _, a := range d.Args {
+		add(a)
+	}
+	for _, v := range d.Env {
+		add(v)
+	}
+	for _, a := range d.Readiness.Command {
+		add(a)
+	}
+	return out
 }
 
 // withDependencyDefaults fills what a dependency left out.
@@ -85,9 +151,29 @@ func (c Config) validateDependencies() error {
 		return keyErr(fmt.Sprintf("at most %d dependencies", MaxDependencies), "dependencies")
 	}
 	for _, n := range c.DependencyNames() {
-		if err := c.Dependencies[n].validate(n); err != nil {
+		d := c.Dependencies[n]
+		if err := d.validate(n); err != nil {
 			return err
 		}
+		for i, a := range d.Args {
+			if err := c.checkPlaceholders(a, "dependencies", n, "args", strconv.Itoa(i)); err != nil {
+				return err
+			}
+		}
+		for k, v := range d.Env {
+			if err := c.checkPlaceholders(v, "dependencies", n, "env", k); err != nil {
+				return err
+			}
+		}
+		for i, a := range d.Readiness.Command {
+			if err := c.checkPlaceholders(a, "dependencies", n, "readiness", "command", strconv.Itoa(i)); err != nil {
+				return err
+			}
+		}
+	}
+	if _, n := c.dependencyOrder(); n != "" {
+		return keyErr(fmt.Sprintf("%s names %s, and they cannot all start first: a dependency can only name dependencies that start before it (no circle, not itself)",
+			n, strings.Join(c.Dependencies[n].names(), ", ")), "dependencies", n)
 	}
 	for k, v := range c.Run.Env {
 		if err := c.checkPlaceholders(v, "run", "env", k); err != nil {

@@ -51,10 +51,36 @@ func TestDependenciesErrorsNameTheKey(t *testing.T) {
 		{"dependencies:\n  db: {kind: redis}\nrun:\n  args: ['{{dep.db.host}}']\n", "run.args.0: {{dep.db.host}}"},
 		{"dependencies:\n  up: {package: ./up}\nrun:\n  args: ['{{dep.up.url}}']\n", "only a kind (redis, postgres) has a url"},
 		{"dependencies:\n  db: {kind: redis, bogus: 1}\n", "bogus"},
+		{"dependencies:\n  up:\n    package: ./up\n    args: ['{{dep.cache.addr}}']\n", "line 4: dependencies.up.args.0: {{dep.cache.addr}} names no dependency"},
+		{"dependencies:\n  up:\n    package: ./up\n    env: {SELF: '{{dep.up.port}}'}\n", "line 3: dependencies.up: up names up, and they cannot all start first"},
+		{"dependencies:\n  a:\n    package: ./a\n    args: ['{{dep.b.addr}}']\n  b:\n    package: ./b\n    readiness: {command: [nc, '{{dep.a.port}}']}\n",
+			"line 3: dependencies.a: a names b, and they cannot all start first"},
 	} {
 		_, err := Parse([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: got %v, want %q", c.yaml, err, c.want)
 		}
+	}
+}
+
+// A dependency that names another starts after it, whatever their names;
+// the others start by name.
+func TestDependenciesStartAfterThoseTheyName(t *testing.T) {
+	cfg, err := Parse([]byte(`
+dependencies:
+  api:
+    package: ./stub
+    args: ["-db", "{{dep.store.url}}", "-listen", "127.0.0.1:{{port}}"]
+  store: {kind: postgres}
+  auth:
+    package: ./auth
+    env: {API: "http://{{dep.api.addr}}"}
+  cache: {kind: redis}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.DependencyNames(), ","); got != "cache,store,api,auth" {
+		t.Fatalf("start order %s, want cache,store,api,auth", got)
 	}
 }

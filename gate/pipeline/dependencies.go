@@ -68,13 +68,13 @@ func (r *run) dependencies(ctx context.Context, g *gateContainment) (*gateDepend
 			spec.Program, err = resolveProgram("dependencies."+name+".program", dc.Program, path)
 			spec.What = "the worker's " + spec.Program
 			if err == nil {
-				spec.Args = expandAll(dc.Args, port)
+				spec.Args = expandAll(dc.Args, port, d.vars)
 			}
 		default:
 			spec.Program, err = r.buildDependency(ctx, g, name, dc.Package)
 			spec.What = "the repository's " + dc.Package
 			if err == nil {
-				spec.Args = expandAll(dc.Args, port)
+				spec.Args = expandAll(dc.Args, port, d.vars)
 				d.binds = append(d.binds, service.Bind{Source: filepath.Dir(spec.Program)})
 			}
 		}
@@ -86,9 +86,9 @@ func (r *run) dependencies(ctx context.Context, g *gateContainment) (*gateDepend
 			if err != nil {
 				return nil, err
 			}
-			spec.Ready.Command = append([]string{prog}, expandAll(c[1:], port)...)
+			spec.Ready.Command = append([]string{prog}, expandAll(c[1:], port, d.vars)...)
 		}
-		spec.Env = dependencyEnv(path, port, dc.Env)
+		spec.Env = dependencyEnv(path, port, dc.Env, d.vars)
 		d.specs = append(d.specs, spec)
 		d.memory += uint64(dc.MemoryLimit)
 		d.processes += perDependencyProcesses
@@ -217,7 +217,7 @@ func (r *run) buildDependency(ctx context.Context, g *gateContainment, name, pkg
 }
 
 // dependencyEnv is a dependency's whole environment.
-func dependencyEnv(path []string, port int, extra map[string]string) []string {
+func dependencyEnv(path []string, port int, extra, vars map[string]string) []string {
 	env := []string{"PATH=" + strings.Join(path, ":"), "HOME=/home/sandbox", "TMPDIR=/tmp", "USER=sandbox", "LANG=C",
 		"PORT=" + strconv.Itoa(port)}
 	keys := make([]string, 0, len(extra))
@@ -226,17 +226,27 @@ func dependencyEnv(path []string, port int, extra map[string]string) []string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		env = append(env, k+"="+strings.ReplaceAll(extra[k], "{{port}}", strconv.Itoa(port)))
+		env = append(env, k+"="+expand(extra[k], port, vars))
 	}
 	return env
 }
 
-func expandAll(args []string, port int) []string {
+// expandAll fills a dependency's {{port}} and the {{dep.NAME.X}} of the
+// dependencies started before it (config orders them so).
+func expandAll(args []string, port int, vars map[string]string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, "{{port}}", strconv.Itoa(port))
+		out[i] = expand(a, port, vars)
 	}
 	return out
+}
+
+func expand(v string, port int, vars map[string]string) string {
+	v = strings.ReplaceAll(v, "{{port}}", strconv.Itoa(port))
+	for k, x := range vars {
+		v = strings.ReplaceAll(v, k, x)
+	}
+	return v
 }
 
 // freePortBut picks a free loopback port none of the gate's has.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,8 +137,9 @@ func TestDependencyErrors(t *testing.T) {
 	}{
 		{"not installed", config.Dependency{Program: "no-such-program-memgate", Timeout: time.Second},
 			[]string{"dependencies.x.program: no-such-program-memgate is not installed on this worker", "docs/deploy.md"}},
+		// The last attempt's error: refused, or on a loaded machine the dial's own timeout.
 		{"never ready", sh("echo warming up; exec sleep 60", config.DependencyReadiness{}),
-			[]string{"dependency x (the worker's /usr/bin/sh) not ready after 3s", "connection refused", "warming up"}},
+			[]string{"dependency x (the worker's /usr/bin/sh) not ready after 3s", "tcp 127.0.0.1:", "warming up"}},
 		{"exits first", sh("echo boom >&2; exit 3", config.DependencyReadiness{}),
 			[]string{"dependency x (the worker's /usr/bin/sh) exited with status 3 before becoming ready", "boom"}},
 		{"ends mid-run", sh("echo short-lived; exec sleep 4", config.DependencyReadiness{Command: []string{"true"}}),
@@ -157,5 +159,32 @@ func TestDependencyErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A dependency that names another ({{dep.cache.port}}) starts after it and
+// gets its port, though its name sorts first: here a program that checks,
+// as it starts and as its readiness, that the Redis it names answers.
+func TestDependencyStartsAfterTheOneItNames(t *testing.T) {
+	needWorkerPrograms(t, "redis-server", "redis-cli")
+	cfg := quick()
+	cfg.Load.Duration = 6 * time.Second
+	cfg.Load.Warmup = time.Second
+	cfg.Dependencies = map[string]config.Dependency{
+		"cache": {Kind: "redis", Timeout: 30 * time.Second, MemoryLimit: 128 << 20},
+		"api": {Program: "sh", Args: []string{"-c",
+			`redis-cli -p {{dep.cache.port}} ping | grep -q PONG || { echo "no Redis at {{dep.cache.addr}}" >&2; exit 7; }; echo "api saw Redis at $REDIS"; exec sleep 600`},
+			Env:       map[string]string{"REDIS": "{{dep.cache.addr}}"},
+			Readiness: config.DependencyReadiness{Command: []string{"redis-cli", "-p", "{{dep.cache.port}}", "ping"}},
+			Timeout:   30 * time.Second, MemoryLimit: 64 << 20},
+	}
+	res, _ := gateRun(t, context.Background(), examples("healthy-json"), cfg)
+	r := res.Report
+	want(t, r, gate.Pass)
+	if len(r.Dependencies) != 2 || r.Dependencies[0].Name != "cache" || r.Dependencies[1].Name != "api" {
+		t.Fatalf("dependencies %+v: want cache started before api", r.Dependencies)
+	}
+	if want := fmt.Sprintf("api saw Redis at 127.0.0.1:%d", r.Dependencies[0].Port); !strings.Contains(r.Dependencies[1].Output, want) {
+		t.Errorf("api's output %q, want %q", r.Dependencies[1].Output, want)
 	}
 }

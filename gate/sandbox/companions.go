@@ -17,10 +17,12 @@ import (
 // upstream API, reached on the sandbox's own loopback). The first process
 // starts them at once, each unprivileged, with the sandbox's limits; it
 // starts the main program only when memgate says so (StartMain), after it
-// has seen the companions ready. They end with the sandbox.
+// has seen the companions ready. Each companion starts when memgate says
+// so (StartCompanion), so one can start after another it needs is ready.
+// They end with the sandbox.
 //
 // Three more descriptors carry them: memgate's control lines on fd 3
-// after the spec ("check N", "main"), the first process's events on fd 4
+// after the spec ("start N", "check N", "main"), the first process's events on fd 4
 // (one JSON object a line), and each companion's output on a pipe of its
 // own from fd 5 on, so that what a dependency writes is never taken for
 // the service's.
@@ -116,6 +118,10 @@ func (c *Cmd) Events() <-chan Event { return c.events }
 // answer is a "checked" event.
 func (c *Cmd) Check(i int) error { return c.control(fmt.Sprintf("check %d\n", i)) }
 
+// StartCompanion starts companion i (its Before steps, then its program);
+// a companion already started is not started again.
+func (c *Cmd) StartCompanion(i int) error { return c.control(fmt.Sprintf("start %d\n", i)) }
+
 // StartMain starts the main program, once the companions are ready.
 func (c *Cmd) StartMain() error { return c.control("main\n") }
 
@@ -149,10 +155,12 @@ type companionRun struct {
 	w    *wire
 	ev   *events
 	outs []*os.File // each companion's output pipe
+	// started: companions memgate has started (control's alone).
+	started map[int]bool
 }
 
 func newCompanionRun(rp *reaper, w *wire) *companionRun {
-	cr := &companionRun{rp: rp, w: w, ev: &events{w: os.NewFile(4, "events")}}
+	cr := &companionRun{rp: rp, w: w, ev: &events{w: os.NewFile(4, "events")}, started: map[int]bool{}}
 	for i, c := range w.Companions {
 		cr.outs = append(cr.outs, os.NewFile(uintptr(5+i), "companion-"+c.Name))
 	}
@@ -215,6 +223,13 @@ func (cr *companionRun) control(r *bufio.Reader) bool {
 		line = strings.TrimSpace(line)
 		if line == "main" {
 			return true
+		}
+		if n, ok := strings.CutPrefix(line, "start "); ok {
+			if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < len(w.Companions) && !cr.started[i] {
+				cr.started[i] = true
+				go cr.runCompanion(i)
+			}
+			continue
 		}
 		n, ok := strings.CutPrefix(line, "check ")
 		i, err := strconv.Atoi(n)

@@ -43,6 +43,14 @@ func checkCompanions(t *testing.T) {
 	if err := c.Release(); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case e := <-c.Events():
+		t.Fatalf("a companion started before StartCompanion: %+v", e)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := c.StartCompanion(0); err != nil {
+		t.Fatal(err)
+	}
 	started := map[string]bool{}
 	deadline := time.After(20 * time.Second)
 	for !started["program"] {

@@ -358,7 +358,7 @@ func loopbackUp() error {
 // termination signals to it, reaps whatever it orphans (this process is
 // the namespace's init), and exits as it did. Its exit ends the pid
 // namespace: the kernel kills every process left in it. With companions,
-// they start first, and the program when memgate says so.
+// they start first, each when memgate says so, and the program likewise.
 func supervise(w *wire, ctl *bufio.Reader) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -368,9 +368,6 @@ func supervise(w *wire, ctl *bufio.Reader) int {
 	var cr *companionRun
 	if len(w.Companions) > 0 {
 		cr = newCompanionRun(rp, w)
-		for i := range w.Companions {
-			go cr.runCompanion(i)
-		}
 		proceed := make(chan bool, 1)
 		go func() { proceed <- cr.control(ctl) }()
 		select {

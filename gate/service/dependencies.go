@@ -164,18 +164,22 @@ func (p *Process) followEvents(events <-chan sandbox.Event) {
 	}
 }
 
-// Dependencies are the service's dependencies, in declared order.
+// Dependencies are the service's dependencies, in the order they start.
 func (p *Process) Dependencies() []*DependencyProcess { return p.deps }
 
 // DependencyGone hears of the first dependency that ended.
 func (p *Process) DependencyGone() <-chan *DependencyProcess { return p.depGone }
 
-// WaitDependencies waits for every dependency to be ready, in order, each
-// within its timeout; the error names the one that was not, with the
-// tail of its output.
+// WaitDependencies starts the dependencies one at a time, in order, each
+// once the one before is ready (so one can use another it names), each
+// ready within its timeout; the error names the one that was not, with
+// the tail of its output.
 func (p *Process) WaitDependencies(ctx context.Context) error {
 	for i, d := range p.deps {
 		start := time.Now()
+		if err := p.sandbox.StartCompanion(i); err != nil {
+			return fmt.Errorf("%w: start dependency %s: %v", ErrDependency, d.Name, err)
+		}
 		if err := p.waitDependency(ctx, i, d); err != nil {
 			return fmt.Errorf("%w: %v; its output:\n%s", ErrDependency, err, d.out.LastLines(20))
 		}
