@@ -128,9 +128,9 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 		overlay = ""
 		out, err = runBuild(ctx, attempt, "")
 	}
-	if err != nil && spec.LeakProfile && !errors.Is(err, ErrContainment) && ctx.Err() == nil {
+	if err != nil && spec.LeakProfile && !errors.Is(err, ErrContainment) && ctx.Err() == nil && experimentMayBeWhy(ctx, spec) {
 		// The experiment is the toolchain's (Go 1.26 on); an older one
-		// refuses it, and a repository's code may not build with it.
+		// refuses it, and a build.command may run one of its own.
 		res.LeakNote = "built without GOEXPERIMENT=" + LeakExperiment + ": the build with it failed: " + LastLines(out, 1)
 		out, err = runBuild(ctx, spec, overlay)
 	}
@@ -170,6 +170,24 @@ func hasExperiment(bi *buildinfo.BuildInfo, name string) bool {
 		}
 	}
 	return false
+}
+
+// experimentMayBeWhy reports whether a build that failed with the leak
+// experiment might build without it: always for a build.command (it may
+// run a toolchain of its own), and for memgate's own go build only when
+// this toolchain refuses the experiment. A service that does not compile
+// is then not built a second time for nothing, its error reported as the
+// experiment's.
+func experimentMayBeWhy(ctx context.Context, spec BuildSpec) bool {
+	if spec.Command != "" {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "env", "GOEXPERIMENT")
+	cmd.Dir = os.TempDir() // no module of the repository's
+	cmd.Env = withEnv(withLeakExperiment(spec).ToolEnv, "GOFLAGS=", "GOTOOLCHAIN=local")
+	return cmd.Run() != nil
 }
 
 // LeakExperiment is the Go experiment (Go 1.26 on) under which

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,5 +126,25 @@ go build -o {{output}} .`
 	}
 	if _, err := rd.Profile(context.Background(), "goroutineleak", false); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("a build without the experiment served a goroutineleak profile: %v", err)
+	}
+}
+
+// A service that does not compile is built once: this toolchain takes the
+// experiment, so the experiment is not why, and the error is the
+// service's own, not reported as the experiment's.
+func TestBrokenServiceIsNotBuiltAgainWithoutTheExperiment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a build")
+	}
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module broken\n\ngo 1.21\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { undefinedThing() }\n"), 0o644)
+	built, err := service.Build(context.Background(), service.BuildSpec{Dir: src, Package: ".", Timeout: 2 * time.Minute,
+		Output: filepath.Join(t.TempDir(), "service"), LeakProfile: true, ToolEnv: service.ToolchainEnv(os.Getenv)})
+	if !errors.Is(err, service.ErrBuild) || !strings.Contains(built.Output, "undefined: undefinedThing") {
+		t.Fatalf("build: %v\n%s", err, built.Output)
+	}
+	if built.LeakNote != "" {
+		t.Fatalf("a compile error was taken for the experiment's and built again: %q", built.LeakNote)
 	}
 }
