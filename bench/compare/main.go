@@ -12,9 +12,12 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math"
 	"os"
@@ -37,6 +40,7 @@ func main() {
 	memgate := flag.String("memgate", "", "memgate binary (default: build ./cmd/memgate)")
 	outDir := flag.String("out", "bench/out/compare", "where the JSON reports go")
 	reuse := flag.Bool("reuse", false, "do not run: make the noise table from the pair JSON already in -out")
+	resume := flag.Bool("resume", false, "count the pairs already in -out towards -pairs and run only the rest (pairs accumulate across sessions)")
 	flag.Parse()
 	log.SetFlags(0)
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
@@ -78,8 +82,12 @@ func main() {
 			times = append(times, b.timing(fx))
 		}
 		var cs []gate.Comparison
-		for i := range *pairs {
-			c, _, err := b.pair(fmt.Sprintf("pair-%s-%02d", time.Now().UTC().Format("150405"), i), nil)
+		if *resume {
+			cs = readPairs(b.out)
+			log.Printf("%s: %d pairs already in %s", fx, len(cs), b.out)
+		}
+		for i := len(cs); i < *pairs; i++ {
+			c, _, err := b.pair(fmt.Sprintf("pair-%s-%02d", time.Now().UTC().Format("20060102-150405"), i), nil)
 			if err != nil {
 				log.Fatalf("%s pair %d: %v", fx, i, err)
 			}
@@ -106,10 +114,11 @@ const noiseHeader = `| fixture | pairs | head first | failed (first run) | faile
 
 func readPairs(dir string) []gate.Comparison {
 	paths, _ := filepath.Glob(filepath.Join(dir, "pair-*.json"))
+	gz, _ := filepath.Glob(filepath.Join(dir, "pair-*.json.gz"))
 	var cs []gate.Comparison
-	for _, p := range paths {
+	for _, p := range append(paths, gz...) {
 		var c gate.Comparison
-		data, err := os.ReadFile(p)
+		data, err := readMaybeGzip(p)
 		if err == nil {
 			err = json.Unmarshal(data, &c)
 		}
@@ -119,6 +128,18 @@ func readPairs(dir string) []gate.Comparison {
 		cs = append(cs, c)
 	}
 	return cs
+}
+
+func readMaybeGzip(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil || !strings.HasSuffix(path, ".gz") {
+		return data, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return io.ReadAll(zr)
 }
 
 type bench struct {
@@ -209,7 +230,25 @@ func (b *bench) pair(name string, baseReport *string) (gate.Comparison, time.Dur
 	if err == nil {
 		err = json.Unmarshal(data, &c)
 	}
+	if err == nil && strings.HasPrefix(name, "pair-") {
+		err = compress(jsonPath, data)
+	}
 	return c, took, err
+}
+
+// compress keeps an A/A pair's JSON gzipped (PATH.json.gz): the pairs are
+// kept in the repository so they accumulate across sessions (-resume).
+func compress(jsonPath string, data []byte) error {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(data)
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath+".gz", buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Remove(jsonPath)
 }
 
 // timing: a head-only gate, a cold pair, and a pair reusing that pair's
