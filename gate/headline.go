@@ -3,6 +3,7 @@ package gate
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -40,10 +41,8 @@ func Headline(r *Report) string {
 				what := "held by " + h.Where()
 				if f, ok := r.Attribution.finding(false); ok {
 					what = f.Summary
-				} else if _, ok := r.Attribution.finding(true); ok && h.Culprit == nil && h.Function == "runtime.malg" {
-					// The runtime's record of each goroutine: the
-					// goroutines named below hold it.
-					what = "held by the goroutines that leaked"
+				} else if held := heldByLeakedGoroutines(r, h); held != "" {
+					what = held
 				}
 				if h.Uncertain() {
 					part += fmt.Sprintf(", perhaps %s (%s: too few to be sure)", what, plural(int64(max(1, math.Round(h.Samples))), "heap profile sample"))
@@ -92,6 +91,29 @@ func Headline(r *Report) string {
 		files = ", open files steady and settled"
 	}
 	return fmt.Sprintf("no leak: post-GC heap steady (fluctuation %.1f%%, no growth), goroutines steady and settled%s", 100*fl.Value, files)
+}
+
+// heldByLeakedGoroutines says what holds a heap site the repository has no
+// frame in, when the goroutines leaked too and the site is what each of
+// them keeps: the runtime's record of a goroutine (runtime.malg), or the
+// buffers net/http gives each server connection, kept while its handler
+// never returns (seen on a real SSE server: the headline said "held by
+// bufio.NewWriterSize"). "" otherwise: the goroutines' finding names the
+// code to fix.
+func heldByLeakedGoroutines(r *Report, h HeapSite) string {
+	if h.Culprit != nil {
+		return ""
+	}
+	if _, ok := r.Attribution.finding(true); !ok {
+		return ""
+	}
+	switch {
+	case h.Function == "runtime.malg":
+		return "held by the goroutines that leaked"
+	case slices.Contains(h.Stack, "net/http.(*conn).serve"):
+		return fmt.Sprintf("held by the connections of the handlers that never return (net/http's per-connection %s)", h.Function)
+	}
+	return ""
 }
 
 // fdHeadline is the failed descriptor criteria's part of a headline.

@@ -101,6 +101,34 @@ func TestHeadlineSaysLeakedGoroutinesHoldTheirRecords(t *testing.T) {
 	}
 }
 
+// A handler blocked for ever keeps its connection, and so the buffers
+// net/http gave it: the heap part says so instead of naming bufio (a real
+// SSE server's headline said "held by bufio.NewWriterSize").
+func TestHeadlineSaysBlockedHandlersHoldTheirConnections(t *testing.T) {
+	f := &Frame{Function: "main.(*Broker).ServeHTTP", File: "server.go", Line: 145}
+	r := &Report{
+		Verdict:  Fail,
+		Criteria: []Criterion{{Name: CritHeapGrowth, Status: StatusFail, Value: 14848, Limit: 32}, {Name: CritGoroutineSettle, Status: StatusFail}},
+		Load:     Load{AchievedRate: 20},
+		Baseline: Baseline{SteadyFrom: 30, MeasureFrom: 10, MeasureTo: 50},
+		Settle:   Settle{WindowStart: 10, Final: 810},
+		Attribution: Attribution{
+			Heap: []HeapSite{{Function: "bufio.NewWriterSize", DeltaBytes: 4 << 20,
+				Stack: []string{"bufio.NewWriterSize", "net/http.newBufioWriterSize", "net/http.(*conn).serve"}}},
+			Findings: []Finding{{Kind: KindGoroutinesBlocked, Summary: "blocked on a channel receive with no sender, in " + f.String(), Culprit: f}},
+		},
+	}
+	want := "heap +14.5 KiB/request (+5.7 MiB over 20 s), held by the connections of the handlers that never return (net/http's per-connection bufio.NewWriterSize); goroutines +800 over 40 s: blocked on a channel receive with no sender, in main.(*Broker).ServeHTTP (server.go:145)"
+	if got := Headline(r); got != want {
+		t.Errorf("headline\n got %q\nwant %q", got, want)
+	}
+	// Without leaked goroutines the allocation site is all there is.
+	r.Attribution.Findings = nil
+	if got := Headline(r); !strings.Contains(got, "held by bufio.NewWriterSize") {
+		t.Errorf("headline without a goroutine leak: %q", got)
+	}
+}
+
 // The runtime's proof stands beside the growth evidence, naming where the
 // proven goroutines wait; a gate without it reads as before.
 func TestHeadlineAddsTheRuntimesProof(t *testing.T) {
