@@ -154,6 +154,9 @@ func printComparison(w io.Writer, c gate.Comparison) {
 	if c.Flake {
 		fmt.Fprintln(w, "flake: the failure did not repeat; the verdict is the confirmation's")
 	}
+	if c.Unconfirmed != "" {
+		fmt.Fprintf(w, "not confirmed on a fresh process: %s\n", c.Unconfirmed)
+	}
 }
 
 func runName(r gate.RunRef) string {

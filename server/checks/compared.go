@@ -87,6 +87,9 @@ func ComparedSummary(run gate.Run, c *gate.Comparison, acceptedBy, detailsURL st
 	if c.Flake || len(c.Confirmations) > 0 {
 		b.WriteString(confirmations(c, detailsURL))
 	}
+	if c.Unconfirmed != "" {
+		fmt.Fprintf(&b, "**Not confirmed** on a fresh process: %s. Re-run the check to confirm it.\n\n", text(c.Unconfirmed))
+	}
 	if c.Head.Report != nil && c.Head.Verdict == gate.Fail && c.Outcome != gate.OutcomeAlready {
 		writeAttribution(&b, c.Head.Report) // where to look, as a head-only gate shows it
 	}

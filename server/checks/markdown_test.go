@@ -210,3 +210,14 @@ func TestHostileStringsCannotReshapeTheComparedSummary(t *testing.T) {
 		}
 	}
 }
+
+// A failure the job's time could not confirm says so, and how to confirm it.
+func TestComparedSummarySaysAFailureWasNotConfirmed(t *testing.T) {
+	run, c := hostileComparison("benign words")
+	c.Confirmations = nil
+	c.Unconfirmed = "4m0s left of the job's time, and a confirmation may take 8m35s"
+	got := ComparedSummary(run, c, "", "https://memgate.example/runs/7")
+	if !strings.Contains(got, "**Not confirmed** on a fresh process: 4m0s left of the job's time, and a confirmation may take 8m35s. Re-run the check to confirm it.") {
+		t.Fatalf("summary:\n%s", got)
+	}
+}
