@@ -39,7 +39,20 @@ const maxHeader = 1 << 20
 
 func newClient(dial DialFunc) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4,
-		MaxResponseHeaderBytes: maxHeader}}
+		MaxResponseHeaderBytes: maxHeader}, CheckRedirect: sameHost}
+}
+
+// sameHost follows a profile's redirect only on the host and port asked:
+// where memgate goes is not the service's to choose (a redirect to a host
+// name would have memgate resolve a name of the service's choosing).
+func sameHost(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+		return fmt.Errorf("redirected away to %s: memgate follows redirects only on the same host and port", req.URL.Redacted())
+	}
+	return nil
 }
 
 func get(ctx context.Context, c *http.Client, url string, limit int64) ([]byte, error) {

@@ -3,10 +3,12 @@ package probe
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/pprof/profile"
@@ -142,5 +144,33 @@ func TestHeadersAreBounded(t *testing.T) {
 	_, err := NewPprof(srv.URL+"/", nil).Profile(context.Background(), "heap", false)
 	if err == nil || !strings.Contains(err.Error(), "header") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A service that answers a profile request with a redirect to another
+// host does not send memgate there: nothing is dialled but the service
+// (a host name would be resolved, a DNS query of the service's choosing).
+func TestProfileRedirectOffTheHostIsNotFollowed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://exfil-data.attacker.example/", http.StatusFound)
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var dialed []string
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	_, err := NewPprof(srv.URL+"/debug/pprof/", dial).Profile(context.Background(), "heap", false)
+	if err == nil || !strings.Contains(err.Error(), "redirected away to http://exfil-data.attacker.example/") {
+		t.Fatalf("profile: %v", err)
+	}
+	for _, a := range dialed {
+		if a != srv.Listener.Addr().String() {
+			t.Fatalf("dialled %s", a)
+		}
 	}
 }

@@ -244,7 +244,8 @@ func (p *Process) checkDependency(ctx context.Context, i int, d *DependencyProce
 			return false, ""
 		}
 	case d.Ready.HTTPPath != "":
-		client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, MaxResponseHeaderBytes: 1 << 20}}
+		client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, MaxResponseHeaderBytes: 1 << 20},
+			CheckRedirect: SameHostRedirects}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+d.Ready.HTTPPath, nil)
 		resp, err := client.Do(req)
 		if err != nil {

@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 
@@ -20,8 +22,16 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // released. It must not simply end locked: the runtime would retire the
 // thread, and a service started from that thread would get its
 // parent-death signal.
+//
+// Only loopback addresses are dialled, given as IP literals: a host name
+// would be resolved by a thread in memgate's own namespace, so a service
+// that made memgate look one up (a redirect to exfil-DATA.example) would
+// send a DNS query of its choosing from the host.
 func netnsDialer(path string) DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if err := loopbackLiteral(addr); err != nil {
+			return nil, err
+		}
 		type result struct {
 			conn net.Conn
 			err  error
@@ -67,4 +77,33 @@ func netnsDialer(path string) DialFunc {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// ErrNotLoopback is a dial to anything but a loopback IP literal inside
+// the service's network namespace.
+var ErrNotLoopback = errors.New("memgate dials only loopback addresses (IP literals) inside the service's network namespace")
+
+func loopbackLiteral(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrNotLoopback, addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: not %q", ErrNotLoopback, addr)
+	}
+	return nil
+}
+
+// SameHostRedirects is a CheckRedirect for memgate's clients of the
+// service and its dependencies: a redirect is followed only to the host
+// and port asked (a health check that answers /healthz with /healthz/),
+// never elsewhere: where memgate goes is not the service's to choose.
+func SameHostRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
+		return fmt.Errorf("redirected away to %s: memgate follows redirects only on the same host and port", req.URL.Redacted())
+	}
+	return nil
 }
