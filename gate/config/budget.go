@@ -14,20 +14,30 @@ const Margin = 2 * time.Minute
 
 // phase is one configured part of a gate at its longest.
 type phase struct {
-	key string // dotted config key
-	d   time.Duration
+	key   string // dotted config key
+	d     time.Duration
+	label string // how the sum names it, when not its key
 }
 
 // phases are a gate's configured parts, in the order they run.
+// A dependency adds its readiness timeout (they start one after another)
+// and, built from the repository, a build of up to build.timeout.
 func (c Config) phases() []phase {
-	return []phase{
-		{"build.timeout", c.Build.Timeout},
-		{"readiness.timeout", c.Readiness.Timeout},
-		{"load.warmup", c.Load.Warmup},
-		{"load.duration", c.Load.Duration},
-		{"load.cooldown", c.Load.Cooldown},
-		{"run.stop_timeout", c.Run.StopTimeout},
+	ps := []phase{{key: "build.timeout", d: c.Build.Timeout}}
+	for _, n := range c.DependencyNames() {
+		d := c.Dependencies[n]
+		if d.Package != "" {
+			ps = append(ps, phase{"build.timeout", c.Build.Timeout, "dependencies." + n + "'s build (build.timeout)"})
+		}
+		ps = append(ps, phase{key: "dependencies." + n + ".timeout", d: d.Timeout})
 	}
+	return append(ps,
+		phase{key: "readiness.timeout", d: c.Readiness.Timeout},
+		phase{key: "load.warmup", d: c.Load.Warmup},
+		phase{key: "load.duration", d: c.Load.Duration},
+		phase{key: "load.cooldown", d: c.Load.Cooldown},
+		phase{key: "run.stop_timeout", d: c.Run.StopTimeout},
+	)
 }
 
 // WorstCase is the longest a gate of this config can take: every phase at
@@ -67,7 +77,11 @@ func (c Config) fitIn(budget time.Duration, what string) error {
 		if p.d > longest.d {
 			longest = p
 		}
-		terms = append(terms, fmt.Sprintf("%s %s", p.key, p.d))
+		label := p.key
+		if p.label != "" {
+			label = p.label
+		}
+		terms = append(terms, fmt.Sprintf("%s %s", label, p.d))
 	}
 	terms = append(terms, fmt.Sprintf("%s for checkout and reports", Margin))
 	return &KeyError{Path: strings.Split(longest.key, "."), Msg: fmt.Sprintf(

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,3 +42,29 @@ func TestConfigThatCannotFitTheJobTimeoutNamesTheKey(t *testing.T) {
 		t.Errorf("a short gate in 5m: %v", err)
 	}
 }
+
+// Dependencies start one after another, each waited for up to its
+// timeout, and one built from the repository builds first: all of it
+// counts towards the gate's worst case (found by an attacker's review: a
+// config with eight dependencies of 10 h each fitted half a job).
+func TestDependenciesCountTowardsTheJobBudget(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("dependencies:\n")
+	for i := range 4 {
+		fmt.Fprintf(&b, "  d%d: {package: ./stub, timeout: 2m}\n", i)
+	}
+	_, err := ParsePairWithin([]byte(b.String()), 45*time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "the gate could take 36m35s (build.timeout 5m0s + dependencies.d0's build (build.timeout) 5m0s + dependencies.d0.timeout 2m0s") ||
+		!strings.Contains(err.Error(), "shorten build.timeout") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Parse([]byte("dependencies:\n  db: {kind: redis, timeout: 10h}\n")); err == nil || !strings.Contains(err.Error(), "line 2: dependencies.db.timeout: at most 10m0s") {
+		t.Fatalf("a 10 h dependency timeout: %v", err)
+	}
+	// One Redis: its 60 s default wait, and nothing to build.
+	cfg, err := Parse([]byte("dependencies:\n  db: {kind: redis}\n"))
+	if err != nil || cfg.WorstCase() != Default().WorstCase()+time.Minute {
+		t.Fatalf("worst case %s, %v", cfg.WorstCase(), err)
+	}
+}
+

@@ -51,6 +51,11 @@ var DependencyKinds = []string{"postgres", "redis"}
 // MaxDependencies bounds how many a gate starts.
 const MaxDependencies = 8
 
+// MaxDependencyTimeout bounds the wait for one dependency to be ready
+// (a throwaway Postgres is ready in seconds). Each wait counts towards the
+// gate's worst case, which must fit the server's job timeout.
+const MaxDependencyTimeout = 10 * time.Minute
+
 var (
 	dependencyNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 	programNameRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
@@ -211,6 +216,8 @@ func (d Dependency) validate(name string) error {
 		return keyErr(fmt.Sprintf("%q must be the name of a program installed on the worker (no path): it is looked up on the worker's system PATH", d.Program), key("program")...)
 	case d.Timeout < 0:
 		return keyErr("must be > 0", key("timeout")...)
+	case d.Timeout > MaxDependencyTimeout:
+		return keyErr(fmt.Sprintf("at most %s: a dependency that takes longer to be ready is not one a gate can wait for", MaxDependencyTimeout), key("timeout")...)
 	}
 	checks := 0
 	if d.Readiness.TCP {
