@@ -34,7 +34,7 @@ type serveConfig struct {
 	appID                                    int64
 	appKeyFile, token, publicURL, apiToken   string
 	workDir, cacheDir                        string
-	unsafeUncontained                        bool
+	unsafeUncontained, allowHostNetwork      bool
 	workers                                  int
 	allowLocalRepos, gateDrafts, allowForks  bool
 	approveLabel                             string
@@ -93,6 +93,8 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 45*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
 	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 50*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
 	fs.StringVar(&c.cacheDir, "cache-dir", cacheDir(getenv), "the Go caches sandboxes share (MEMGATE_CACHE_DIR)")
+	fs.BoolVar(&c.allowHostNetwork, "allow-host-network", envBool("MEMGATE_ALLOW_HOST_NETWORK"),
+		"let a repository's .memgate.yml set run.network: host, giving its service this worker's network (MEMGATE_ALLOW_HOST_NETWORK; single-tenant servers only)")
 	fs.BoolVar(&c.unsafeUncontained, "unsafe-run-uncontained", envBool("MEMGATE_UNSAFE_RUN_UNCONTAINED"),
 		"where no sandbox can be made, gate pull requests anyway, running their code as memgate's own user with memgate's files and secrets in reach (MEMGATE_UNSAFE_RUN_UNCONTAINED; never on a machine that holds anything of value)")
 	fs.StringVar(&c.clientID, "github-client-id", getenv("MEMGATE_GITHUB_CLIENT_ID"), "the GitHub App's OAuth client id: people sign in with GitHub and see the private repositories they can read (MEMGATE_GITHUB_CLIENT_ID)")
@@ -321,7 +323,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		WorkDir: workDir, AllowLocalRepos: c.allowLocalRepos,
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
-		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained,
+		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained, AllowHostNetwork: c.allowHostNetwork,
 		JobTimeout: c.jobTimeout, Gate: c.gate, Pair: c.pairGate(log),
 	})
 	qcfg := queue.DefaultConfig()

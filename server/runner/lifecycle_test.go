@@ -239,3 +239,30 @@ func TestReconcilerLeavesACheckRunBeingCreatedToItsCreator(t *testing.T) {
 		t.Fatalf("the run whose check run is being created: check %d, %d report attempts", run.CheckRunID, attempts)
 	}
 }
+
+// run.network: host gives a repository's service and dependencies the
+// worker's network: a server refuses it unless its operator allows it
+// (found by an attacker's review: on a shared server one owner's service
+// could reach memgate's database, the metadata endpoint, others' gates).
+func TestHostNetworkNeedsTheOperatorsLeave(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		r, _, id, seen := gateRun(t, "run:\n  network: host\n", func(context.Context, pipeline.Options) pipeline.Result {
+			return pipeline.Result{Report: &gate.Report{Verdict: gate.Pass, Reason: "fine"}}
+		})
+		r.opts.AllowHostNetwork = allow
+		if err := r.Execute(context.Background(), id, 9, true); err != nil {
+			t.Fatal(err)
+		}
+		run, _ := r.store.Run(context.Background(), id)
+		if allow {
+			if run.Verdict != gate.Pass || len(seen()) != 1 {
+				t.Fatalf("allowed: %s %q, gates %d", run.Verdict, run.Reason, len(seen()))
+			}
+			continue
+		}
+		if run.Verdict != gate.Error || !strings.Contains(run.Reason, "run.network: host would give the service and its dependencies this worker's network") ||
+			!strings.Contains(run.Reason, "MEMGATE_ALLOW_HOST_NETWORK") || len(seen()) != 0 {
+			t.Fatalf("refused: %s %q, gates %d", run.Verdict, run.Reason, len(seen()))
+		}
+	}
+}

@@ -71,6 +71,11 @@ type Options struct {
 	// AllowUncontained: the operator's explicit acceptance of the risk.
 	Containment      service.Containment
 	AllowUncontained bool
+	// AllowHostNetwork lets a repository's run.network: host give its
+	// service and dependencies this worker's network (its database, its
+	// metadata endpoint, other gates' ports). Off: such a config is an
+	// error. memgate check, on the user's own machine, always allows it.
+	AllowHostNetwork bool
 	// JobTimeout is the time the queue gives a gate; a config whose gate
 	// cannot end within it is refused (config.FitIn). 0 checks nothing.
 	JobTimeout time.Duration
@@ -356,6 +361,10 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (gate
 		return errorResult(r.opts.Version, err), nil
 	}
 	log.Info("gate config", "from", source)
+	if cfg.Run.Network == "host" && !r.opts.AllowHostNetwork {
+		return errorResult(r.opts.Version, fmt.Errorf("%s: run.network: host would give the service and its dependencies this worker's network, "+
+			"and this server does not allow it (MEMGATE_ALLOW_HOST_NETWORK): remove the key, and declare what the service needs under dependencies", source)), nil
+	}
 	cfg = withImportPath(cfg, run.Repository)
 
 	// Progress goes to the run's page every 2 s and to GitHub less often.
