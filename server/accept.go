@@ -19,8 +19,9 @@ import (
 // requested_action with who clicked (sender), and checks nobody's rights:
 // memgate asks GitHub for the sender's permission on the repository and
 // accepts only for write, maintain or admin. An acceptance covers the head
-// commit of one pull request: a new push is gated, and must be accepted,
-// anew.
+// commit of one pull request gated against one base commit: a new push, or
+// a base that moved (the base branch edited, main moved and the run re-run),
+// is gated, and must be accepted, anew.
 //
 // The click is decided before its delivery's transaction (asking GitHub
 // inside it would hold the database), and recorded with the delivery in
@@ -133,7 +134,7 @@ func (s *Server) recordAccept(ctx context.Context, tx *sql.Tx, dec *acceptDecisi
 		s.log.Info("Accept refused", "run", run.ID, "by", dec.by, "why", dec.refused)
 		return outcomeAcceptRefused, run.ID, nil, nil
 	}
-	if _, err := s.store.Accept(ctx, tx, storage.Acceptance{Repository: run.Repository, PR: run.PR, HeadSHA: run.HeadSHA,
+	if _, err := s.store.Accept(ctx, tx, storage.Acceptance{Repository: run.Repository, PR: run.PR, HeadSHA: run.HeadSHA, BaseSHA: run.BaseSHA,
 		RunID: run.ID, By: dec.by, At: time.Now()}); err != nil {
 		return "", 0, nil, err
 	}

@@ -106,7 +106,7 @@ func (s *Server) getRun(c *gin.Context) {
 	if cmp != nil {
 		cmp.Head.Report = nil
 		out["comparison"] = cmp
-		a, err := rd.AcceptanceOf(c.Request.Context(), run.Repository, run.PR, run.HeadSHA)
+		a, err := rd.AcceptanceOf(c.Request.Context(), run.Repository, run.PR, run.HeadSHA, run.BaseSHA)
 		switch {
 		case err == nil:
 			out["accepted"] = gin.H{"by": a.By, "at": a.At, "head_sha": a.HeadSHA, "run_id": a.RunID}

@@ -104,26 +104,29 @@ func (s *Store) CountRepo(ctx context.Context, repo string) (RepoCounts, error) 
 }
 
 // Acceptance is an intended change accepted by someone with write
-// permission: it covers one head commit of one pull request.
+// permission: it covers one head commit of one pull request, gated against
+// one base commit (a base that moves judges the head anew, against another
+// base and its config).
 type Acceptance struct {
 	Repository string
 	PR         int
 	HeadSHA    string
+	BaseSHA    string
 	RunID      int64 // the run whose check run was accepted
 	By         string
 	At         time.Time
 }
 
 // Accept records an acceptance, in tx when there is one. It reports false
-// when that head commit of the pull request was already accepted (the
-// first one stands).
+// when that head commit of the pull request was already accepted against
+// that base (the first one stands).
 func (s *Store) Accept(ctx context.Context, tx *sql.Tx, a Acceptance) (bool, error) {
 	if a.At.IsZero() {
 		a.At = time.Now()
 	}
-	res, err := s.q(tx).ExecContext(ctx, `INSERT INTO acceptances (repository, pr_number, head_sha, run_id, accepted_by, accepted_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (repository, pr_number, head_sha) DO NOTHING`,
-		a.Repository, a.PR, a.HeadSHA, a.RunID, a.By, ms(a.At))
+	res, err := s.q(tx).ExecContext(ctx, `INSERT INTO acceptances (repository, pr_number, head_sha, base_sha, run_id, accepted_by, accepted_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository, pr_number, head_sha, base_sha) DO NOTHING`,
+		a.Repository, a.PR, a.HeadSHA, a.BaseSHA, a.RunID, a.By, ms(a.At))
 	if err != nil {
 		return false, wrap("accept", err)
 	}
@@ -131,23 +134,24 @@ func (s *Store) Accept(ctx context.Context, tx *sql.Tx, a Acceptance) (bool, err
 	return n == 1, nil
 }
 
-// AcceptanceOf is the acceptance of a pull request's head commit, or
-// ErrNotFound.
-func (s *Store) AcceptanceOf(ctx context.Context, repo string, pr int, headSHA string) (Acceptance, error) {
-	a := Acceptance{Repository: repo, PR: pr, HeadSHA: headSHA}
+// AcceptanceOf is the acceptance of a pull request's head commit gated
+// against a base commit, or ErrNotFound.
+func (s *Store) AcceptanceOf(ctx context.Context, repo string, pr int, headSHA, baseSHA string) (Acceptance, error) {
+	a := Acceptance{Repository: repo, PR: pr, HeadSHA: headSHA, BaseSHA: baseSHA}
 	var at int64
 	err := s.q(nil).QueryRowContext(ctx, `SELECT run_id, accepted_by, accepted_at FROM acceptances
-		WHERE repository = ? AND pr_number = ? AND head_sha = ?`, repo, pr, headSHA).Scan(&a.RunID, &a.By, &at)
+		WHERE repository = ? AND pr_number = ? AND head_sha = ? AND base_sha = ?`, repo, pr, headSHA, baseSHA).Scan(&a.RunID, &a.By, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return a, fmt.Errorf("no acceptance of %s#%d@%s: %w", repo, pr, gate.ShortSHA(headSHA), ErrNotFound)
+		return a, fmt.Errorf("no acceptance of %s#%d@%s on %s: %w", repo, pr, gate.ShortSHA(headSHA), gate.ShortSHA(baseSHA), ErrNotFound)
 	}
 	a.At = fromMS(at)
 	return a, wrap("acceptance", err)
 }
 
-// AcceptedBy is who accepted a pull request's head commit, "" for nobody.
-func (s *Store) AcceptedBy(ctx context.Context, repo string, pr int, headSHA string) (string, error) {
-	a, err := s.AcceptanceOf(ctx, repo, pr, headSHA)
+// AcceptedBy is who accepted a pull request's head commit against a base
+// commit, "" for nobody.
+func (s *Store) AcceptedBy(ctx context.Context, repo string, pr int, headSHA, baseSHA string) (string, error) {
+	a, err := s.AcceptanceOf(ctx, repo, pr, headSHA, baseSHA)
 	if errors.Is(err, ErrNotFound) {
 		return "", nil
 	}
@@ -156,7 +160,7 @@ func (s *Store) AcceptedBy(ctx context.Context, repo string, pr int, headSHA str
 
 // RecentAcceptances lists a repository's newest acceptances.
 func (s *Store) RecentAcceptances(ctx context.Context, repo string, limit int) ([]Acceptance, error) {
-	rows, err := s.q(nil).QueryContext(ctx, `SELECT pr_number, head_sha, run_id, accepted_by, accepted_at FROM acceptances
+	rows, err := s.q(nil).QueryContext(ctx, `SELECT pr_number, head_sha, base_sha, run_id, accepted_by, accepted_at FROM acceptances
 		WHERE repository = ? ORDER BY accepted_at DESC, run_id DESC LIMIT ?`, repo, limit)
 	if err != nil {
 		return nil, wrap("acceptances", err)
@@ -166,7 +170,7 @@ func (s *Store) RecentAcceptances(ctx context.Context, repo string, limit int) (
 	for rows.Next() {
 		a := Acceptance{Repository: repo}
 		var at int64
-		if err := rows.Scan(&a.PR, &a.HeadSHA, &a.RunID, &a.By, &at); err != nil {
+		if err := rows.Scan(&a.PR, &a.HeadSHA, &a.BaseSHA, &a.RunID, &a.By, &at); err != nil {
 			return nil, wrap("acceptances", err)
 		}
 		a.At = fromMS(at)

@@ -150,11 +150,11 @@ func TestComparisonRoundTrip(t *testing.T) {
 	})
 }
 
-// An acceptance covers one head commit of one pull request; the first
-// stands.
+// An acceptance covers one head commit of one pull request against one
+// base commit; the first stands.
 func TestAcceptanceCoversOneHead(t *testing.T) {
 	eachEngine(t, func(t *testing.T, b testBundle) {
-		a := Acceptance{Repository: "acme/api", PR: 7, HeadSHA: "h1", RunID: 3, By: "octocat"}
+		a := Acceptance{Repository: "acme/api", PR: 7, HeadSHA: "h1", BaseSHA: "b1", RunID: 3, By: "octocat"}
 		if ok, err := b.store.Accept(b.ctx, nil, a); !ok || err != nil {
 			t.Fatalf("accept: %v %v", ok, err)
 		}
@@ -162,22 +162,27 @@ func TestAcceptanceCoversOneHead(t *testing.T) {
 		if ok, err := b.store.Accept(b.ctx, nil, a); ok || err != nil {
 			t.Fatalf("second acceptance: %v %v", ok, err)
 		}
-		got, err := b.store.AcceptanceOf(b.ctx, "acme/api", 7, "h1")
+		got, err := b.store.AcceptanceOf(b.ctx, "acme/api", 7, "h1", "b1")
 		if err != nil || got.By != "octocat" || got.RunID != 3 || got.At.IsZero() {
 			t.Fatalf("acceptance: %+v %v", got, err)
 		}
 		for _, miss := range []struct {
-			pr   int
-			head string
-		}{{7, "h2"}, {8, "h1"}} {
-			if _, err := b.store.AcceptanceOf(b.ctx, "acme/api", miss.pr, miss.head); !errors.Is(err, ErrNotFound) {
-				t.Errorf("#%d@%s: %v", miss.pr, miss.head, err)
+			pr         int
+			head, base string
+		}{{7, "h2", "b1"}, {8, "h1", "b1"}, {7, "h1", "b2"}} {
+			if _, err := b.store.AcceptanceOf(b.ctx, "acme/api", miss.pr, miss.head, miss.base); !errors.Is(err, ErrNotFound) {
+				t.Errorf("#%d@%s on %s: %v", miss.pr, miss.head, miss.base, err)
 			}
 		}
-		if by, err := b.store.AcceptedBy(b.ctx, "acme/api", 7, "h2"); by != "" || err != nil {
+		if by, err := b.store.AcceptedBy(b.ctx, "acme/api", 7, "h2", "b1"); by != "" || err != nil {
 			t.Errorf("accepted by %q (%v) after a new push", by, err)
 		}
-		if list, err := b.store.RecentAcceptances(b.ctx, "acme/api", 10); err != nil || len(list) != 1 || list[0].By != "octocat" || list[0].PR != 7 {
+		// The pull request's base moved (its base branch edited, main
+		// moved and the run re-run): the old acceptance covers nothing.
+		if by, err := b.store.AcceptedBy(b.ctx, "acme/api", 7, "h1", "b2"); by != "" || err != nil {
+			t.Errorf("accepted by %q (%v) against another base", by, err)
+		}
+		if list, err := b.store.RecentAcceptances(b.ctx, "acme/api", 10); err != nil || len(list) != 1 || list[0].By != "octocat" || list[0].PR != 7 || list[0].BaseSHA != "b1" {
 			t.Errorf("recent acceptances: %+v %v", list, err)
 		}
 		if n, _ := b.store.CountRepo(b.ctx, "acme/api"); n.Accepted != 1 {

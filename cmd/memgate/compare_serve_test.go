@@ -195,7 +195,7 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 			t.Fatalf("Accept by a reader (%s): %+v", guid, d)
 		}
 	}
-	if _, err := st.AcceptanceOf(context.Background(), testRepo, 2, leak); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := st.AcceptanceOf(context.Background(), testRepo, 2, leak, healthyBase); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("a refused Accept was recorded: %v", err)
 	}
 	if c := waitCheck(t, gh, leak); c.Conclusion != "failure" {
@@ -207,7 +207,7 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 	if d := send("check_run", "accept-octocat", acceptClick(t, repo, check2, run2.ID, "octocat")); d.Outcome != "accepted" || d.RunID != run2.ID {
 		t.Fatalf("Accept by a writer: %+v", d)
 	}
-	a, err := st.AcceptanceOf(context.Background(), testRepo, 2, leak)
+	a, err := st.AcceptanceOf(context.Background(), testRepo, 2, leak, healthyBase)
 	if err != nil || a.By != "octocat" || a.RunID != run2.ID || a.At.Before(before.Add(-time.Second)) {
 		t.Fatalf("acceptance: %+v %v", a, err)
 	}
@@ -250,7 +250,7 @@ func TestServeComparesWithTheBaseAndAccepts(t *testing.T) {
 		!strings.Contains(d.Reason, "is no longer the head of #2") {
 		t.Fatalf("Accept of a superseded head: %+v", d)
 	}
-	if _, err := st.AcceptanceOf(context.Background(), testRepo, 2, pushed); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := st.AcceptanceOf(context.Background(), testRepo, 2, pushed, healthyBase); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the stale click accepted the new head: %v", err)
 	}
 	// A click naming a run that is not the check run's is refused too.

@@ -455,7 +455,7 @@ func startServe(t *testing.T, db, github, key string, workers int, opts ...func(
 	ln.Close()
 	c := &serveConfig{addr: addr, databaseURL: "sqlite:" + db, webhookSecret: testSecret, apiURL: github + "/",
 		appID: 7, appKeyFile: key, publicURL: "https://memgate.example", apiToken: "api-secret",
-		workDir: t.TempDir(), workers: workers, allowLocalRepos: true, jobTimeout: 15 * time.Minute, rescueAfter: 16 * time.Minute, lease: time.Minute}
+		workDir: t.TempDir(), workers: workers, allowLocalRepos: true, jobTimeout: 30 * time.Minute, rescueAfter: 31 * time.Minute, lease: time.Minute}
 	for _, o := range opts {
 		o(c)
 	}

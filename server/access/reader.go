@@ -120,11 +120,11 @@ func (r Reader) Comparison(ctx context.Context, id int64) (*gate.Comparison, err
 
 // AcceptanceOf is the acceptance of a pull request's head commit, or
 // storage.ErrNotFound.
-func (r Reader) AcceptanceOf(ctx context.Context, repo string, pr int, headSHA string) (storage.Acceptance, error) {
+func (r Reader) AcceptanceOf(ctx context.Context, repo string, pr int, headSHA, baseSHA string) (storage.Acceptance, error) {
 	if err := r.visibleRepo(ctx, repo, "no acceptance of %s#%d: %w", repo, pr); err != nil {
 		return storage.Acceptance{}, err
 	}
-	return r.a.store.AcceptanceOf(ctx, repo, pr, headSHA)
+	return r.a.store.AcceptanceOf(ctx, repo, pr, headSHA, baseSHA)
 }
 
 // CountRepo is a repository's tally of flakes and acceptances.

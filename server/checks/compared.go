@@ -68,7 +68,7 @@ func ComparedSummary(run gate.Run, c *gate.Comparison, acceptedBy, detailsURL st
 	check, _ := conclusion(comparedOutcome(c, acceptedBy))
 	fmt.Fprintf(&b, "**memgate: %s** — %s\n\n", strings.ToUpper(check), text(ComparedTitle(run, c, acceptedBy)))
 	if acceptedBy != "" && check == "success" {
-		fmt.Fprintf(&b, "The change was accepted by @%s for commit %s only; a new push is gated again. The limits of other pull requests are unchanged.\n\n",
+		fmt.Fprintf(&b, "The change was accepted by @%s for commit %s against this base only; a new push, or a new base, is gated again. The limits of other pull requests are unchanged.\n\n",
 			text(acceptedBy), gate.ShortSHA(run.HeadSHA))
 	}
 	fmt.Fprintf(&b, "Base %s (%s): **%s** — %s%s\n\nHead %s: **%s** — %s\n\n",
@@ -161,9 +161,9 @@ type Finals interface {
 	// Comparison is the run's comparison with its base, nil for a run
 	// gated alone.
 	Comparison(ctx context.Context, runID int64) (*gate.Comparison, error)
-	// AcceptedBy is who accepted the head commit of the pull request, ""
-	// for nobody.
-	AcceptedBy(ctx context.Context, repo string, pr int, headSHA string) (string, error)
+	// AcceptedBy is who accepted the head commit of the pull request
+	// against the base commit, "" for nobody.
+	AcceptedBy(ctx context.Context, repo string, pr int, headSHA, baseSHA string) (string, error)
 }
 
 // Finisher completes check runs.
@@ -184,7 +184,7 @@ func PostCompleted(ctx context.Context, f Finals, to Finisher, run gate.Run, rep
 	if c == nil {
 		return to.Completed(ctx, run, rep)
 	}
-	by, err := f.AcceptedBy(ctx, run.Repository, run.PR, run.HeadSHA)
+	by, err := f.AcceptedBy(ctx, run.Repository, run.PR, run.HeadSHA, run.BaseSHA)
 	if err != nil {
 		return err
 	}

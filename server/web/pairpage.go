@@ -47,7 +47,7 @@ func pairOf(ctx context.Context, rd access.Reader, run gate.Run) (*pairData, err
 		d.HeapChart = pairHeapChart(c.Base.Report, c.Head.Report).SVG()
 		d.GorChart = pairGoroutineChart(c.Base.Report, c.Head.Report).SVG()
 	}
-	a, err := rd.AcceptanceOf(ctx, run.Repository, run.PR, run.HeadSHA)
+	a, err := rd.AcceptanceOf(ctx, run.Repository, run.PR, run.HeadSHA, run.BaseSHA)
 	switch {
 	case err == nil:
 		d.Accepted = &a

@@ -49,7 +49,7 @@ func (b *testBundle) seedPair(t *testing.T) int64 {
 	if ok, err := b.store.CompletePair(ctx, id, 0, cmp, claim.ID, nil); !ok || err != nil {
 		t.Fatalf("complete pair: %v %v", ok, err)
 	}
-	if _, err := b.store.Accept(ctx, nil, storage.Acceptance{Repository: run.Repository, PR: run.PR, HeadSHA: run.HeadSHA, RunID: id,
+	if _, err := b.store.Accept(ctx, nil, storage.Acceptance{Repository: run.Repository, PR: run.PR, HeadSHA: run.HeadSHA, BaseSHA: run.BaseSHA, RunID: id,
 		By: `octo"cat<b>`, At: fixedNow.Add(-10 * time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
