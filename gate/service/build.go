@@ -309,8 +309,29 @@ func buildCommand(spec BuildSpec, overlay string) (string, []string, []string) {
 	if overlay != "" {
 		args = append(args, "-overlay", overlay)
 	}
+	args = append(args, vendorMode(spec)...)
 	args = append(args, spec.Flags...)
 	return "go", append(args, spec.Package), env
+}
+
+// vendorMode is -mod=vendor for a module with vendor/modules.txt, unless
+// build.flags or build.env's GOFLAGS choose a mode: the go command builds
+// from vendor/ by itself only from go 1.14 lines on, and an older module
+// (go 1.13 and a committed vendor/, common in real repositories) was
+// looked up in the module cache instead and failed without the network.
+func vendorMode(spec BuildSpec) []string {
+	if !hasVendor(spec) || gopathMode(spec) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(spec.Dir, "go.mod")); err != nil {
+		return nil
+	}
+	for _, f := range append(strings.Fields(spec.Env["GOFLAGS"]), spec.Flags...) {
+		if strings.HasPrefix(strings.TrimLeft(f, "-"), "mod=") {
+			return nil
+		}
+	}
+	return []string{"-mod=vendor"}
 }
 
 func sortedEnv(m map[string]string) []string {

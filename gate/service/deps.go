@@ -51,8 +51,9 @@ func (b *BuildSandbox) warmDependencies(ctx context.Context, spec BuildSpec, env
 		return
 	}
 	list, msgs := NewTail(1<<20), NewTail(16<<10)
-	err := b.fetchStep(ctx, spec, env, modCache, deps, list, msgs,
-		"list", "-deps", "-f", "{{if and .Module (not .Module.Main) (not .Standard)}}{{.ImportPath}}{{end}}", "--", spec.Package)
+	mode := vendorMode(spec)
+	err := b.fetchStep(ctx, spec, env, modCache, deps, list, msgs, append(append([]string{"list"}, mode...),
+		"-deps", "-f", "{{if and .Module (not .Module.Main) (not .Standard)}}{{.ImportPath}}{{end}}", "--", spec.Package)...)
 	if err != nil {
 		fmt.Fprintf(out, "memgate: dependencies not prebuilt (go list: %v): %s\n", err, LastLines(msgs.String(), 3))
 		return
@@ -62,7 +63,7 @@ func (b *BuildSandbox) warmDependencies(ctx context.Context, spec BuildSpec, env
 		return
 	}
 	msgs = NewTail(16 << 10)
-	if err := b.fetchStep(ctx, spec, env, modCache, deps, msgs, msgs, append([]string{"build", "--"}, names...)...); err != nil {
+	if err := b.fetchStep(ctx, spec, env, modCache, deps, msgs, msgs, append(append(append([]string{"build"}, mode...), "--"), names...)...); err != nil {
 		fmt.Fprintf(out, "memgate: dependencies not prebuilt (go build: %v): %s\n", err, LastLines(msgs.String(), 3))
 	}
 }

@@ -141,10 +141,45 @@ func TestBrokenServiceIsNotBuiltAgainWithoutTheExperiment(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { undefinedThing() }\n"), 0o644)
 	built, err := service.Build(context.Background(), service.BuildSpec{Dir: src, Package: ".", Timeout: 2 * time.Minute,
 		Output: filepath.Join(t.TempDir(), "service"), LeakProfile: true, ToolEnv: service.ToolchainEnv(os.Getenv)})
-	if !errors.Is(err, service.ErrBuild) || !strings.Contains(built.Output, "undefined: undefinedThing") {
+	if !errors.Is(err, service.ErrBuild) || !strings.Contains(built.Output, "undefined: undefinedThing") ||
+		!strings.Contains(err.Error(), "exit status 1: ./main.go:3:15: undefined: undefinedThing") {
 		t.Fatalf("build: %v\n%s", err, built.Output)
 	}
 	if built.LeakNote != "" {
 		t.Fatalf("a compile error was taken for the experiment's and built again: %q", built.LeakNote)
+	}
+}
+
+// A module with a go line before 1.14 and a committed vendor/ (common in
+// real repositories: ssl_exporter's leak fix has go 1.13) builds from
+// vendor/, without the network: the go command does so by itself only
+// from go 1.14 on, so memgate asks for it. build.flags that choose a mode
+// are the repository's.
+func TestOldGoLineWithVendorBuildsFromVendor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a build")
+	}
+	src := t.TempDir()
+	files := map[string]string{
+		"go.mod":                        "module example.com/old\n\ngo 1.13\n\nrequire example.com/dep v1.0.0\n",
+		"main.go":                       "package main\n\nimport \"example.com/dep\"\n\nfunc main() { dep.Hello() }\n",
+		"vendor/modules.txt":            "# example.com/dep v1.0.0\n## explicit\nexample.com/dep\n",
+		"vendor/example.com/dep/dep.go": "package dep\n\nfunc Hello() {}\n",
+	}
+	for name, body := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(src, name)), 0o755)
+		os.WriteFile(filepath.Join(src, name), []byte(body), 0o644)
+	}
+	env := append(service.ToolchainEnv(os.Getenv), "GOPROXY=off", "GOFLAGS=", "GOMODCACHE="+t.TempDir())
+	built, err := service.Build(context.Background(), service.BuildSpec{Dir: src, Package: ".", Timeout: 2 * time.Minute,
+		Output: filepath.Join(t.TempDir(), "service"), ToolEnv: env})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, built.Output)
+	}
+	// The repository's own choice stands (and here fails: no module cache).
+	_, err = service.Build(context.Background(), service.BuildSpec{Dir: src, Package: ".", Timeout: 2 * time.Minute, Flags: []string{"-mod=mod"},
+		Output: filepath.Join(t.TempDir(), "service"), ToolEnv: env})
+	if err == nil {
+		t.Fatal("build.flags -mod=mod was overridden by -mod=vendor")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"unicode"
 )
 
 // A build.command builds whatever it likes, so memgate cannot tell which
@@ -168,5 +169,34 @@ func explainBuildError(err error, out string) error {
 	case strings.Contains(out, "go.mod file not found") || strings.Contains(out, "cannot find main module"):
 		return fmt.Errorf("%w (no go.mod: set build.import_path in .memgate.yml to build in GOPATH mode)", err)
 	}
+	if line := firstBuildError(out); line != "" {
+		return fmt.Errorf("%w: %s", err, line)
+	}
 	return err
+}
+
+// firstBuildError is the build output's first line that is the compiler's
+// or the go command's (not memgate's own notes, not a "# package" header),
+// made printable and clipped: the reason a reviewer reads in the title
+// ("build failed: exit status 1: ./main.go:3:15: undefined: x") instead of
+// only in the build's output. The output is the repository's: no escape
+// codes or newlines get through.
+func firstBuildError(out string) string {
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "memgate:") || strings.HasPrefix(line, "# ") {
+			continue
+		}
+		line = strings.Map(func(r rune) rune {
+			if unicode.IsPrint(r) {
+				return r
+			}
+			return '?'
+		}, line)
+		if len(line) > 200 {
+			line = strings.ToValidUTF8(line[:200], "") + "…"
+		}
+		return line
+	}
+	return ""
 }
