@@ -204,16 +204,21 @@ func truncate(s string, n int) string {
 // replaced by port. Bodies are sent as they are.
 func WithPort(targets []Target, port int) []Target {
 	p := strconv.Itoa(port)
+	return Expand(targets, func(s string) string { return strings.ReplaceAll(s, "{{port}}", p) })
+}
+
+// Expand returns targets with fill applied to their URLs and header
+// values. Bodies are sent as they are.
+func Expand(targets []Target, fill func(string) string) []Target {
 	out := make([]Target, len(targets))
 	for i, t := range targets {
 		h := make(http.Header, len(t.Header))
 		for k, vs := range t.Header {
 			for _, v := range vs {
-				h[k] = append(h[k], strings.ReplaceAll(v, "{{port}}", p))
+				h[k] = append(h[k], fill(v))
 			}
 		}
-		out[i] = Target{Method: t.Method, URL: strings.ReplaceAll(t.URL, "{{port}}", p), Header: h, Body: t.Body,
-			Stream: t.Stream, Leave: t.Leave}
+		out[i] = Target{Method: t.Method, URL: fill(t.URL), Header: h, Body: t.Body, Stream: t.Stream, Leave: t.Leave}
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -91,5 +92,18 @@ func TestTargetsBodiesAreBounded(t *testing.T) {
 	files.files["t"] = "POST /\n@huge\n"
 	if _, err := ReadTargetsFile(context.Background(), files, "t"); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("an over-sized body: %v", err)
+	}
+}
+
+// Expand fills URLs and header values (a probe exporter's target names a
+// dependency: /probe?target={{dep.tls.addr}}); bodies stay as they are.
+func TestExpandFillsURLsAndHeaders(t *testing.T) {
+	tg := []Target{{Method: "GET", URL: "/probe?target={{dep.tls.addr}}", Header: http.Header{"X-Up": []string{"{{dep.tls.addr}}"}}, Body: []byte("{{dep.tls.addr}}")}}
+	got := Expand(tg, func(s string) string { return strings.ReplaceAll(s, "{{dep.tls.addr}}", "127.0.0.1:4443") })
+	if got[0].URL != "/probe?target=127.0.0.1:4443" || got[0].Header.Get("X-Up") != "127.0.0.1:4443" || string(got[0].Body) != "{{dep.tls.addr}}" {
+		t.Fatalf("%+v", got[0])
+	}
+	if tg[0].URL != "/probe?target={{dep.tls.addr}}" || tg[0].Header.Get("X-Up") != "{{dep.tls.addr}}" {
+		t.Fatalf("the targets given were changed: %+v", tg[0])
 	}
 }

@@ -190,6 +190,16 @@ func (c Config) validateDependencies() error {
 			return err
 		}
 	}
+	for i, t := range c.Load.Targets {
+		if err := c.checkPlaceholders(t.Path, "load", "targets", strconv.Itoa(i), "path"); err != nil {
+			return err
+		}
+		for k, v := range t.Headers {
+			if err := c.checkPlaceholders(v, "load", "targets", strconv.Itoa(i), "headers", k); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -305,14 +305,10 @@ func (d *gateDependencies) apply(l service.Limits) service.Limits {
 
 // expand replaces {{port}} and the dependencies' placeholders.
 func (d *gateDependencies) expand(s string, port int) string {
-	s = strings.ReplaceAll(s, "{{port}}", strconv.Itoa(port))
 	if d == nil {
-		return s
+		return expand(s, port, nil)
 	}
-	for k, v := range d.vars {
-		s = strings.ReplaceAll(s, k, v)
-	}
-	return s
+	return expand(s, port, d.vars)
 }
 
 // startDependencies waits for every dependency to be ready, then starts

@@ -19,7 +19,10 @@ import (
 // the measured window, settle; then profiles and the verdict.
 func (r *run) measure(ctx context.Context, source Source, base string, port int, dial service.DialFunc) error {
 	cfg := r.opts.Config
-	gen, err := loadgen.New(base, loadgen.WithPort(r.reqs, port), loadgen.Options{
+	// {{port}} is the service's; {{dep.NAME.addr}} a dependency's (a
+	// probe-style exporter is asked to scrape its upstream: /probe?target=).
+	targets := loadgen.Expand(r.reqs, func(s string) string { return r.deps.expand(s, port) })
+	gen, err := loadgen.New(base, targets, loadgen.Options{
 		Rate: cfg.Load.Rate, Connections: cfg.Load.Connections, Timeout: cfg.Load.Timeout, Dial: dial,
 	})
 	if err != nil {
