@@ -58,16 +58,21 @@ const (
 // Sample is one reading of the service. PostGCHeap is the in-use heap right
 // after a forced GC and is only known on checkpoint samples (0 otherwise).
 type Sample struct {
-	Time        time.Time `json:"time"`
-	Offset      float64   `json:"t"` // seconds since the load started
-	Phase       Phase     `json:"phase"`
-	HeapInuse   uint64    `json:"heap_inuse_bytes"`
-	PostGCHeap  uint64    `json:"post_gc_heap_bytes,omitempty"`
-	HeapLive    uint64    `json:"heap_live_bytes,omitempty"` // marked by the last GC (runtime/metrics only)
-	Goroutines  int       `json:"goroutines"`
-	GCCycles    uint64    `json:"gc_cycles"`
-	Requests    uint64    `json:"requests"`     // requests completed so far
-	AchievedRPS float64   `json:"achieved_rps"` // over the second before the sample
+	Time       time.Time `json:"time"`
+	Offset     float64   `json:"t"` // seconds since the load started
+	Phase      Phase     `json:"phase"`
+	HeapInuse  uint64    `json:"heap_inuse_bytes"`
+	PostGCHeap uint64    `json:"post_gc_heap_bytes,omitempty"`
+	HeapLive   uint64    `json:"heap_live_bytes,omitempty"` // marked by the last GC (runtime/metrics only)
+	// PostGCObjects is the heap's live objects right after the forced GC
+	// of a checkpoint (HeapAlloc then, or the reader's live heap): object
+	// bytes, where PostGCHeap counts whole spans. Kept beside it to judge
+	// whether it is the steadier measure on small heaps; 0 when unknown.
+	PostGCObjects uint64  `json:"post_gc_objects_bytes,omitempty"`
+	Goroutines    int     `json:"goroutines"`
+	GCCycles      uint64  `json:"gc_cycles"`
+	Requests      uint64  `json:"requests"`     // requests completed so far
+	AchievedRPS   float64 `json:"achieved_rps"` // over the second before the sample
 	// FDs is the service's open file descriptors, Sockets those of them
 	// that are sockets; 0 when they could not be read.
 	FDs     int `json:"fds,omitempty"`
@@ -377,6 +382,7 @@ func (r *Report) Criterion(name string) (Criterion, bool) {
 // Reading is one read of a service's runtime numbers.
 type Reading struct {
 	HeapInuse  uint64 // in-use heap spans, HeapInuse in runtime.MemStats terms
+	HeapAlloc  uint64 // bytes of allocated heap objects, where the source knows it
 	HeapLive   uint64 // heap marked live by the last GC, where the source knows it
 	Goroutines int
 	GCCycles   uint64

@@ -67,4 +67,3 @@ func TestDependenciesCountTowardsTheJobBudget(t *testing.T) {
 		t.Fatalf("worst case %s, %v", cfg.WorstCase(), err)
 	}
 }
-

@@ -140,6 +140,10 @@ func (s *sampler) take(ctx context.Context, force bool) (gate.Sample, error) {
 			return gate.Sample{}, err
 		}
 		smp.PostGCHeap = post.HeapInuse
+		smp.PostGCObjects = post.HeapAlloc
+		if smp.PostGCObjects == 0 {
+			smp.PostGCObjects = post.HeapLive
+		}
 		smp.GCCycles = post.GCCycles
 	}
 	return smp, nil

@@ -174,7 +174,8 @@ func (p *Pprof) Profile(ctx context.Context, name string, forceGC bool) ([]byte,
 	return get(ctx, p.client, url, MaxProfileBody)
 }
 
-// ParseHeapText reads HeapInuse and NumGC from a heap?debug=1 page.
+// ParseHeapText reads HeapInuse and NumGC (and HeapAlloc, where the page
+// has it) from a heap?debug=1 page.
 func ParseHeapText(b []byte) (gate.Reading, error) {
 	var r gate.Reading
 	var found int
@@ -197,6 +198,10 @@ func ParseHeapText(b []byte) (gate.Reading, error) {
 			}
 			r.HeapInuse = n
 			found++
+		case "HeapAlloc":
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+				r.HeapAlloc = n
+			}
 		case "NumGC":
 			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {

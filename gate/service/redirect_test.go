@@ -71,7 +71,7 @@ func TestRedirectCannotMakeMemgateResolveNames(t *testing.T) {
 
 	// The service's own readiness (process.go WaitReady's client), which
 	// needs no config at all: any pull request's code can answer so.
-	_, err := p.HTTPClient(5*time.Second).Get("http://127.0.0.1:" + strconv.Itoa(port) + "/healthz")
+	_, err := p.HTTPClient(5 * time.Second).Get("http://127.0.0.1:" + strconv.Itoa(port) + "/healthz")
 
 	for _, got := range []string{why, errString(err)} {
 		if strings.Contains(got, "lookup") || !strings.Contains(got, "redirected away to http://"+host+"/") {
