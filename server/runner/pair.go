@@ -30,7 +30,8 @@ import (
 //   - it is older than Options.BaseMaxAge (7 days by default): the
 //     workers' machine, kernel and Go toolchain drift under a number;
 //   - the base's gate errored or was inconclusive: only pass and fail are
-//     kept, so a broken measurement is never reused;
+//     kept, so a broken measurement is never reused; and a failure only
+//     once a second run bore it out (corroborated);
 //   - its measurer died: its claim's lease (renewed while it measures)
 //     runs out and the next run takes the base over.
 
@@ -148,7 +149,7 @@ func (r *Runner) gatePair(ctx context.Context, run gate.Run, token string, head 
 	res := r.opts.Pair(ctx, p)
 	stop()
 	out := gated{Result: res.Head, cmp: &res.Comparison}
-	if base := res.Comparison.Base.Report; base != nil && !res.Comparison.Base.Reused && ctx.Err() == nil {
+	if base := res.Comparison.Base.Report; base != nil && !res.Comparison.Base.Reused && ctx.Err() == nil && corroborated(res.Comparison) {
 		ok, err := r.store.FinishBase(ctx, claim.ID, run.ID, base)
 		if err != nil {
 			log.Warn("could not keep the base's result", "err", err)
@@ -158,6 +159,30 @@ func (r *Runner) gatePair(ctx context.Context, run gate.Run, token string, head 
 		}
 	}
 	return out, nil
+}
+
+// corroborated reports whether a base's result may be kept for other pull
+// requests: a pass, or a failure that a second run bore out (the head
+// failing alike, "already", or the base failing again beside a
+// confirmation). A single failing run may be a noisy machine's, and kept
+// it would tell every pull request on that base for a week that the leak
+// is main's (found by an attacker's review); such a base is measured
+// again by the next run.
+func corroborated(c gate.Comparison) bool {
+	switch c.Base.Verdict {
+	case gate.Pass:
+		return true
+	case gate.Fail:
+		if c.Outcome == gate.OutcomeAlready {
+			return true
+		}
+		for _, b := range c.BaseConfirmations {
+			if b.Verdict == gate.Fail {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // claimBase finds the base's kept result or claims its measuring, waiting

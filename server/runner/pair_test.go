@@ -18,16 +18,20 @@ import (
 // pairRecorder is a PairGate that records what it was given and answers
 // with base, or reuses the stored base it was handed.
 type pairRecorder struct {
-	mu    sync.Mutex
-	given []Pair
-	base  gate.Verdict // the verdict of a base it measures
+	mu      sync.Mutex
+	given   []Pair
+	base    gate.Verdict // the verdict of a base it measures
+	outcome gate.Outcome // the comparison's outcome; "" for same
 }
 
 func (p *pairRecorder) gate(_ context.Context, pr Pair) PairResult {
 	p.mu.Lock()
 	p.given = append(p.given, pr)
-	verdict := p.base
+	verdict, outcome := p.base, p.outcome
 	p.mu.Unlock()
+	if outcome == "" {
+		outcome = gate.OutcomeSame
+	}
 	now := time.Now().UTC()
 	base := pr.Base.Stored
 	if base == nil {
@@ -38,7 +42,7 @@ func (p *pairRecorder) gate(_ context.Context, pr Pair) PairResult {
 	}
 	head := &gate.Report{Verdict: gate.Pass, Reason: "head pass", StartedAt: now, FinishedAt: now}
 	return PairResult{
-		Comparison: gate.Comparison{Verdict: gate.Pass, Outcome: gate.OutcomeSame, Headline: "no change",
+		Comparison: gate.Comparison{Verdict: gate.Pass, Outcome: outcome, Headline: "no change",
 			Base: gate.RunRef{SHA: pr.Base.SHA, Verdict: base.Verdict, Reason: base.Reason, Report: base, Reused: pr.Base.Stored != nil, RunID: pr.Base.StoredRun},
 			Head: gate.RunRef{SHA: pr.HeadSHA, Verdict: gate.Pass, Reason: head.Reason, Report: head}},
 		Head: pipeline.Result{Report: head},
@@ -84,19 +88,26 @@ func TestPullRequestRunsKeepAndReuseTheirBase(t *testing.T) {
 
 	// A base that errored is not kept: the next run measures it again.
 	execute(1)
+	// Nor a failure nothing bore out (the head passed: "fixes"): one run's
+	// failure may be a noisy machine's.
 	pairs.mu.Lock()
-	pairs.base = gate.Fail
+	pairs.base, pairs.outcome = gate.Fail, gate.OutcomeFixed
+	pairs.mu.Unlock()
+	execute(5)
+	// A failure the head's run bore out ("already") is kept.
+	pairs.mu.Lock()
+	pairs.outcome = gate.OutcomeAlready
 	pairs.mu.Unlock()
 	second := execute(2)
-	if measured() != 2 {
-		t.Fatalf("%d bases measured, want 2 (an errored base is measured again)", measured())
+	if measured() != 3 {
+		t.Fatalf("%d bases measured, want 3 (an errored base, and an uncorroborated failure, are measured again)", measured())
 	}
 	// The kept result is reused.
 	third := execute(3)
 	pairs.mu.Lock()
 	last := pairs.given[len(pairs.given)-1]
 	pairs.mu.Unlock()
-	if measured() != 2 || last.Base.Stored == nil || last.Base.Stored.Verdict != gate.Fail || last.Base.StoredRun != second.ID {
+	if measured() != 3 || last.Base.Stored == nil || last.Base.Stored.Verdict != gate.Fail || last.Base.StoredRun != second.ID {
 		t.Fatalf("third run: measured %d, given %+v", measured(), last.Base)
 	}
 	cmp, err := st.Comparison(ctx, third.ID)
@@ -130,7 +141,7 @@ func TestPullRequestRunsKeepAndReuseTheirBase(t *testing.T) {
 	pairs.mu.Lock()
 	last = pairs.given[len(pairs.given)-1]
 	pairs.mu.Unlock()
-	if last.Base.StoredRun != 999 || time.Since(start) < 200*time.Millisecond || measured() != 2 {
+	if last.Base.StoredRun != 999 || time.Since(start) < 200*time.Millisecond || measured() != 3 {
 		t.Fatalf("a run on a base being measured: given %+v after %s, %d measured", last.Base, time.Since(start), measured())
 	}
 }
