@@ -123,6 +123,8 @@ func TestServeConfigErrorsExit2(t *testing.T) {
 		{"MEMGATE_GITHUB_CLIENT_ID": "Iv1.abc"},
 		{"MEMGATE_GITHUB_CLIENT_SECRET": "s3cret"},
 		{"MEMGATE_MAX_RESCUES": "many"},
+		{"MEMGATE_MAX_MEMORY": "lots"},
+		{"MEMGATE_MAX_FILE_SIZE": "-3GiB"},
 	} {
 		var errb bytes.Buffer
 		code := runServe(context.Background(), nil, func(k string) string { return env[k] }, &errb)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -35,10 +36,14 @@ type serveConfig struct {
 	appKeyFile, token, publicURL, apiToken   string
 	workDir, cacheDir                        string
 	unsafeUncontained, allowHostNetwork      bool
-	workers                                  int
-	allowLocalRepos, gateDrafts, allowForks  bool
-	approveLabel                             string
-	jobTimeout, rescueAfter, lease           time.Duration
+	// ceilings: what a repository's config may ask of a worker
+	// (MEMGATE_MAX_MEMORY, MEMGATE_MAX_PROCESSES, MEMGATE_MAX_FILE_SIZE).
+	ceilings                                config.Ceilings
+	maxProcesses                            int64
+	workers                                 int
+	allowLocalRepos, gateDrafts, allowForks bool
+	approveLabel                            string
+	jobTimeout, rescueAfter, lease          time.Duration
 	// GitHub sign-in: the App's OAuth client, and where people sign in.
 	clientID, clientSecret, webURL string
 	maxEventAge                    time.Duration
@@ -67,6 +72,17 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 		return n
 	}
 	envBool := func(k string) bool { b, _ := strconv.ParseBool(env(k, "false")); return b }
+	envBytes := func(k string, def config.Bytes) config.Bytes {
+		v := getenv(k)
+		if v == "" {
+			return def
+		}
+		b, err := config.ParseBytes(v)
+		if err != nil {
+			return config.Bytes(math.MaxUint64) // refused by validate with the variable's name
+		}
+		return b
+	}
 	envDur := func(k string, def time.Duration) time.Duration {
 		d, err := time.ParseDuration(env(k, def.String()))
 		if err != nil {
@@ -93,6 +109,11 @@ func serveFlags(fs *flag.FlagSet, getenv func(string) string) *serveConfig {
 	fs.DurationVar(&c.jobTimeout, "job-timeout", envDur("MEMGATE_JOB_TIMEOUT", 45*time.Minute), "longest a gate may run (MEMGATE_JOB_TIMEOUT)")
 	fs.DurationVar(&c.rescueAfter, "rescue-after", envDur("MEMGATE_RESCUE_AFTER", 50*time.Minute), "the queue's own backstop for jobs stuck running (MEMGATE_RESCUE_AFTER)")
 	fs.StringVar(&c.cacheDir, "cache-dir", cacheDir(getenv), "the Go caches sandboxes share (MEMGATE_CACHE_DIR)")
+	ceil := config.DefaultCeilings()
+	c.ceilings.Memory = envBytes("MEMGATE_MAX_MEMORY", ceil.Memory)
+	c.ceilings.FileSize = envBytes("MEMGATE_MAX_FILE_SIZE", ceil.FileSize)
+	fs.Int64Var(&c.maxProcesses, "max-processes", envInt("MEMGATE_MAX_PROCESSES", int64(ceil.Processes)),
+		"the most run.max_processes a repository may ask (MEMGATE_MAX_PROCESSES; 0: no ceiling)")
 	fs.BoolVar(&c.allowHostNetwork, "allow-host-network", envBool("MEMGATE_ALLOW_HOST_NETWORK"),
 		"let a repository's .memgate.yml set run.network: host, giving its service this worker's network (MEMGATE_ALLOW_HOST_NETWORK; single-tenant servers only)")
 	fs.BoolVar(&c.unsafeUncontained, "unsafe-run-uncontained", envBool("MEMGATE_UNSAFE_RUN_UNCONTAINED"),
@@ -126,6 +147,12 @@ func (c *serveConfig) validate() error {
 		return errors.New("MEMGATE_GITHUB_CLIENT_ID and MEMGATE_GITHUB_CLIENT_SECRET go together: set both for GitHub sign-in, or neither")
 	case c.maxEventAge < 0:
 		return errors.New("MEMGATE_MAX_EVENT_AGE / --max-event-age must be a duration (0 for no bound)")
+	case c.maxProcesses < 0:
+		return errors.New("MEMGATE_MAX_PROCESSES / --max-processes must be a number >= 0 (0: no ceiling)")
+	case c.ceilings.Memory == config.Bytes(math.MaxUint64):
+		return errors.New("MEMGATE_MAX_MEMORY must be a size, e.g. 8GiB (0: no ceiling)")
+	case c.ceilings.FileSize == config.Bytes(math.MaxUint64):
+		return errors.New("MEMGATE_MAX_FILE_SIZE must be a size, e.g. 4GiB (0: no ceiling)")
 	case c.maxRescues < 0:
 		return errors.New("MEMGATE_MAX_RESCUES / --max-rescues must be a number >= 0")
 	}
@@ -323,7 +350,7 @@ func runServices(ctx context.Context, c *serveConfig, getenv func(string) string
 		WorkDir: workDir, AllowLocalRepos: c.allowLocalRepos,
 		GitEnv: pick(getenv, "PATH"), ToolEnv: service.ToolchainEnv(getenv), ServiceEnv: serviceBaseEnv(getenv),
 		Version: memgateVersion(), Logger: log, Defaults: config.Default(), OnFinish: metrics.ObserveGate,
-		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained, AllowHostNetwork: c.allowHostNetwork,
+		HeartbeatEvery: c.lease / 6, Containment: cont, AllowUncontained: c.unsafeUncontained, AllowHostNetwork: c.allowHostNetwork, Ceilings: c.ceilingsSet(),
 		JobTimeout: c.jobTimeout, Gate: c.gate, Pair: c.pairGate(log),
 	})
 	qcfg := queue.DefaultConfig()
@@ -414,4 +441,11 @@ func (c *serveConfig) pairGate(log *slog.Logger) runner.PairGate {
 				OwnsDir: p.Base.OwnsDir, Report: p.Base.Stored, RunID: p.Base.StoredRun}})
 		return runner.PairResult{Comparison: r.Comparison, Head: r.Head}
 	}
+}
+
+// ceilingsSet is the ceilings with the processes' (a flag of its own).
+func (c *serveConfig) ceilingsSet() config.Ceilings {
+	l := c.ceilings
+	l.Processes = uint64(c.maxProcesses)
+	return l
 }

@@ -266,3 +266,18 @@ func TestHostNetworkNeedsTheOperatorsLeave(t *testing.T) {
 		}
 	}
 }
+
+// A config that asks for more than the server's ceilings is refused
+// before anything is built, naming the key and the setting.
+func TestConfigOverTheServersCeilingsIsRefused(t *testing.T) {
+	r, _, id, seen := gateRun(t, "run:\n  memory_limit: 64GiB\n", hangs)
+	r.opts.Ceilings = config.DefaultCeilings()
+	if err := r.Execute(context.Background(), id, 9, true); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := r.store.Run(context.Background(), id)
+	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "run.memory_limit: run.memory_limit come to 64GiB, more than this server lets a gate hold (8GiB, MEMGATE_MAX_MEMORY)") ||
+		len(seen()) != 0 {
+		t.Fatalf("run %s %q, gates %d", run.Verdict, run.Reason, len(seen()))
+	}
+}

@@ -76,6 +76,9 @@ type Options struct {
 	// metadata endpoint, other gates' ports). Off: such a config is an
 	// error. memgate check, on the user's own machine, always allows it.
 	AllowHostNetwork bool
+	// Ceilings bound what a repository's config may ask of this worker
+	// (memory, processes, file size); zero fields are no ceiling.
+	Ceilings config.Ceilings
 	// JobTimeout is the time the queue gives a gate; a config whose gate
 	// cannot end within it is refused (config.FitIn). 0 checks nothing.
 	JobTimeout time.Duration
@@ -361,6 +364,9 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (gate
 		return errorResult(r.opts.Version, err), nil
 	}
 	log.Info("gate config", "from", source)
+	if err := cfg.Within(r.opts.Ceilings); err != nil {
+		return errorResult(r.opts.Version, fmt.Errorf("%s: %w", source, err)), nil
+	}
 	if cfg.Run.Network == "host" && !r.opts.AllowHostNetwork {
 		return errorResult(r.opts.Version, fmt.Errorf("%s: run.network: host would give the service and its dependencies this worker's network, "+
 			"and this server does not allow it (MEMGATE_ALLOW_HOST_NETWORK): remove the key, and declare what the service needs under dependencies", source)), nil
