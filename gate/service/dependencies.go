@@ -178,7 +178,7 @@ func (p *Process) WaitDependencies(ctx context.Context) error {
 	for i, d := range p.deps {
 		start := time.Now()
 		if err := p.sandbox.StartCompanion(i); err != nil {
-			return fmt.Errorf("%w: start dependency %s: %v", ErrDependency, d.Name, err)
+			return p.controlFailed(ErrDependency, "starting dependency "+d.Name, err)
 		}
 		if err := p.waitDependency(ctx, i, d); err != nil {
 			return fmt.Errorf("%w: %v; its output:\n%s", ErrDependency, err, d.out.LastLines(20))
@@ -285,9 +285,21 @@ func (p *Process) StartService() error {
 		return nil
 	}
 	if err := p.sandbox.StartMain(); err != nil {
-		return fmt.Errorf("%w: %v", ErrService, err)
+		return p.controlFailed(ErrService, "starting the service", err)
 	}
 	return nil
+}
+
+// controlFailed explains a control line the sandbox's init could not be
+// sent: the sandbox ended (killed by the watchdog, say, for what a
+// dependency held), and how it ended is the reason, not the broken pipe.
+func (p *Process) controlFailed(kind error, doing string, err error) error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%w: the sandbox ended before %s: %v", kind, doing, p.ExitError())
+	case <-time.After(2 * time.Second):
+		return fmt.Errorf("%w: %s: %v", kind, doing, err)
+	}
 }
 
 // mainPid is, with dependencies, the service's pid in memgate's pid
