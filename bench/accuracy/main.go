@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -136,6 +137,9 @@ func table(bin, outDir string, fs []fixture, runs int) {
 		for i := 0; i < runs; i++ {
 			start := time.Now()
 			r, err := runOnce(bin, outDir, f, i)
+			if reuse && errors.Is(err, os.ErrNotExist) {
+				continue // not run yet: the row shows the runs there are
+			}
 			if reuse && r != nil {
 				took += time.Duration(r.Timings.Total)
 			} else {
@@ -150,6 +154,9 @@ func table(bin, outDir string, fs []fixture, runs int) {
 				log.Printf("%s run %d: culprit %s named: %v", f.name, i, c, namesCulprit(r, c))
 			}
 			reports = append(reports, r)
+		}
+		if len(reports) == 0 {
+			continue
 		}
 		counts := map[gate.Verdict]int{}
 		wrong := 0
@@ -178,7 +185,7 @@ func table(bin, outDir string, fs []fixture, runs int) {
 			named = namedCell(reports, culpritOf(f.dir))
 		}
 		fmt.Printf("| %s | %s | %s | %d %s | %s | %s | %s | %.0f s |\n", f.name, f.expect, strings.Join(vs, ", "), wrong, kind,
-			named, margin(reports, f.expect), strings.Join(cells, " | "), took.Seconds()/float64(runs))
+			named, margin(reports, f.expect), strings.Join(cells, " | "), took.Seconds()/float64(len(reports)))
 	}
 }
 
