@@ -98,13 +98,15 @@ func Headline(r *Report) string {
 // them keeps: the runtime's record of a goroutine (runtime.malg), or the
 // buffers net/http gives each server connection, kept while its handler
 // never returns (seen on a real SSE server: the headline said "held by
-// bufio.NewWriterSize"). "" otherwise: the goroutines' finding names the
+// bufio.NewWriterSize"), or each client connection, kept while nobody
+// closes it. "" otherwise: the goroutines' finding names the
 // code to fix.
 func heldByLeakedGoroutines(r *Report, h HeapSite) string {
 	if h.Culprit != nil {
 		return ""
 	}
-	if _, ok := r.Attribution.finding(true); !ok {
+	f, ok := r.Attribution.finding(true)
+	if !ok {
 		return ""
 	}
 	switch {
@@ -112,6 +114,8 @@ func heldByLeakedGoroutines(r *Report, h HeapSite) string {
 		return "held by the goroutines that leaked"
 	case slices.Contains(h.Stack, "net/http.(*conn).serve"):
 		return fmt.Sprintf("held by the connections of the handlers that never return (net/http's per-connection %s)", h.Function)
+	case f.Kind == KindConnectionsLeaked && slices.Contains(h.Stack, "net/http.(*Transport).dialConn"):
+		return fmt.Sprintf("held by the HTTP client connections that leaked (net/http's per-connection %s)", h.Function)
 	}
 	return ""
 }

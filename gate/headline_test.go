@@ -122,6 +122,16 @@ func TestHeadlineSaysBlockedHandlersHoldTheirConnections(t *testing.T) {
 	if got := Headline(r); got != want {
 		t.Errorf("headline\n got %q\nwant %q", got, want)
 	}
+	// A client connection's buffers, kept by the connections that leaked.
+	client := *r
+	client.Attribution = Attribution{
+		Heap: []HeapSite{{Function: "bufio.NewReaderSize", DeltaBytes: 4 << 20,
+			Stack: []string{"bufio.NewReaderSize", "net/http.(*Transport).dialConn", "net/http.(*Transport).dialConnFor"}}},
+		Findings: []Finding{{Kind: KindConnectionsLeaked, Summary: "7,948 HTTP client connections leaked, made by main.getHTTPClient (main.go:19)"}},
+	}
+	if got := Headline(&client); !strings.Contains(got, "held by the HTTP client connections that leaked (net/http's per-connection bufio.NewReaderSize); goroutines +800 over 40 s: 7,948 HTTP client connections leaked, made by main.getHTTPClient") {
+		t.Errorf("client connections' headline: %q", got)
+	}
 	// Without leaked goroutines the allocation site is all there is.
 	r.Attribution.Findings = nil
 	if got := Headline(r); !strings.Contains(got, "held by bufio.NewWriterSize") {
