@@ -39,13 +39,16 @@ const maxHeader = 1 << 20
 
 func newClient(dial DialFunc) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4,
-		MaxResponseHeaderBytes: maxHeader}, CheckRedirect: sameHost}
+		MaxResponseHeaderBytes: maxHeader}, CheckRedirect: SameHostRedirects}
 }
 
-// sameHost follows a profile's redirect only on the host and port asked:
-// where memgate goes is not the service's to choose (a redirect to a host
-// name would have memgate resolve a name of the service's choosing).
-func sameHost(req *http.Request, via []*http.Request) error {
+// SameHostRedirects is the CheckRedirect of every memgate client of a
+// service or its dependencies (profiles, readiness): a redirect is
+// followed only on the host and port asked (a health check that answers
+// /healthz with /healthz/), never elsewhere: where memgate goes is not the
+// service's to choose, and a redirect to a host name would have memgate
+// resolve a name of the service's choosing.
+func SameHostRedirects(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/memgate/memgate/gate/probe"
 	"github.com/memgate/memgate/gate/sandbox"
 )
 
@@ -245,7 +246,7 @@ func (p *Process) checkDependency(ctx context.Context, i int, d *DependencyProce
 		}
 	case d.Ready.HTTPPath != "":
 		client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, MaxResponseHeaderBytes: 1 << 20},
-			CheckRedirect: SameHostRedirects}
+			CheckRedirect: probe.SameHostRedirects}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+d.Ready.HTTPPath, nil)
 		resp, err := client.Do(req)
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 
@@ -90,20 +89,6 @@ func loopbackLiteral(addr string) error {
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("%w: not %q", ErrNotLoopback, addr)
-	}
-	return nil
-}
-
-// SameHostRedirects is a CheckRedirect for memgate's clients of the
-// service and its dependencies: a redirect is followed only to the host
-// and port asked (a health check that answers /healthz with /healthz/),
-// never elsewhere: where memgate goes is not the service's to choose.
-func SameHostRedirects(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
-	}
-	if req.URL.Host != via[0].URL.Host || req.URL.Scheme != via[0].URL.Scheme {
-		return fmt.Errorf("redirected away to %s: memgate follows redirects only on the same host and port", req.URL.Redacted())
 	}
 	return nil
 }

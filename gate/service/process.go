@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/memgate/memgate/gate/probe"
 	"github.com/memgate/memgate/gate/sandbox"
 )
 
@@ -67,9 +68,9 @@ func (p *Process) Dial() DialFunc { return p.dial }
 // HTTPClient is a client that reaches the service.
 func (p *Process) HTTPClient(timeout time.Duration) *http.Client {
 	if p.dial == nil {
-		return &http.Client{Timeout: timeout, CheckRedirect: SameHostRedirects}
+		return &http.Client{Timeout: timeout, CheckRedirect: probe.SameHostRedirects}
 	}
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: p.dial, MaxIdleConnsPerHost: 4}, CheckRedirect: SameHostRedirects}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: p.dial, MaxIdleConnsPerHost: 4}, CheckRedirect: probe.SameHostRedirects}
 }
 
 // Start starts the service. Its output is kept in a bounded tail.
