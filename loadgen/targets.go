@@ -68,7 +68,7 @@ func (e *LineError) Unwrap() error { return e.Err }
 // ReadTargetsFile reads a vegeta "http" format targets file from files.
 // "@file" body lines are read from files too, relative to the targets
 // file's directory; absolute paths and ".." are refused. URLs and headers
-// keep "{{port}}" for WithPort.
+// keep their placeholders ("{{port}}") for Expand.
 func ReadTargetsFile(ctx context.Context, files Files, name string) ([]Target, error) {
 	if !InRepository(name) {
 		return nil, fmt.Errorf("%s: must be a path inside the repository (relative, without ..)", name)
@@ -198,13 +198,6 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
-}
-
-// WithPort returns targets with "{{port}}" in their URLs and header values
-// replaced by port. Bodies are sent as they are.
-func WithPort(targets []Target, port int) []Target {
-	p := strconv.Itoa(port)
-	return Expand(targets, func(s string) string { return strings.ReplaceAll(s, "{{port}}", p) })
 }
 
 // Expand returns targets with fill applied to their URLs and header

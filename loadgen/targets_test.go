@@ -37,7 +37,7 @@ func TestReadTargetsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg = WithPort(tg, 8123)
+	tg = Expand(tg, func(s string) string { return strings.ReplaceAll(s, "{{port}}", "8123") })
 	if len(tg) != 3 || tg[0].URL != "/orders" || tg[0].Header.Get("X-Trace") != "1" || tg[1].Method != "POST" ||
 		tg[1].URL != "http://127.0.0.1:8123/orders" || tg[1].Header.Get("X-Port") != "8123" || tg[2].Method != "DELETE" {
 		t.Fatalf("targets %+v", tg)
