@@ -155,7 +155,8 @@ func (c Config) validateDependencies() error {
 	if len(c.Dependencies) > MaxDependencies {
 		return keyErr(fmt.Sprintf("at most %d dependencies", MaxDependencies), "dependencies")
 	}
-	for _, n := range c.DependencyNames() {
+	order, circular := c.dependencyOrder()
+	for _, n := range order {
 		d := c.Dependencies[n]
 		if err := d.validate(n); err != nil {
 			return err
@@ -176,9 +177,9 @@ func (c Config) validateDependencies() error {
 			}
 		}
 	}
-	if _, n := c.dependencyOrder(); n != "" {
+	if circular != "" {
 		return keyErr(fmt.Sprintf("%s names %s, and they cannot all start first: a dependency can only name dependencies that start before it (no circle, not itself)",
-			n, strings.Join(c.Dependencies[n].names(), ", ")), "dependencies", n)
+			circular, strings.Join(c.Dependencies[circular].names(), ", ")), "dependencies", circular)
 	}
 	for k, v := range c.Run.Env {
 		if err := c.checkPlaceholders(v, "run", "env", k); err != nil {
