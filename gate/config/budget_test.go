@@ -53,7 +53,7 @@ func TestDependenciesCountTowardsTheJobBudget(t *testing.T) {
 	for i := range 4 {
 		fmt.Fprintf(&b, "  d%d: {package: ./stub, timeout: 2m}\n", i)
 	}
-	_, err := ParsePairWithin([]byte(b.String()), 45*time.Minute)
+	_, err := ParseFor([]byte(b.String()), Policy{JobTimeout: 45 * time.Minute, Pair: true})
 	if err == nil || !strings.Contains(err.Error(), "the gate could take 36m35s (build.timeout 5m0s + dependencies.d0's build (build.timeout) 5m0s + dependencies.d0.timeout 2m0s") ||
 		!strings.Contains(err.Error(), "shorten build.timeout") {
 		t.Fatalf("got %v", err)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Ceilings are what a server lets any one gate ask for, whatever its
@@ -59,4 +60,38 @@ func formatBytes(b Bytes) string {
 		}
 	}
 	return strconv.FormatUint(uint64(b), 10) + " bytes"
+}
+
+// Policy is what a server holds every repository's config to, beyond the
+// config's own rules: the job's time (halved for a pull request gated
+// beside its base in the same job), the ceilings, and whether the host's
+// network is refused. The zero Policy holds nothing (memgate check, on the
+// user's own machine).
+type Policy struct {
+	JobTimeout        time.Duration
+	Pair              bool
+	Ceilings          Ceilings
+	RefuseHostNetwork bool
+}
+
+// Allowed checks the config against the server's policy; the error names
+// the key to change.
+func (c Config) Allowed(p Policy) error {
+	if p.JobTimeout > 0 {
+		fit := c.FitIn
+		if p.Pair {
+			fit = c.FitPairIn
+		}
+		if err := fit(p.JobTimeout); err != nil {
+			return err
+		}
+	}
+	if err := c.Within(p.Ceilings); err != nil {
+		return err
+	}
+	if c.Run.Network == "host" && p.RefuseHostNetwork {
+		return keyErr("host would give the service and its dependencies this worker's network, and this server does not allow it "+
+			"(MEMGATE_ALLOW_HOST_NETWORK): remove the key, and declare what the service needs under dependencies", "run", "network")
+	}
+	return nil
 }

@@ -31,3 +31,17 @@ func TestCeilingsBoundWhatAConfigAsks(t *testing.T) {
 		}
 	}
 }
+
+// The server's policy refuses the host's network unless its operator
+// allows it; a config read without a policy (memgate check, on the user's
+// own machine) keeps it.
+func TestPolicyRefusesTheHostNetworkOnlyWhenSet(t *testing.T) {
+	host := []byte("run:\n  network: host\n")
+	if _, err := Parse(host); err != nil {
+		t.Fatalf("without a policy: %v", err)
+	}
+	if _, err := ParseFor(host, Policy{RefuseHostNetwork: true}); err == nil ||
+		!strings.Contains(err.Error(), "line 2: run.network: host would give the service and its dependencies this worker's network") {
+		t.Fatalf("refused: %v", err)
+	}
+}

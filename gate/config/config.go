@@ -235,31 +235,28 @@ func LoadFile(path string) (Config, error) {
 }
 
 // Parse reads config YAML over the defaults. Errors name the key and line.
-func Parse(data []byte) (Config, error) { return parse(data, nil, false) }
+func Parse(data []byte) (Config, error) { return ParseFor(data, Policy{}) }
 
 // ParseWithin is Parse for a gate that must end within budget (see FitIn);
 // a config that cannot is an error naming the key to shorten.
 func ParseWithin(data []byte, budget time.Duration) (Config, error) {
-	return parse(data, func(c Config) error { return c.FitIn(budget) }, budget > 0)
+	return ParseFor(data, Policy{JobTimeout: budget})
 }
 
-// ParsePairWithin is ParseWithin for a pull request gated beside its base
-// in one job of budget (see FitPairIn).
-func ParsePairWithin(data []byte, budget time.Duration) (Config, error) {
-	return parse(data, func(c Config) error { return c.FitPairIn(budget) }, budget > 0)
-}
+// ParseFor is Parse for a server's gate: the config must also be Allowed
+// by the server's policy; a config that is not is an error naming the key
+// and its line.
+func ParseFor(data []byte, p Policy) (Config, error) { return parse(data, p) }
 
-func parse(data []byte, fit func(Config) error, check bool) (Config, error) {
+func parse(data []byte, p Policy) (Config, error) {
 	cfg := Default()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return Config{}, cleanYAMLError(err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		if check {
-			if err := fit(cfg); err != nil {
-				return Config{}, err
-			}
+		if err := cfg.Allowed(p); err != nil {
+			return Config{}, err
 		}
 		return cfg, nil
 	}
@@ -275,8 +272,8 @@ func parse(data []byte, fit func(Config) error, check bool) (Config, error) {
 	cfg.fillKinds()
 	cfg.withDependencyDefaults()
 	err := cfg.Validate()
-	if err == nil && check {
-		err = fit(cfg)
+	if err == nil {
+		err = cfg.Allowed(p)
 	}
 	if err != nil {
 		var ke *KeyError

@@ -364,13 +364,6 @@ func (r *Runner) gate(ctx context.Context, run gate.Run, log *slog.Logger) (gate
 		return errorResult(r.opts.Version, err), nil
 	}
 	log.Info("gate config", "from", source)
-	if err := cfg.Within(r.opts.Ceilings); err != nil {
-		return errorResult(r.opts.Version, fmt.Errorf("%s: %w", source, err)), nil
-	}
-	if cfg.Run.Network == "host" && !r.opts.AllowHostNetwork {
-		return errorResult(r.opts.Version, fmt.Errorf("%s: run.network: host would give the service and its dependencies this worker's network, "+
-			"and this server does not allow it (MEMGATE_ALLOW_HOST_NETWORK): remove the key, and declare what the service needs under dependencies", source)), nil
-	}
 	cfg = withImportPath(cfg, run.Repository)
 
 	// Progress goes to the run's page every 2 s and to GitHub less often.
@@ -428,15 +421,11 @@ func (b baseFiles) ReadFile(ctx context.Context, name string, limit int64) ([]by
 // be looser than its base's config. Either must fit the job timeout.
 func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.Run) (config.Config, string, error) {
 	// A pull request's job gates its base too: each gate gets half.
-	fit, parse := r.opts.Defaults.FitIn, config.ParseWithin
-	if r.pairable(run) {
-		fit, parse = r.opts.Defaults.FitPairIn, config.ParsePairWithin
-	}
+	policy := config.Policy{JobTimeout: r.opts.JobTimeout, Pair: r.pairable(run), Ceilings: r.opts.Ceilings,
+		RefuseHostNetwork: !r.opts.AllowHostNetwork}
 	defaults := func(why string) (config.Config, string, error) {
-		if r.opts.JobTimeout > 0 {
-			if err := fit(r.opts.JobTimeout); err != nil {
-				return config.Config{}, "", fmt.Errorf("the default config (%s): %w", why, err)
-			}
+		if err := r.opts.Defaults.Allowed(policy); err != nil {
+			return config.Config{}, "", fmt.Errorf("the default config (%s): %w", why, err)
 		}
 		return r.opts.Defaults, "defaults (" + why + ")", nil
 	}
@@ -454,7 +443,7 @@ func (r *Runner) config(ctx context.Context, ws *workspace.Workspace, run gate.R
 	if err != nil {
 		return config.Config{}, "", err
 	}
-	cfg, err := parse(data, r.opts.JobTimeout)
+	cfg, err := config.ParseFor(data, policy)
 	if err != nil {
 		return config.Config{}, "", fmt.Errorf("%s in the base commit %s: %w", config.FileName, gate.ShortSHA(run.BaseSHA), err)
 	}
