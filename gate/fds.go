@@ -61,14 +61,18 @@ func fdSettle(s Settle, th Thresholds) Criterion {
 	if s.FDLimitReached() && s.IdleFDs > 0 {
 		from, fromName = s.IdleFDs, "the idle service, before any load"
 	}
-	c.Value = float64(s.FinalFDs - from)
+	pooled, why := s.Pool.pooled("descriptors")
+	c.Value = float64(s.FinalFDs - from - pooled)
 	c.Status = statusIf(c.Value <= c.Limit)
-	if c.Status == StatusPass {
+	if c.Status == StatusPass && pooled == 0 {
 		c.Detail = fmt.Sprintf("back to %d open file descriptors (%d at %s, peak %d) after the load stopped",
 			s.FinalFDs, from, fromName, s.PeakFDs)
 	} else {
 		c.Detail = fmt.Sprintf("still %d open file descriptors %.1f s after the load stopped and its connections closed; %d at %s, peak %d",
 			s.FinalFDs, s.Took.Std().Seconds(), from, fromName, s.PeakFDs)
+	}
+	if why != "" {
+		c.Detail += "; " + why
 	}
 	if line := s.FDLimitLine(); line != "" {
 		c.Detail = line + "; " + c.Detail

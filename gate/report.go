@@ -151,6 +151,9 @@ type Settle struct {
 	FinalFDs       int `json:"final_fds,omitempty"`
 	// FDLimit is the service's RLIMIT_NOFILE (soft), 0 when unknown.
 	FDLimit uint64 `json:"fd_limit,omitempty"`
+	// Pool is the second burst run when what did not settle was the
+	// service's own idle HTTP client connections; nil when none was run.
+	Pool *PoolCheck `json:"pool,omitempty"`
 }
 
 // Baseline holds the reference points the criteria compare against.

@@ -241,16 +241,7 @@ func unboundedCache(heap []gate.HeapSite, used []bool, blocked []gate.Finding) (
 // connections (a client or transport per call), else the repository's
 // frame that called into net/http's client most.
 func connectionsLeaked(heap []gate.HeapSite, gor []gate.GoroutineStack, used []bool) (gate.Finding, bool) {
-	var conns, goroutines int64
-	for _, g := range gor {
-		switch {
-		case has(g.Stack, "net/http.(*persistConn).readLoop"):
-			conns += g.Delta
-			goroutines += g.Delta
-		case has(g.Stack, "net/http.(*persistConn).writeLoop"):
-			goroutines += g.Delta
-		}
-	}
+	conns, _ := ClientConnections(gor)
 	if conns <= 0 {
 		return gate.Finding{}, false
 	}
@@ -279,6 +270,22 @@ func connectionsLeaked(heap []gate.HeapSite, gor []gate.GoroutineStack, used []b
 	f.Culprit, f.Bytes = heap[maker].Culprit, heap[maker].DeltaBytes
 	f.Summary += ", made by " + heap[maker].Culprit.String()
 	return f, true
+}
+
+// ClientConnections counts the HTTP client connections in a goroutine
+// diff, by the change in their read loops, and the goroutines they hold
+// (read and write loops).
+func ClientConnections(gor []gate.GoroutineStack) (conns, goroutines int64) {
+	for _, g := range gor {
+		switch {
+		case has(g.Stack, "net/http.(*persistConn).readLoop"):
+			conns += g.Delta
+			goroutines += g.Delta
+		case has(g.Stack, "net/http.(*persistConn).writeLoop"):
+			goroutines += g.Delta
+		}
+	}
+	return conns, goroutines
 }
 
 // waits are the ways a goroutine blocks on another that never comes, by

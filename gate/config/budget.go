@@ -36,6 +36,10 @@ func (c Config) phases() []phase {
 		phase{key: "load.warmup", d: c.Load.Warmup},
 		phase{key: "load.duration", d: c.Load.Duration},
 		phase{key: "load.cooldown", d: c.Load.Cooldown},
+		// A second burst and cooldown, when the service's own client
+		// connections did not settle (gate.PoolCheck).
+		phase{key: "load.duration", d: c.Load.Duration, label: "a second burst if a client pool stayed open (load.duration)"},
+		phase{key: "load.cooldown", d: c.Load.Cooldown, label: "its cooldown (load.cooldown)"},
 		phase{key: "run.stop_timeout", d: c.Run.StopTimeout},
 	)
 }

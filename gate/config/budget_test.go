@@ -21,24 +21,24 @@ func TestConfigThatCannotFitTheJobTimeoutNamesTheKey(t *testing.T) {
 	if !errors.As(err, &ke) || strings.Join(ke.Path, ".") != "load.duration" || ke.Line != 3 {
 		t.Fatalf("err %v (%#v), want a KeyError for load.duration on line 3", err, ke)
 	}
-	for _, want := range []string{"2h7m55s", "more than the 30m0s", "shorten load.duration"} {
+	for _, want := range []string{"4h8m5s", "more than the 30m0s", "shorten load.duration"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q lacks %q", err, want)
 		}
 	}
 	// The defaults' worst case: 5m build + 30s readiness + 10s + 40s + 10s
-	// + 5s + the 2m margin.
-	if got := Default().WorstCase(); got != 8*time.Minute+35*time.Second {
+	// + a second burst of 40s and its 10s cooldown + 5s + the 2m margin.
+	if got := Default().WorstCase(); got != 9*time.Minute+25*time.Second {
 		t.Errorf("default worst case %s", got)
 	}
-	if _, err := ParseWithin(nil, 8*time.Minute+35*time.Second); err != nil {
+	if _, err := ParseWithin(nil, 9*time.Minute+25*time.Second); err != nil {
 		t.Errorf("defaults in exactly their worst case: %v", err)
 	}
 	// A tight job timeout: the build timeout is the longest phase.
 	if _, err := ParseWithin(nil, 5*time.Minute); err == nil || !strings.Contains(err.Error(), "build.timeout: the gate could take") {
 		t.Errorf("defaults in 5m: %v", err)
 	}
-	if _, err := ParseWithin([]byte("build:\n  timeout: 1m\nload:\n  duration: 30s\n"), 5*time.Minute); err != nil {
+	if _, err := ParseWithin([]byte("build:\n  timeout: 1m\nload:\n  duration: 25s\n"), 5*time.Minute); err != nil {
 		t.Errorf("a short gate in 5m: %v", err)
 	}
 }
@@ -54,7 +54,7 @@ func TestDependenciesCountTowardsTheJobBudget(t *testing.T) {
 		fmt.Fprintf(&b, "  d%d: {package: ./stub, timeout: 2m}\n", i)
 	}
 	_, err := ParseFor([]byte(b.String()), Policy{JobTimeout: 45 * time.Minute, Pair: true})
-	if err == nil || !strings.Contains(err.Error(), "the gate could take 36m35s (build.timeout 5m0s + dependencies.d0's build (build.timeout) 5m0s + dependencies.d0.timeout 2m0s") ||
+	if err == nil || !strings.Contains(err.Error(), "the gate could take 37m25s (build.timeout 5m0s + dependencies.d0's build (build.timeout) 5m0s + dependencies.d0.timeout 2m0s") ||
 		!strings.Contains(err.Error(), "shorten build.timeout") {
 		t.Fatalf("got %v", err)
 	}

@@ -16,7 +16,8 @@ import (
 )
 
 // measure runs the load phases on a ready service: idle baseline, warm-up,
-// the measured window, settle; then profiles and the verdict.
+// the measured window, settle, and a second burst where only a pool of
+// client connections did not settle; then profiles and the verdict.
 func (r *run) measure(ctx context.Context, source Source, base string, port int, dial service.DialFunc) error {
 	cfg := r.opts.Config
 	// {{port}} is the service's; {{dep.NAME.addr}} a dependency's (a
@@ -41,6 +42,9 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 		return err
 	}
 	if err := m.settle(ctx); err != nil {
+		return err
+	}
+	if err := m.checkPool(ctx); err != nil {
 		return err
 	}
 	m.judge()

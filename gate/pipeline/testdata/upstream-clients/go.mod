@@ -1,0 +1,3 @@
+module example.com/upstream-clients
+
+go 1.22

@@ -1,0 +1,87 @@
+// upstream-clients calls an upstream stub for every request, in one of two
+// ways that both leave idle client connections open after the load:
+//
+//   - CLIENT=pool-widens: one shared client whose pool is bounded at 8 idle
+//     connections. Each request fans out to the upstream, one call at a
+//     time for its first 800 requests (a test's 3 s warm-up at 200/s is
+//     600), then wider, up to 8 at once from request 1,080 on: the pool
+//     widens to its bound during the measured window and stays there. Not
+//     a leak.
+//   - CLIENT=new-every-300: a new client (transport) for every 300th
+//     request, never closed: its idle connection stays open for good. A slow
+//     leak, too slow for the growth trend of a short window to see.
+package main
+
+import (
+	"io"
+	"log"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	shared   = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	requests atomic.Int64
+	mu       sync.Mutex
+	current  = shared
+)
+
+func get(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+// poolWidens fans out to the upstream, wider as requests go by.
+func poolWidens(url string) error {
+	n := requests.Add(1)
+	width := min(8, max(1, 1+int(n-800)/40))
+	errs := make(chan error, width)
+	for range width {
+		go func() { errs <- get(shared, url) }()
+	}
+	var first error
+	for range width {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// newEvery300 swaps in a new client every 300th request: the old one's
+// idle connection is never closed.
+func newEvery300(url string) error {
+	n := requests.Add(1)
+	mu.Lock()
+	if n%300 == 0 {
+		current = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	}
+	c := current
+	mu.Unlock()
+	return get(c, url)
+}
+
+func main() {
+	call := poolWidens
+	if os.Getenv("CLIENT") == "new-every-300" {
+		call = newEvery300
+	}
+	url := "http://" + os.Getenv("UPSTREAM") + "/price?sku=A-1"
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if err := call(url); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	log.Fatal(http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil))
+}
