@@ -44,10 +44,10 @@ func (r *run) measure(ctx context.Context, source Source, base string, port int,
 	if err := m.settle(ctx); err != nil {
 		return err
 	}
+	m.judge()
 	if err := m.checkPool(ctx); err != nil {
 		return err
 	}
-	m.judge()
 	return r.attribute(m.profiles)
 }
 
@@ -235,9 +235,14 @@ func (m *measurement) judge() {
 	if readErrs > 0 {
 		m.log.Warn("some samples could not be read", "count", readErrs, "last", lastErr)
 	}
+	m.evaluate()
+}
+
+// evaluate judges the report's samples and settle.
+func (m *measurement) evaluate() {
 	bl := &m.report.Baseline
 	d := gate.Evaluate(gate.Observation{
-		Samples: samples, MeasureFrom: bl.MeasureFrom, MeasureTo: bl.MeasureTo, Load: m.report.Load, Settle: *settle,
+		Samples: m.report.Samples, MeasureFrom: bl.MeasureFrom, MeasureTo: bl.MeasureTo, Load: m.report.Load, Settle: m.report.Settle,
 	}, m.opts.Config.Thresholds)
 	m.report.Verdict, m.report.Criteria, bl.SteadyFrom = d.Verdict, d.Criteria, d.SteadyFrom
 }

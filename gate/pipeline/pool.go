@@ -8,12 +8,16 @@ import (
 	"github.com/memgate/memgate/gate/attribution"
 )
 
-// checkPool runs a second burst of the window's load when what did not
-// settle is the service's own idle HTTP client connections, to tell a
-// pool (reused) from a leak (grows with requests): see gate.PoolCheck.
-// It runs after the sampler stopped: the burst is no part of the
+// checkPool runs a second burst of the window's load when the settle
+// criteria alone fail the run and what did not settle is the service's
+// own idle HTTP client connections, to tell a pool (reused) from a leak
+// (grows with requests): see gate.PoolCheck. Then it judges the run
+// again. It runs after the sampler stopped: the burst is no part of the
 // measured series.
 func (m *measurement) checkPool(ctx context.Context) error {
+	if !m.failedOnSettleAlone() {
+		return nil
+	}
 	s := &m.report.Settle
 	conns, goroutines, ok := m.pooledExcess()
 	if !ok {
@@ -47,7 +51,23 @@ func (m *measurement) checkPool(ctx context.Context) error {
 		BurstRequests: burst.Requests, BurstConnections: int(more),
 		BurstValid: burst.SuccessRatio >= th.MinSuccessRatio && burst.RequestedRate > 0 && burst.AchievedRate >= th.MinRateRatio*burst.RequestedRate,
 	}
+	m.evaluate()
 	return nil
+}
+
+// failedOnSettleAlone: the run failed, and on the settle criteria alone.
+// Any other failure decides the verdict whatever the connections are,
+// and a leak of a client per request should not be doubled to find out.
+func (m *measurement) failedOnSettleAlone() bool {
+	if m.report.Verdict != gate.Fail {
+		return false
+	}
+	for _, c := range m.report.Criteria {
+		if c.Status == gate.StatusFail && c.Name != gate.CritGoroutineSettle && c.Name != gate.CritFDSettle {
+			return false
+		}
+	}
+	return true
 }
 
 // pooledExcess: the goroutines that did not settle, beyond the tolerance,

@@ -23,7 +23,7 @@ func TestClientPoolPassesSlowClientLeakFails(t *testing.T) {
 		detail  string
 	}{
 		{"pool-widens", gate.Pass, "are left out: a pool, since a second burst of"},
-		{"new-every-300", gate.Fail, "are not a pool: a second burst of"},
+		{"new-every-400", gate.Fail, "are not a pool: a second burst of"},
 	} {
 		t.Run(tc.client, func(t *testing.T) {
 			cfg, err := config.Parse(fmt.Appendf(nil, `
