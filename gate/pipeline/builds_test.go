@@ -14,7 +14,8 @@ import (
 
 // The services people run, as a new user configures them from the README
 // (each fixture's own .memgate.yml): a go 1.16 module without pprof, a
-// module built from vendor/, and a GOPATH-era repository without go.mod.
+// module built from vendor/, a GOPATH-era repository without go.mod, and
+// one that is a GOPATH itself (its packages under src/).
 // Each is a healthy/leaking twin; none imports net/http/pprof, so each is
 // read through the reader added to its build (a short gate: the test is
 // about building them, the accuracy benchmark about the verdicts at the
@@ -30,6 +31,7 @@ func TestServicesOfEveryLayoutAreGated(t *testing.T) {
 		{"vendored-leak", gate.Fail},
 		{"_gopath-healthy", gate.Pass},
 		{"_gopath-leak", gate.Fail},
+		{"_workspace-leak", gate.Fail},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			dir := examples(tc.dir)
@@ -44,7 +46,7 @@ func TestServicesOfEveryLayoutAreGated(t *testing.T) {
 			if !strings.Contains(r.Environment.Source, "reader") {
 				t.Errorf("source %q, want the injected reader", r.Environment.Source)
 			}
-			if strings.HasPrefix(tc.dir, "_gopath") && !strings.Contains(r.BuildOutput, "GOPATH mode") {
+			if (strings.HasPrefix(tc.dir, "_gopath") || strings.HasPrefix(tc.dir, "_workspace")) && !strings.Contains(r.BuildOutput, "GOPATH mode") {
 				t.Errorf("build output does not say GOPATH mode: %q", r.BuildOutput)
 			}
 			if tc.want == gate.Fail {

@@ -98,7 +98,7 @@ func (r *run) scratchParent() string {
 // copySource copies dir into the scratch directory for the sandboxes'
 // users, who cannot reach it where it is.
 func (r *run) copySource(g *gateContainment, dir, work string) error {
-	if b := r.opts.Config.Build; b.Command == "" && b.ImportPath == "" {
+	if b := r.opts.Config.Build; b.Command == "" && b.ImportPath == "" && !service.WorkspaceLayout(dir, b.Package, "") {
 		if _, err := os.Stat(filepath.Join(dir, b.Package, "go.mod")); err != nil {
 			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
 				return service.NotAModule(dir)

@@ -134,7 +134,10 @@ func Build(ctx context.Context, spec BuildSpec) (Built, error) {
 		res.LeakNote = "built without GOEXPERIMENT=" + LeakExperiment + ": the build with it failed: " + LastLines(out, 1)
 		out, err = runBuild(ctx, spec, overlay)
 	}
-	if gopathMode(spec) {
+	switch {
+	case workspaceMode(spec):
+		out = "memgate: no go.mod, and the package under src/: built in GOPATH mode with the repository as the GOPATH\n" + out
+	case gopathMode(spec):
 		out = fmt.Sprintf("memgate: no go.mod: built in GOPATH mode as %s\n", spec.ImportPath) + out
 	}
 	res.Output = out

@@ -2,6 +2,7 @@ package service
 
 import (
 	"fmt"
+	"go/build"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,21 +15,82 @@ import (
 // sandbox's own (the checkout is mounted there); uncontained, a copy in the
 // scratch directory.
 
+// A repository can also be a GOPATH itself (a workspace): its packages
+// under src/, imported by their paths below it ("tracker", not
+// "github.com/you/tracker"), built by a Makefile with GOPATH=$PWD. Then
+// the checkout is the GOPATH, and build.package points under src/.
+
 // goPathInside is the build's GOPATH inside its sandbox.
 const goPathInside = "/memgate/gopath"
 
-// gopathMode: the build has an import path and the repository no go.mod.
+// gopathMode: the repository has no go.mod, and either is a workspace or
+// the build has an import path.
 func gopathMode(spec BuildSpec) bool {
-	return spec.ImportPath != "" && !fileExists(filepath.Join(spec.Dir, "go.mod"))
+	return workspaceMode(spec) || spec.ImportPath != "" && !fileExists(filepath.Join(spec.Dir, "go.mod"))
+}
+
+// workspaceMode: the repository is a GOPATH workspace, by WorkspaceLayout.
+func workspaceMode(spec BuildSpec) bool {
+	return spec.Command == "" && WorkspaceLayout(spec.Dir, spec.Package, spec.ImportPath)
+}
+
+// WorkspaceLayout reports whether the repository at dir, built at pkg
+// (build.package), is a GOPATH workspace: no go.mod, pkg under src/, and
+// either no import path to build it by otherwise, or pkg imports a
+// package of src/ by its path below src/ (which only a GOPATH of the
+// checkout resolves). The files are read as the build reads them: headers
+// only, no symlink followed.
+func WorkspaceLayout(dir, pkg, importPath string) bool {
+	if fileExists(filepath.Join(dir, "go.mod")) {
+		return false
+	}
+	rel := filepath.ToSlash(filepath.Clean(pkg))
+	if rel != "src" && !strings.HasPrefix(rel, "src/") {
+		return false
+	}
+	if importPath == "" {
+		return true
+	}
+	ctxt := build.Default
+	ctxt.GOPATH, ctxt.OpenFile = "", openHeader
+	p, err := ctxt.ImportDir(filepath.Join(dir, filepath.FromSlash(rel)), build.ImportComment)
+	if err != nil {
+		return false
+	}
+	for _, imp := range p.Imports {
+		if !build.IsLocalImport(imp) && filepath.IsLocal(imp) {
+			if fi, err := os.Lstat(filepath.Join(dir, "src", filepath.FromSlash(imp))); err == nil && fi.IsDir() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // GOPATHImportPath is the import path a GOPATH-mode build puts the
-// repository at; "" for a module.
+// repository at; "" for a module or a workspace.
 func (spec BuildSpec) GOPATHImportPath() string {
-	if !gopathMode(spec) {
+	if !gopathMode(spec) || workspaceMode(spec) {
 		return ""
 	}
 	return spec.ImportPath
+}
+
+// WorkspacePackages are the import paths of a workspace's own packages,
+// the directories right under its src/ (at most 200); nil for any other
+// build.
+func (spec BuildSpec) WorkspacePackages() []string {
+	if !workspaceMode(spec) {
+		return nil
+	}
+	entries, _ := os.ReadDir(filepath.Join(spec.Dir, "src"))
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && len(out) < 200 {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
 
 // goPath is the build's GOPATH, as the go command sees it.
@@ -40,10 +102,13 @@ func goPath(spec BuildSpec) string {
 }
 
 // buildDir is where the go command sees the source: the checkout itself,
-// or its place in the GOPATH.
+// or its place in the GOPATH (a workspace is the GOPATH).
 func buildDir(spec BuildSpec) string {
-	if !gopathMode(spec) {
+	switch {
+	case !gopathMode(spec):
 		return spec.Dir
+	case workspaceMode(spec):
+		return goPath(spec)
 	}
 	return filepath.Join(goPath(spec), "src", filepath.FromSlash(spec.ImportPath))
 }
