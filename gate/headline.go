@@ -99,14 +99,19 @@ func Headline(r *Report) string {
 // buffers net/http gives each server connection, kept while its handler
 // never returns (seen on a real SSE server: the headline said "held by
 // bufio.NewWriterSize"), or each client connection, kept while nobody
-// closes it. "" otherwise: the goroutines' finding names the
-// code to fix.
+// closes it; or what the leaked goroutines built before they blocked.
+// "" otherwise: the goroutines' finding names the code to fix.
 func heldByLeakedGoroutines(r *Report, h HeapSite) string {
-	if h.Culprit != nil {
-		return ""
-	}
 	f, ok := r.Attribution.finding(true)
 	if !ok {
+		return ""
+	}
+	if f.Culprit != nil && callsInto(h.Stack, f.Culprit.Function) {
+		// Allocated on the leaked goroutines' way to where they block
+		// (an answer built, then sent forever): theirs.
+		return fmt.Sprintf("held by the goroutines that leaked, built by %s before they blocked", h.Where())
+	}
+	if h.Culprit != nil {
 		return ""
 	}
 	switch {
@@ -118,6 +123,16 @@ func heldByLeakedGoroutines(r *Report, h HeapSite) string {
 		return fmt.Sprintf("held by the HTTP client connections that leaked (net/http's per-connection %s)", h.Function)
 	}
 	return ""
+}
+
+// callsInto reports whether fn, or a closure of it, is a frame of stack.
+func callsInto(stack []string, fn string) bool {
+	for _, f := range stack {
+		if f == fn || strings.HasPrefix(f, fn+".func") {
+			return true
+		}
+	}
+	return false
 }
 
 // fdHeadline is the failed descriptor criteria's part of a headline.

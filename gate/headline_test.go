@@ -101,6 +101,30 @@ func TestHeadlineSaysLeakedGoroutinesHoldTheirRecords(t *testing.T) {
 	}
 }
 
+// What the leaked goroutines built before they blocked is theirs: a real
+// tracker built each answer with its encoder, then blocked sending it, and
+// the headline called the encoder's growth a cache.
+func TestHeadlineSaysWhatLeakedGoroutinesBuiltIsTheirs(t *testing.T) {
+	f := &Frame{Function: "goat.TrackerAnnounce", File: "tracker.go", Line: 47}
+	r := &Report{
+		Verdict:  Fail,
+		Criteria: []Criterion{{Name: CritHeapGrowth, Status: StatusFail, Value: 522, Limit: 32}, {Name: CritGoroutineSettle, Status: StatusFail}},
+		Load:     Load{AchievedRate: 200},
+		Baseline: Baseline{SteadyFrom: 30, MeasureFrom: 10, MeasureTo: 50},
+		Settle:   Settle{WindowStart: 1023, Final: 5020},
+		Attribution: Attribution{
+			Heap: []HeapSite{{Function: "bencode.EncDictMap", DeltaBytes: 1313729, Samples: 3,
+				Culprit: &Frame{Function: "bencode.EncDictMap", File: "bencode.go", Line: 54},
+				Stack:   []string{"bencode.EncDictMap", "goat.fakeAnnounceResponse", "goat.TrackerAnnounce"}}},
+			Findings: []Finding{{Kind: KindGoroutinesBlocked, Summary: "blocked on a channel send with no receiver, in " + f.String(), Culprit: f}},
+		},
+	}
+	want := "heap +522 B/request (+2.0 MiB over 20 s), held by the goroutines that leaked, built by bencode.EncDictMap (bencode.go:54) before they blocked; goroutines +3,997 over 40 s: blocked on a channel send with no receiver, in goat.TrackerAnnounce (tracker.go:47)"
+	if got := Headline(r); got != want {
+		t.Errorf("headline\n got %q\nwant %q", got, want)
+	}
+}
+
 // A handler blocked for ever keeps its connection, and so the buffers
 // net/http gave it: the heap part says so instead of naming bufio (a real
 // SSE server's headline said "held by bufio.NewWriterSize").

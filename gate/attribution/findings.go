@@ -213,7 +213,10 @@ func timersNotStopped(heap []gate.HeapSite, used []bool) []gate.Finding {
 // unboundedCache: the largest growth left is allocated by the repository's
 // own function, which keeps it: a map or slice nothing evicts from.
 // What a function allocates for the goroutines it starts and that leak
-// (their closures, channels) is theirs, not a cache's.
+// (their closures, channels) is theirs, not a cache's; so is what the
+// leaked goroutines allocated on their way to where they block (seen: a
+// tracker's announce built its answer, then blocked forever sending it,
+// and the answers' encoder was called "a cache without a bound").
 func unboundedCache(heap []gate.HeapSite, used []bool, blocked []gate.Finding) (gate.Finding, bool) {
 	for i, h := range heap {
 		if used[i] || h.DeltaBytes <= 0 {
@@ -223,7 +226,7 @@ func unboundedCache(heap []gate.HeapSite, used []bool, blocked []gate.Finding) (
 			return gate.Finding{}, false
 		}
 		for _, b := range blocked {
-			if b.Culprit != nil && strings.HasPrefix(b.Culprit.Function, h.Function) {
+			if b.Culprit != nil && (strings.HasPrefix(b.Culprit.Function, h.Function) || onStack(h.Stack, b.Culprit.Function)) {
 				return gate.Finding{}, false
 			}
 		}
@@ -286,6 +289,16 @@ func ClientConnections(gor []gate.GoroutineStack) (conns, goroutines int64) {
 		}
 	}
 	return conns, goroutines
+}
+
+// onStack reports whether fn, or a closure of it, is a frame of stack.
+func onStack(stack []string, fn string) bool {
+	for _, f := range stack {
+		if f == fn || strings.HasPrefix(f, fn+".func") {
+			return true
+		}
+	}
+	return false
 }
 
 // waits are the ways a goroutine blocks on another that never comes, by

@@ -273,6 +273,27 @@ func TestLeakedGoroutinesClosuresAreNotACache(t *testing.T) {
 	}
 }
 
+// What a leaked goroutine allocated before it blocked (the answer it then
+// sends forever, seen on a real tracker) is held by the goroutines, not
+// by a cache in the encoder that built it.
+func TestWhatLeakedGoroutinesBuiltIsNotACache(t *testing.T) {
+	announce := &gate.Frame{Function: "goat.TrackerAnnounce", File: "tracker.go", Line: 47}
+	heap := []gate.HeapSite{{Function: "bencode.EncDictMap", DeltaBytes: 1313729, DeltaObjs: 5000,
+		Culprit: &gate.Frame{Function: "bencode.EncDictMap", File: "bencode.go", Line: 54},
+		Stack:   []string{"bencode.EncDictMap", "goat.fakeAnnounceResponse", "goat.TrackerAnnounce"}}}
+	gor := []gate.GoroutineStack{{Top: "goat.TrackerAnnounce", Delta: 3997, Culprit: announce,
+		Stack: []string{"runtime.gopark", "runtime.chansend", "runtime.chansend1", "goat.TrackerAnnounce"}}}
+	fs := Findings(heap, gor)
+	if len(fs) != 1 || fs[0].Kind != gate.KindGoroutinesBlocked || *fs[0].Culprit != *announce {
+		t.Errorf("findings %+v", fs)
+	}
+	// An encoder called from elsewhere keeps its cache's name.
+	heap[0].Stack = []string{"bencode.EncDictMap", "goat.statusPage"}
+	if fs := Findings(heap, gor); len(fs) != 2 || fs[0].Kind != gate.KindUnboundedCache {
+		t.Errorf("findings %+v", fs)
+	}
+}
+
 // Two heap-profile samples that landed on requests in flight are not
 // whole requests retained.
 func TestRequestsRetainedNeedsSamples(t *testing.T) {
