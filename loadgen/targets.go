@@ -4,6 +4,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -200,8 +201,9 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// Expand returns targets with fill applied to their URLs and header
-// values. Bodies are sent as they are.
+// Expand returns targets with fill applied to their URLs, header values
+// and bodies (a JSON body naming an upstream: {"target": "{{dep.api.addr}}"}).
+// A body without "{{" is sent as it is, byte for byte.
 func Expand(targets []Target, fill func(string) string) []Target {
 	out := make([]Target, len(targets))
 	for i, t := range targets {
@@ -211,7 +213,11 @@ func Expand(targets []Target, fill func(string) string) []Target {
 				h[k] = append(h[k], fill(v))
 			}
 		}
-		out[i] = Target{Method: t.Method, URL: fill(t.URL), Header: h, Body: t.Body, Stream: t.Stream, Leave: t.Leave}
+		body := t.Body
+		if bytes.Contains(body, []byte("{{")) {
+			body = []byte(fill(string(body)))
+		}
+		out[i] = Target{Method: t.Method, URL: fill(t.URL), Header: h, Body: body, Stream: t.Stream, Leave: t.Leave}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,15 +96,23 @@ func TestTargetsBodiesAreBounded(t *testing.T) {
 	}
 }
 
-// Expand fills URLs and header values (a probe exporter's target names a
-// dependency: /probe?target={{dep.tls.addr}}); bodies stay as they are.
-func TestExpandFillsURLsAndHeaders(t *testing.T) {
-	tg := []Target{{Method: "GET", URL: "/probe?target={{dep.tls.addr}}", Header: http.Header{"X-Up": []string{"{{dep.tls.addr}}"}}, Body: []byte("{{dep.tls.addr}}")}}
+// Expand fills URLs, header values and bodies (a probe exporter's target
+// names a dependency: /probe?target={{dep.tls.addr}}); a body without a
+// placeholder is sent byte for byte.
+func TestExpandFillsURLsHeadersAndBodies(t *testing.T) {
+	binary := []byte{0xff, 0x00, '{', 0xfe}
+	tg := []Target{
+		{Method: "POST", URL: "/probe?target={{dep.tls.addr}}", Header: http.Header{"X-Up": []string{"{{dep.tls.addr}}"}}, Body: []byte(`{"target":"{{dep.tls.addr}}"}`)},
+		{Method: "POST", URL: "/raw", Body: binary},
+	}
 	got := Expand(tg, func(s string) string { return strings.ReplaceAll(s, "{{dep.tls.addr}}", "127.0.0.1:4443") })
-	if got[0].URL != "/probe?target=127.0.0.1:4443" || got[0].Header.Get("X-Up") != "127.0.0.1:4443" || string(got[0].Body) != "{{dep.tls.addr}}" {
+	if got[0].URL != "/probe?target=127.0.0.1:4443" || got[0].Header.Get("X-Up") != "127.0.0.1:4443" || string(got[0].Body) != `{"target":"127.0.0.1:4443"}` {
 		t.Fatalf("%+v", got[0])
 	}
-	if tg[0].URL != "/probe?target={{dep.tls.addr}}" || tg[0].Header.Get("X-Up") != "{{dep.tls.addr}}" {
+	if !bytes.Equal(got[1].Body, binary) {
+		t.Fatalf("a body without a placeholder changed: %q", got[1].Body)
+	}
+	if tg[0].URL != "/probe?target={{dep.tls.addr}}" || tg[0].Header.Get("X-Up") != "{{dep.tls.addr}}" || string(tg[0].Body) != `{"target":"{{dep.tls.addr}}"}` {
 		t.Fatalf("the targets given were changed: %+v", tg[0])
 	}
 }

@@ -200,6 +200,9 @@ func (c Config) validateDependencies() error {
 				return err
 			}
 		}
+		if err := c.checkPlaceholders(t.Body, "load", "targets", strconv.Itoa(i), "body"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

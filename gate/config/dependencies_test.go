@@ -53,6 +53,7 @@ func TestDependenciesErrorsNameTheKey(t *testing.T) {
 		{"dependencies:\n  db: {kind: redis, bogus: 1}\n", "bogus"},
 		{"dependencies:\n  up:\n    package: ./up\n    args: ['{{dep.cache.addr}}']\n", "line 4: dependencies.up.args.0: {{dep.cache.addr}} names no dependency"},
 		{"dependencies:\n  up: {package: ./up}\nload:\n  targets:\n    - {method: GET, path: '/probe?target={{dep.upstream.addr}}'}\n", "line 5: load.targets.0.path: {{dep.upstream.addr}} names no dependency"},
+		{"dependencies:\n  up: {package: ./up}\nload:\n  targets:\n    - method: POST\n      path: /probe\n      body: '{\"target\": \"{{dep.upstrem.addr}}\"}'\n", "line 7: load.targets.0.body: {{dep.upstrem.addr}} names no dependency"},
 		{"dependencies:\n  up:\n    package: ./up\n    env: {SELF: '{{dep.up.port}}'}\n", "line 3: dependencies.up: up names up, and they cannot all start first"},
 		{"dependencies:\n  a:\n    package: ./a\n    args: ['{{dep.b.addr}}']\n  b:\n    package: ./b\n    readiness: {command: [nc, '{{dep.a.port}}']}\n",
 			"line 3: dependencies.a: a names b, and they cannot all start first"},
