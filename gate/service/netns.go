@@ -15,12 +15,7 @@ import (
 // use the service's when it runs in a network namespace of its own.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// netnsDialer dials inside the network namespace at path: the socket is
-// made on an OS thread switched into that namespace (a socket stays in the
-// namespace it was made in), and the thread is switched back before it is
-// released. It must not simply end locked: the runtime would retire the
-// thread, and a service started from that thread would get its
-// parent-death signal.
+// netnsDialer dials inside the network namespace at path (inNetns).
 //
 // Only loopback addresses are dialled, given as IP literals: a host name
 // would be resolved by a thread in memgate's own namespace, so a service
@@ -37,31 +32,12 @@ func netnsDialer(path string) DialFunc {
 		}
 		ch := make(chan result, 1)
 		go func() {
-			runtime.LockOSThread()
-			home, err := os.Open("/proc/thread-self/ns/net")
-			if err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, fmt.Errorf("service network: %w", err)}
-				return
-			}
-			defer home.Close()
-			ns, err := os.Open(path)
-			if err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, fmt.Errorf("service network: %w", err)}
-				return
-			}
-			defer ns.Close()
-			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, fmt.Errorf("service network: setns: %w", err)}
-				return
-			}
-			var d net.Dialer
-			conn, err := d.DialContext(ctx, network, addr)
-			if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
-				runtime.UnlockOSThread()
-			} // else: stay locked, and the thread goes with the goroutine
+			var conn net.Conn
+			err := inNetns(path, func() (err error) {
+				var d net.Dialer
+				conn, err = d.DialContext(ctx, network, addr)
+				return err
+			})
 			ch <- result{conn, err}
 		}()
 		select {
@@ -76,6 +52,37 @@ func netnsDialer(path string) DialFunc {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// inNetns runs f on an OS thread switched into the network namespace at
+// path (a socket stays in the namespace it was made in), and switches the
+// thread back before it is released. It must not simply end locked: the
+// runtime would retire the thread, and a service started from that thread
+// would get its parent-death signal. If switching back fails, the thread
+// stays locked and goes with the goroutine.
+func inNetns(path string, f func() error) error {
+	runtime.LockOSThread()
+	home, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("service network: %w", err)
+	}
+	defer home.Close()
+	ns, err := os.Open(path)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("service network: %w", err)
+	}
+	defer ns.Close()
+	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("service network: setns: %w", err)
+	}
+	err = f()
+	if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+		runtime.UnlockOSThread()
+	}
+	return err
 }
 
 // ErrNotLoopback is a dial to anything but a loopback IP literal inside

@@ -8,13 +8,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A service (or a dependency) in a network namespace of its own answers
@@ -105,34 +102,16 @@ func errString(err error) string {
 // listenIn opens a loopback listener inside the network namespace at ns.
 func listenIn(t *testing.T, ns string) net.Listener {
 	t.Helper()
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
+	var ln net.Listener
+	done := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		home, _ := os.Open("/proc/thread-self/ns/net")
-		defer home.Close()
-		target, err := os.Open(ns)
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{ln, err}
+		done <- inNetns(ns, func() (err error) {
+			ln, err = net.Listen("tcp", "127.0.0.1:0")
+			return err
+		})
 	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
-	return r.ln
+	return ln
 }
