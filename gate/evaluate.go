@@ -271,13 +271,13 @@ func goroutineGrowth(t, y []float64, rate float64, th Thresholds) Criterion {
 
 func goroutineSettle(s Settle, th Thresholds) Criterion {
 	c := Criterion{Name: CritGoroutineSettle, Limit: float64(th.GoroutineSettleTolerance), Unit: "goroutines", Comparison: "<="}
-	pooled, why := s.Pool.pooled("goroutines")
+	pooled, why := s.Pool.leftOut(s.Final-s.WindowStart, "goroutines", th)
 	c.Value = float64(s.Final - s.WindowStart - pooled)
 	c.Status = statusIf(c.Value <= c.Limit)
 	switch {
 	case pooled > 0:
-		c.Detail = fmt.Sprintf("%d goroutines %.1f s after the load stopped (%d at the start of the measured window, peak %d)",
-			s.Final, s.Took.Std().Seconds(), s.WindowStart, s.Peak)
+		c.Detail = fmt.Sprintf("%d goroutines %.1f s after the load stopped (%d at the start of the measured window, peak %d); %s",
+			s.Final, s.Took.Std().Seconds(), s.WindowStart, s.Peak, why)
 	case c.Status == StatusPass:
 		c.Detail = fmt.Sprintf("back to %d (window start %d, peak %d) %.1f s after the load stopped",
 			s.Final, s.WindowStart, s.Peak, s.Took.Std().Seconds())
@@ -285,10 +285,7 @@ func goroutineSettle(s Settle, th Thresholds) Criterion {
 		c.Detail = fmt.Sprintf("still %d goroutines %.1f s after the load stopped and idle connections closed; %d at the start of the measured window, peak %d",
 			s.Final, s.Took.Std().Seconds(), s.WindowStart, s.Peak)
 	}
-	if why != "" {
-		c.Detail += "; " + why
-	}
-	c.Detail += s.Pool.grewAgain()
+	c.Detail += s.Pool.notAPool(th)
 	return c
 }
 

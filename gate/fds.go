@@ -61,18 +61,22 @@ func fdSettle(s Settle, th Thresholds) Criterion {
 	if s.FDLimitReached() && s.IdleFDs > 0 {
 		from, fromName = s.IdleFDs, "the idle service, before any load"
 	}
-	pooled, why := s.Pool.pooled("descriptors")
+	pooled, why := s.Pool.leftOut(s.FinalFDs-from, "descriptors", th)
 	c.Value = float64(s.FinalFDs - from - pooled)
 	c.Status = statusIf(c.Value <= c.Limit)
-	if c.Status == StatusPass && pooled == 0 {
+	switch {
+	case pooled > 0:
+		c.Detail = fmt.Sprintf("%d open file descriptors %.1f s after the load stopped (%d at %s, peak %d); %s",
+			s.FinalFDs, s.Took.Std().Seconds(), from, fromName, s.PeakFDs, why)
+	case c.Status == StatusPass:
 		c.Detail = fmt.Sprintf("back to %d open file descriptors (%d at %s, peak %d) after the load stopped",
 			s.FinalFDs, from, fromName, s.PeakFDs)
-	} else {
+	default:
 		c.Detail = fmt.Sprintf("still %d open file descriptors %.1f s after the load stopped and its connections closed; %d at %s, peak %d",
 			s.FinalFDs, s.Took.Std().Seconds(), from, fromName, s.PeakFDs)
 	}
-	if why != "" {
-		c.Detail += "; " + why
+	if c.Status == StatusFail {
+		c.Detail += s.Pool.notAPool(th)
 	}
 	if line := s.FDLimitLine(); line != "" {
 		c.Detail = line + "; " + c.Detail

@@ -12,63 +12,82 @@ import "fmt"
 // one run of ten, and failed goroutine_settle with +9).
 //
 // Only the service's behaviour tells the two apart: a pool is reused, a
-// leak grows with requests. So when the excess is made of idle client
-// connections, the gate sends a second burst of the same load and counts
-// them again.
+// leak grows with requests. So when the run failed on the settle criteria
+// alone and the excess is made of client connections the window opened,
+// the gate sends a second burst of the same load and looks again.
 
 // PoolCheck is that second burst and what it showed.
 type PoolCheck struct {
-	// Connections and Goroutines: the idle client connections the window
-	// left open (more than at its start), and the goroutines they hold.
+	// Connections and Goroutines: the client connections open after the
+	// cooldown beyond those open at the window's start (busy or idle),
+	// and the goroutines they hold.
 	Connections int `json:"connections"`
 	Goroutines  int `json:"goroutines"`
-	// WindowRequests: the requests of the window that left them.
+	// WindowRequests: the requests of the window that opened them.
 	WindowRequests uint64 `json:"window_requests"`
-	// The burst: its requests, whether its load was valid, and the idle
-	// client connections it left open beyond those of the window.
-	BurstRequests    uint64 `json:"burst_requests"`
-	BurstValid       bool   `json:"burst_valid"`
-	BurstConnections int    `json:"burst_connections"`
+	// Burst is the second burst's load.
+	Burst Load `json:"burst"`
+	// After the burst and its cooldown: the client connections opened
+	// beyond those before it, the change in all goroutines, and how many
+	// of the service's outgoing TCP connections open before it were
+	// closed (a pool keeps them: a client per call whose old connections
+	// time out while new ones open would look reused by counts alone).
+	BurstConnections int `json:"burst_connections"`
+	BurstGoroutines  int `json:"burst_goroutines"`
+	SocketsClosed    int `json:"sockets_closed"`
 }
 
-// Reused reports whether the connections are a pool: the burst, valid and
-// at least half the window's size, left at most half as many new ones
-// per request as the window did. A leak of one client per N calls leaves
-// as many per request in both; a pool, already wide, leaves none or a
-// few from a rarer peak of concurrency.
-func (p *PoolCheck) Reused() bool {
-	if p == nil || !p.BurstValid || p.Connections <= 0 || p.WindowRequests == 0 || 2*p.BurstRequests < p.WindowRequests {
+// Reused reports whether the connections are a pool: a valid burst of at
+// least half the window's requests left fewer than half as many new
+// connections per request as the window did, its goroutines came back
+// within tolerance, and at least half of the connections it found open
+// are still open after it.
+func (p *PoolCheck) Reused(th Thresholds) bool {
+	if p == nil || !p.burstValid(th) || p.Connections <= 0 || p.WindowRequests == 0 || 2*p.Burst.Requests < p.WindowRequests {
 		return false
 	}
-	return 2*float64(p.BurstConnections)*float64(p.WindowRequests) <= float64(p.Connections)*float64(p.BurstRequests)
+	return 2*float64(p.BurstConnections)*float64(p.WindowRequests) < float64(p.Connections)*float64(p.Burst.Requests) &&
+		p.BurstGoroutines <= th.GoroutineSettleTolerance &&
+		2*p.SocketsClosed <= p.Connections
 }
 
-// pooled is what a settle criterion leaves out of its excess, n goroutines
-// or n descriptors as unit says, with the words saying so; 0 and "" when
-// the check did not show a pool.
-func (p *PoolCheck) pooled(unit string) (int, string) {
-	if !p.Reused() {
+func (p *PoolCheck) burstValid(th Thresholds) bool {
+	l := p.Burst
+	return l.Requests > 0 && l.SuccessRatio >= th.MinSuccessRatio && l.RequestedRate > 0 && l.AchievedRate >= th.MinRateRatio*l.RequestedRate
+}
+
+// leftOut is what a settle criterion with this excess leaves out of it (at
+// most the excess, at most the pool's goroutines or descriptors as unit
+// says), with the words saying so; 0 and "" when the check did not show
+// a pool.
+func (p *PoolCheck) leftOut(excess int, unit string, th Thresholds) (int, string) {
+	if !p.Reused(th) || excess <= 0 {
 		return 0, ""
 	}
 	n := p.Goroutines
 	if unit == "descriptors" {
 		n = p.Connections
 	}
-	return n, fmt.Sprintf("%d idle HTTP client connections the service keeps (%d %s) are left out: a pool, since a second burst of %d requests reused them (%+d connections)",
-		p.Connections, n, unit, p.BurstRequests, p.BurstConnections)
+	n = min(n, excess)
+	return n, fmt.Sprintf("%d %s of %d idle HTTP client connections the service keeps are left out: a pool, since a second burst of %d requests reused them (%+d connections, %d closed)",
+		n, unit, p.Connections, p.Burst.Requests, p.BurstConnections, p.SocketsClosed)
 }
 
-// grewAgain is the words for a check that did not show a pool, "" when
-// none was run.
-func (p *PoolCheck) grewAgain() string {
+// notAPool is the words for a check that did not show a pool, "" when
+// none was run or it did.
+func (p *PoolCheck) notAPool(th Thresholds) string {
 	switch {
-	case p == nil:
+	case p == nil || p.Reused(th):
 		return ""
-	case !p.BurstValid:
-		return fmt.Sprintf("; its %d idle HTTP client connections were not left out: the second burst meant to tell a pool from a leak was not a valid load", p.Connections)
-	case p.Reused():
-		return ""
+	case !p.burstValid(th):
+		return fmt.Sprintf("; its %d new HTTP client connections were not left out: the second burst meant to tell a pool from a leak was not a valid load", p.Connections)
+	case 2*p.SocketsClosed > p.Connections:
+		return fmt.Sprintf("; its %d new HTTP client connections are not a pool: a second burst of %d requests closed %d of the connections open before it (%+d connections)",
+			p.Connections, p.Burst.Requests, p.SocketsClosed, p.BurstConnections)
+	case p.BurstGoroutines > 0 && 2*float64(p.BurstConnections)*float64(p.WindowRequests) < float64(p.Connections)*float64(p.Burst.Requests):
+		return fmt.Sprintf("; its %d new HTTP client connections are not a pool: after a second burst of %d requests the service held %+d goroutines more",
+			p.Connections, p.Burst.Requests, p.BurstGoroutines)
 	}
-	return fmt.Sprintf("; its %d idle HTTP client connections are not a pool: a second burst of %d requests left %d more open",
-		p.Connections, p.BurstRequests, p.BurstConnections)
+	return fmt.Sprintf("; its %d new HTTP client connections are not a pool: a second burst of %d requests left %d more open",
+		p.Connections, p.Burst.Requests, p.BurstConnections)
 }

@@ -275,20 +275,44 @@ func connectionsLeaked(heap []gate.HeapSite, gor []gate.GoroutineStack, used []b
 	return f, true
 }
 
-// ClientConnections counts the HTTP client connections in a goroutine
-// diff, by the change in their read loops, and the goroutines they hold
-// (read and write loops).
+// ClientConnections counts the HTTP client connections that grew in a
+// goroutine diff, by their read loops, and the goroutines they hold (read
+// and write loops).
 func ClientConnections(gor []gate.GoroutineStack) (conns, goroutines int64) {
 	for _, g := range gor {
-		switch {
-		case has(g.Stack, "net/http.(*persistConn).readLoop"):
-			conns += g.Delta
-			goroutines += g.Delta
-		case has(g.Stack, "net/http.(*persistConn).writeLoop"):
-			goroutines += g.Delta
-		}
+		c, n := clientLoops(g.Stack)
+		conns += c * g.Delta
+		goroutines += n * g.Delta
 	}
 	return conns, goroutines
+}
+
+// clientLoops: a stack in a client connection's read loop is one
+// connection and one of its goroutines; in its write loop, a goroutine.
+func clientLoops(stack []string) (conns, goroutines int64) {
+	switch {
+	case has(stack, "net/http.(*persistConn).readLoop"):
+		return 1, 1
+	case has(stack, "net/http.(*persistConn).writeLoop"):
+		return 0, 1
+	}
+	return 0, 0
+}
+
+// CountClientConnections counts the HTTP client connections open in one
+// goroutine profile, whatever their read loops wait in (an idle one in
+// Peek, a busy one in a select), and their goroutines.
+func CountClientConnections(goroutineProfile []byte) (conns, goroutines int64, err error) {
+	p, err := parse(goroutineProfile)
+	if err != nil {
+		return 0, 0, fmt.Errorf("goroutine profile: %w", err)
+	}
+	for _, s := range p.Sample {
+		c, n := clientLoops(names(framesOf(s)))
+		conns += c * s.Value[0]
+		goroutines += n * s.Value[0]
+	}
+	return conns, goroutines, nil
 }
 
 // onStack reports whether fn, or a closure of it, is a frame of stack.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/memgate/memgate/gate"
 	"github.com/memgate/memgate/gate/attribution"
@@ -36,6 +37,11 @@ func (r *run) attribute(p profiles) error {
 		notes = append(notes, "goroutine profiles: "+gorErr.Error())
 	}
 	att.Findings = attribution.Findings(att.Heap, att.Goroutines)
+	if r.report.Settle.Pool.Reused(r.opts.Config.Thresholds) {
+		// The connections the window left open are the service's pool,
+		// shown reused by a second burst: not leaked.
+		att.Findings = slices.DeleteFunc(att.Findings, func(f gate.Finding) bool { return f.Kind == gate.KindConnectionsLeaked })
+	}
 	att.Heap, att.Goroutines = head(att.Heap, r.opts.AttributeTo), head(att.Goroutines, r.opts.AttributeTo)
 	if len(notes) > 0 {
 		att.Note = fmt.Sprint(notes)

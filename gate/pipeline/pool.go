@@ -9,13 +9,13 @@ import (
 )
 
 // checkPool runs a second burst of the window's load when the settle
-// criteria alone fail the run and what did not settle is the service's
-// own idle HTTP client connections, to tell a pool (reused) from a leak
-// (grows with requests): see gate.PoolCheck. Then it judges the run
-// again. It runs after the sampler stopped: the burst is no part of the
-// measured series.
+// criteria alone failed the run and what did not settle is client
+// connections the window opened, to tell the service's pool (reused) from
+// a leak (grows with requests): see gate.PoolCheck. Then it judges the
+// run again. It runs after the sampler stopped: the burst is no part of
+// the measured series.
 func (m *measurement) checkPool(ctx context.Context) error {
-	if !m.failedOnSettleAlone() {
+	if !m.failedOnSettleAlone() || m.proc == nil {
 		return nil
 	}
 	s := &m.report.Settle
@@ -23,8 +23,13 @@ func (m *measurement) checkPool(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	before, err := m.proc.ClientSockets()
+	if err != nil {
+		m.log.Info("no pool check: the service's sockets cannot be listed", "err", err)
+		return nil
+	}
 	cfg := m.opts.Config
-	m.phase("pool", fmt.Sprintf("%d idle HTTP client connections (%d goroutines) did not close: a second burst of %s at %g requests/s tells a pool from a leak",
+	m.phase("pool", fmt.Sprintf("%d new HTTP client connections (%d goroutines) did not close: a second burst of %s at %g requests/s tells a pool from a leak",
 		conns, goroutines, cfg.Load.Duration, cfg.Load.Rate))
 	burst, err := m.gen.Attack(ctx, cfg.Load.Duration, nil)
 	if err != nil {
@@ -32,7 +37,8 @@ func (m *measurement) checkPool(ctx context.Context) error {
 	}
 	m.gen.CloseIdleConnections()
 	// Back to where the window's settle ended, or the cooldown.
-	if _, err := m.waitSettled(ctx, gate.Reading{Goroutines: s.Final, FDs: s.FinalFDs}); err != nil {
+	settled, err := m.waitSettled(ctx, gate.Reading{Goroutines: s.Final, FDs: s.FinalFDs})
+	if err != nil {
 		return err
 	}
 	after, err := m.src.Profile(ctx, "goroutine", false)
@@ -40,16 +46,25 @@ func (m *measurement) checkPool(ctx context.Context) error {
 		m.log.Info("no goroutine profile after the second burst", "err", err)
 		return nil
 	}
-	grown, err := m.owner.GoroutineGrowth(m.profiles.gorEnd, after, 0)
+	connsAfter, _, err := attribution.CountClientConnections(after)
 	if err != nil {
 		return fmt.Errorf("the goroutine profile after the second burst: %w", err)
 	}
-	more, _ := attribution.ClientConnections(grown)
-	th := cfg.Thresholds
+	connsBefore, _, _ := attribution.CountClientConnections(m.profiles.gorEnd)
+	socketsAfter, err := m.proc.ClientSockets()
+	if err != nil {
+		m.log.Info("the service's sockets after the second burst", "err", err)
+		return nil
+	}
+	closed := 0 // of the outgoing connections open before the burst
+	for sock := range before {
+		if !socketsAfter[sock] {
+			closed++
+		}
+	}
 	s.Pool = &gate.PoolCheck{
-		Connections: conns, Goroutines: goroutines, WindowRequests: m.report.Load.Requests,
-		BurstRequests: burst.Requests, BurstConnections: int(more),
-		BurstValid: burst.SuccessRatio >= th.MinSuccessRatio && burst.RequestedRate > 0 && burst.AchievedRate >= th.MinRateRatio*burst.RequestedRate,
+		Connections: conns, Goroutines: goroutines, WindowRequests: m.report.Load.Requests, Burst: burst,
+		BurstConnections: int(connsAfter - connsBefore), BurstGoroutines: settled.Final - s.Final, SocketsClosed: closed,
 	}
 	m.evaluate()
 	return nil
@@ -71,22 +86,28 @@ func (m *measurement) failedOnSettleAlone() bool {
 }
 
 // pooledExcess: the goroutines that did not settle, beyond the tolerance,
-// are all held by idle HTTP client connections the window left open;
-// their count and goroutines. Not when anything else is left over too:
-// then the settle fails whatever the connections are.
+// are all held by client connections opened since the window's start
+// (counted whole in each profile, busy or idle: a connection busy at the
+// start and idle at the end is no new one); their number and goroutines.
+// Not when anything else is left over too: then the settle fails whatever
+// the connections are.
 func (m *measurement) pooledExcess() (conns, goroutines int, ok bool) {
 	s := m.report.Settle
 	tolerance := m.opts.Config.Thresholds.GoroutineSettleTolerance
 	if s.Settled || s.Final-s.WindowStart <= tolerance || m.profiles.gorErr != nil {
 		return 0, 0, false
 	}
-	grown, err := m.owner.GoroutineGrowth(m.profiles.gorWarm, m.profiles.gorEnd, 0)
+	c0, g0, err := attribution.CountClientConnections(m.profiles.gorWarm)
 	if err != nil {
 		return 0, 0, false
 	}
-	c, g := attribution.ClientConnections(grown)
-	if c <= 0 || s.Final-s.WindowStart-int(g) > tolerance {
+	c1, g1, err := attribution.CountClientConnections(m.profiles.gorEnd)
+	if err != nil {
 		return 0, 0, false
 	}
-	return int(c), int(g), true
+	c, g := int(c1-c0), int(g1-g0)
+	if c <= 0 || s.Final-s.WindowStart-g > tolerance {
+		return 0, 0, false
+	}
+	return c, g, true
 }

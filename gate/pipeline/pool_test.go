@@ -23,7 +23,7 @@ func TestClientPoolPassesSlowClientLeakFails(t *testing.T) {
 		detail  string
 	}{
 		{"pool-widens", gate.Pass, "are left out: a pool, since a second burst of"},
-		{"new-every-400", gate.Fail, "are not a pool: a second burst of"},
+		{"new-every-400", gate.Fail, "are not a pool: a second burst of 2400 requests left"},
 	} {
 		t.Run(tc.client, func(t *testing.T) {
 			cfg, err := config.Parse(fmt.Appendf(nil, `
@@ -51,7 +51,7 @@ run:
 				t.Fatalf("pool check %+v, phases %v: want a second burst, and %q in goroutine_settle", p, rec.phases, tc.detail)
 			}
 			t.Logf("pool check %+v: %s", *p, settle.Detail)
-			if p.Connections < 3 || p.Goroutines != 2*p.Connections || p.BurstRequests < p.WindowRequests*9/10 {
+			if p.Connections < 3 || p.Goroutines != 2*p.Connections || p.Burst.Requests < p.WindowRequests*9/10 {
 				t.Errorf("pool check %+v", p)
 			}
 			if tc.verdict == gate.Fail && !strings.Contains(r.Reason, "HTTP client connections leaked") {

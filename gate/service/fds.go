@@ -272,3 +272,59 @@ func hexAddr(s string) string {
 	}
 	return fmt.Sprintf("%s:%d", host, pn)
 }
+
+// maxSockets bounds the sockets ClientSockets lists.
+const maxSockets = 100000
+
+// ClientSockets lists the service's outgoing TCP connections (established,
+// from a port it does not listen on) by inode: the same inode before and
+// after is the same connection, kept open (a pool's), where a count cannot
+// tell one kept from one closed and replaced. The connections of its own
+// clients (memgate's load and reads) are not among them.
+func (p *Process) ClientSockets() (map[string]bool, error) {
+	pid, err := p.servicePid()
+	if err != nil {
+		return nil, err
+	}
+	links, err := fdLinks(pid)
+	if err != nil {
+		return nil, err
+	}
+	own := map[string]bool{}
+	for _, l := range links {
+		if link, err := os.Readlink(l); err == nil && strings.HasPrefix(link, "socket:[") {
+			own[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	type conn struct{ local, state string }
+	conns := map[string]conn{}
+	listening := map[string]bool{} // local ports
+	for _, table := range []string{"tcp", "tcp6"} {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Scan() // the header
+		for sc.Scan() {
+			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+			fs := strings.Fields(sc.Text())
+			if len(fs) < 10 || !own[fs[9]] {
+				continue
+			}
+			_, port, _ := strings.Cut(fs[1], ":")
+			if fs[3] == "0A" {
+				listening[port] = true
+			}
+			conns[fs[9]] = conn{port, fs[3]}
+		}
+		f.Close()
+	}
+	out := map[string]bool{}
+	for inode, c := range conns {
+		if c.state == "01" && !listening[c.local] && len(out) < maxSockets {
+			out[inode] = true
+		}
+	}
+	return out, nil
+}
