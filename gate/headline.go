@@ -106,13 +106,18 @@ func heldByLeakedGoroutines(r *Report, h HeapSite) string {
 	if !ok {
 		return ""
 	}
-	if f.Culprit != nil && callsInto(h.Stack, f.Culprit.Function) {
+	if BuiltByLeakedGoroutines(h, f) {
 		// Allocated on the leaked goroutines' way to where they block
 		// (an answer built, then sent forever): theirs.
 		return fmt.Sprintf("held by the goroutines that leaked, built by %s before they blocked", h.Where())
 	}
 	if h.Culprit != nil {
-		return ""
+		// The repository allocated it; the leaked goroutines may be what
+		// keeps it (a real exporter's probe leaked collectors whose
+		// clients' buffers its getClusterName had allocated): say
+		// allocated, not held, so the reader does not hunt for a holder
+		// there.
+		return fmt.Sprintf("allocated by %s (perhaps kept by the goroutines that leaked)", h.Where())
 	}
 	switch {
 	case h.Function == "runtime.malg":
@@ -125,10 +130,17 @@ func heldByLeakedGoroutines(r *Report, h HeapSite) string {
 	return ""
 }
 
-// callsInto reports whether fn, or a closure of it, is a frame of stack.
-func callsInto(stack []string, fn string) bool {
-	for _, f := range stack {
-		if f == fn || strings.HasPrefix(f, fn+".func") {
+// BuiltByLeakedGoroutines: the heap site was allocated on the way of the
+// goroutines a finding says leaked (their culprit, or a closure of it, is
+// on its stack), and holds a few objects per leaked goroutine, not one per
+// request: a handler that caches every request and blocks now and then
+// still has a cache.
+func BuiltByLeakedGoroutines(h HeapSite, f Finding) bool {
+	if f.Culprit == nil || f.Count <= 0 || (h.DeltaObjs > 0 && h.DeltaObjs > 8*f.Count) {
+		return false
+	}
+	for _, fr := range h.Stack {
+		if fr == f.Culprit.Function || strings.HasPrefix(fr, f.Culprit.Function+".func") {
 			return true
 		}
 	}

@@ -113,15 +113,29 @@ func TestHeadlineSaysWhatLeakedGoroutinesBuiltIsTheirs(t *testing.T) {
 		Baseline: Baseline{SteadyFrom: 30, MeasureFrom: 10, MeasureTo: 50},
 		Settle:   Settle{WindowStart: 1023, Final: 5020},
 		Attribution: Attribution{
-			Heap: []HeapSite{{Function: "bencode.EncDictMap", DeltaBytes: 1313729, Samples: 3,
+			Heap: []HeapSite{{Function: "bencode.EncDictMap", DeltaBytes: 1313729, DeltaObjs: 4456, Samples: 3,
 				Culprit: &Frame{Function: "bencode.EncDictMap", File: "bencode.go", Line: 54},
 				Stack:   []string{"bencode.EncDictMap", "goat.fakeAnnounceResponse", "goat.TrackerAnnounce"}}},
-			Findings: []Finding{{Kind: KindGoroutinesBlocked, Summary: "blocked on a channel send with no receiver, in " + f.String(), Culprit: f}},
+			Findings: []Finding{{Kind: KindGoroutinesBlocked, Summary: "blocked on a channel send with no receiver, in " + f.String(), Culprit: f, Count: 3997}},
 		},
 	}
 	want := "heap +522 B/request (+2.0 MiB over 20 s), held by the goroutines that leaked, built by bencode.EncDictMap (bencode.go:54) before they blocked; goroutines +3,997 over 40 s: blocked on a channel send with no receiver, in goat.TrackerAnnounce (tracker.go:47)"
 	if got := Headline(r); got != want {
 		t.Errorf("headline\n got %q\nwant %q", got, want)
+	}
+	// Allocated elsewhere by the repository (a real exporter's probe: its
+	// leaked collectors kept clients whose buffers getClusterName had
+	// allocated): allocated by, not held by.
+	r.Attribution.Heap[0].Stack = []string{"bencode.EncDictMap", "goat.statusPage"}
+	want = "heap +522 B/request (+2.0 MiB over 20 s), allocated by bencode.EncDictMap (bencode.go:54) (perhaps kept by the goroutines that leaked); goroutines"
+	if got := Headline(r); !strings.HasPrefix(got, want) {
+		t.Errorf("headline\n got %q\nwant %q…", got, want)
+	}
+	// Many more objects than goroutines: a cache on the same path.
+	r.Attribution.Heap[0].Stack = []string{"bencode.EncDictMap", "goat.fakeAnnounceResponse", "goat.TrackerAnnounce"}
+	r.Attribution.Heap[0].DeltaObjs = 100 * 3997
+	if got := Headline(r); strings.Contains(got, "built by") {
+		t.Errorf("a site of 100 objects per leaked goroutine called theirs: %q", got)
 	}
 }
 

@@ -226,7 +226,7 @@ func unboundedCache(heap []gate.HeapSite, used []bool, blocked []gate.Finding) (
 			return gate.Finding{}, false
 		}
 		for _, b := range blocked {
-			if b.Culprit != nil && (strings.HasPrefix(b.Culprit.Function, h.Function) || onStack(h.Stack, b.Culprit.Function)) {
+			if b.Culprit != nil && (strings.HasPrefix(b.Culprit.Function, h.Function) || gate.BuiltByLeakedGoroutines(h, b)) {
 				return gate.Finding{}, false
 			}
 		}
@@ -313,16 +313,6 @@ func CountClientConnections(goroutineProfile []byte) (conns, goroutines int64, e
 		goroutines += n * s.Value[0]
 	}
 	return conns, goroutines, nil
-}
-
-// onStack reports whether fn, or a closure of it, is a frame of stack.
-func onStack(stack []string, fn string) bool {
-	for _, f := range stack {
-		if f == fn || strings.HasPrefix(f, fn+".func") {
-			return true
-		}
-	}
-	return false
 }
 
 // waits are the ways a goroutine blocks on another that never comes, by

@@ -92,7 +92,7 @@ func TestConfigLongerThanTheJobTimeoutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	run, _ := r.store.Run(context.Background(), id)
-	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "line 3: load.duration: the gate could take 2h7m55s") ||
+	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "line 3: load.duration: the gate could take 4h8m5s") ||
 		!strings.Contains(run.Reason, "more than the 30m0s") {
 		t.Fatalf("run: %s %q", run.Verdict, run.Reason)
 	}

@@ -152,7 +152,7 @@ func TestPullRequestRunsKeepAndReuseTheirBase(t *testing.T) {
 func TestPairThatCannotFitTheJobTimeoutIsRefused(t *testing.T) {
 	ctx := context.Background()
 	repo := testgit.Init(t)
-	yml := "load:\n  duration: 10m\n" // a 17m55s gate: fits 30m once, not twice
+	yml := "load:\n  duration: 10m\n" // a 28m5s gate: fits 30m once, not twice
 	base := testgit.Commit(t, repo, "base", map[string]string{"go.mod": testgit.GoMod, ".memgate.yml": yml})
 	head := testgit.Commit(t, repo, "head", map[string]string{"README.md": "a change\n"})
 	st := migratedStore(t)
@@ -168,7 +168,7 @@ func TestPairThatCannotFitTheJobTimeoutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	run, _ := st.Run(ctx, id)
-	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "line 2: load.duration: the gate could take 17m55s") ||
+	if run.Verdict != gate.Error || !strings.Contains(run.Reason, "line 2: load.duration: the gate could take 28m5s") ||
 		!strings.Contains(run.Reason, "more than the 15m0s a pull request's gate gets") || len(pairs.given) != 0 {
 		t.Fatalf("run %s %q; pairs gated %d", run.Verdict, run.Reason, len(pairs.given))
 	}
