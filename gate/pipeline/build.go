@@ -18,13 +18,14 @@ func (r *run) build(ctx context.Context, g *gateContainment) (service.Built, err
 	if err != nil {
 		return built, err
 	}
-	// The build saw the source at g.dir, a copy of g.copied when there
-	// is one: the profiles' files are under either.
-	dirs := []string{g.dir}
+	// The build saw the source at its root in the build (the checkout, or
+	// its place in a GOPATH), g.dir, a copy of g.copied when there is
+	// one: the profiles' files are under one of them.
+	dirs := []string{spec.SourceRoot(), g.dir}
 	if g.copied != "" {
 		dirs = append(dirs, g.copied)
 	}
-	r.owner = repositoryOwner(g.dir, append(spec.WorkspacePackages(), spec.GOPATHImportPath()), dirs...)
+	r.owner = repositoryOwner(g.dir, []string{spec.GOPATHImportPath()}, dirs...)
 	if built.Note != "" {
 		r.log.Info("reader", "note", built.Note)
 	}

@@ -49,6 +49,11 @@ func TestServicesOfEveryLayoutAreGated(t *testing.T) {
 			if (strings.HasPrefix(tc.dir, "_gopath") || strings.HasPrefix(tc.dir, "_workspace")) && !strings.Contains(r.BuildOutput, "GOPATH mode") {
 				t.Errorf("build output does not say GOPATH mode: %q", r.BuildOutput)
 			}
+			if tc.dir == "_workspace-leak" && !strings.Contains(r.Reason, "(src/tracker/tracker.go:") {
+				// Annotations and source links need the file as the
+				// repository has it, not as the GOPATH build saw it.
+				t.Errorf("reason %q: want the culprit's file as src/tracker/tracker.go", r.Reason)
+			}
 			if tc.want == gate.Fail {
 				culprit, err := os.ReadFile(filepath.Join(dir, "CULPRIT"))
 				if err != nil {

@@ -118,6 +118,7 @@ func (g *gateContainment) buildSpec(cfg config.Config, toolEnv []string) service
 		Dir: g.dir, Package: cfg.Build.Package, Command: cfg.Build.Command, Flags: cfg.Build.Flags,
 		Env: cfg.Build.Env, Timeout: cfg.Build.Timeout, Output: filepath.Join(g.work, "service"),
 		Inject: cfg.Pprof.Mode != "service", WorkDir: g.work, ToolEnv: toolEnv, ImportPath: cfg.Build.ImportPath,
+		Workspace: cfg.Build.Command == "" && service.WorkspaceLayout(g.dir, cfg.Build.Package, cfg.Build.ImportPath),
 		// The runtime's proof of goroutine leaks, read at the gate's end.
 		LeakProfile: true,
 	}

@@ -50,6 +50,10 @@ type BuildSpec struct {
 	// ImportPath, for a repository without go.mod, builds it in GOPATH
 	// mode with its source at $GOPATH/src/ImportPath (see gopath.go).
 	ImportPath string
+	// Workspace, for a repository without go.mod that is a GOPATH itself
+	// (WorkspaceLayout), builds it in GOPATH mode with the checkout as
+	// the GOPATH.
+	Workspace bool
 	// ToolEnv is the toolchain environment (PATH, HOME, Go caches, proxy);
 	// see ToolchainEnv. memgate's own environment never reaches a build.
 	ToolEnv []string

@@ -3,8 +3,12 @@ package service
 import (
 	"fmt"
 	"go/build"
+	"go/parser"
+	"go/token"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -29,42 +33,83 @@ func gopathMode(spec BuildSpec) bool {
 	return workspaceMode(spec) || spec.ImportPath != "" && !fileExists(filepath.Join(spec.Dir, "go.mod"))
 }
 
-// workspaceMode: the repository is a GOPATH workspace, by WorkspaceLayout.
+// workspaceMode: the repository is a GOPATH workspace (BuildSpec.Workspace,
+// by WorkspaceLayout) and memgate runs the go command.
 func workspaceMode(spec BuildSpec) bool {
-	return spec.Command == "" && WorkspaceLayout(spec.Dir, spec.Package, spec.ImportPath)
+	return spec.Workspace && spec.Command == "" && !fileExists(filepath.Join(spec.Dir, "go.mod"))
 }
+
+// maxWorkspaceFiles bounds the Go files WorkspaceLayout reads the imports
+// of: the directory is the repository's, which is hostile.
+const maxWorkspaceFiles = 200
 
 // WorkspaceLayout reports whether the repository at dir, built at pkg
 // (build.package), is a GOPATH workspace: no go.mod, pkg under src/, and
 // either no import path to build it by otherwise, or pkg imports a
 // package of src/ by its path below src/ (which only a GOPATH of the
-// checkout resolves). The files are read as the build reads them: headers
-// only, no symlink followed.
+// checkout resolves). Everything is read inside dir (os.Root: no symlink
+// leads out of it), headers only, at most maxWorkspaceFiles files.
 func WorkspaceLayout(dir, pkg, importPath string) bool {
-	if fileExists(filepath.Join(dir, "go.mod")) {
-		return false
-	}
 	rel := filepath.ToSlash(filepath.Clean(pkg))
 	if rel != "src" && !strings.HasPrefix(rel, "src/") {
+		return false
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	if _, err := root.Lstat("go.mod"); err == nil {
 		return false
 	}
 	if importPath == "" {
 		return true
 	}
-	ctxt := build.Default
-	ctxt.GOPATH, ctxt.OpenFile = "", openHeader
-	p, err := ctxt.ImportDir(filepath.Join(dir, filepath.FromSlash(rel)), build.ImportComment)
-	if err != nil {
-		return false
-	}
-	for _, imp := range p.Imports {
-		if !build.IsLocalImport(imp) && filepath.IsLocal(imp) {
-			if fi, err := os.Lstat(filepath.Join(dir, "src", filepath.FromSlash(imp))); err == nil && fi.IsDir() {
-				return true
-			}
+	for _, imp := range importsOf(root, rel) {
+		if build.IsLocalImport(imp) || !filepath.IsLocal(imp) {
+			continue
+		}
+		if fi, err := root.Stat(filepath.Join("src", filepath.FromSlash(imp))); err == nil && fi.IsDir() {
+			return true
 		}
 	}
 	return false
+}
+
+// importsOf lists the imports of the Go files (tests left out) in the
+// directory rel of root, from their headers.
+func importsOf(root *os.Root, rel string) []string {
+	d, err := root.Open(filepath.FromSlash(rel))
+	if err != nil {
+		return nil
+	}
+	entries, _ := d.ReadDir(maxWorkspaceFiles * 4)
+	d.Close()
+	var out []string
+	read := 0
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") || read >= maxWorkspaceFiles {
+			continue
+		}
+		read++
+		f, err := root.Open(filepath.Join(filepath.FromSlash(rel), name))
+		if err != nil {
+			continue
+		}
+		src, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+		f.Close()
+		file, err := parser.ParseFile(token.NewFileSet(), name, src, parser.ImportsOnly)
+		if err != nil {
+			continue
+		}
+		for _, is := range file.Imports {
+			if p, err := strconv.Unquote(is.Path.Value); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // GOPATHImportPath is the import path a GOPATH-mode build puts the
@@ -76,22 +121,9 @@ func (spec BuildSpec) GOPATHImportPath() string {
 	return spec.ImportPath
 }
 
-// WorkspacePackages are the import paths of a workspace's own packages,
-// the directories right under its src/ (at most 200); nil for any other
-// build.
-func (spec BuildSpec) WorkspacePackages() []string {
-	if !workspaceMode(spec) {
-		return nil
-	}
-	entries, _ := os.ReadDir(filepath.Join(spec.Dir, "src"))
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && len(out) < 200 {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
+// SourceRoot is where the build sees the repository's root: the profiles'
+// files are under it.
+func (spec BuildSpec) SourceRoot() string { return buildDir(spec) }
 
 // goPath is the build's GOPATH, as the go command sees it.
 func goPath(spec BuildSpec) string {

@@ -53,12 +53,41 @@ func TestWorkspaceLayout(t *testing.T) {
 			if got := WorkspaceLayout(root, tc.pkg, tc.ip); got != tc.workspace {
 				t.Fatalf("WorkspaceLayout(%q, %q) = %v, want %v", tc.pkg, tc.ip, got, tc.workspace)
 			}
-			spec := BuildSpec{Dir: root, Package: tc.pkg, ImportPath: tc.ip, WorkDir: "/w"}
-			if tc.workspace {
-				if buildDir(spec) != "/w/gopath" || spec.GOPATHImportPath() != "" || len(spec.WorkspacePackages()) != 1 || spec.WorkspacePackages()[0] != "tracker" {
-					t.Errorf("build dir %q, import path %q, packages %v", buildDir(spec), spec.GOPATHImportPath(), spec.WorkspacePackages())
-				}
+			spec := BuildSpec{Dir: root, Package: tc.pkg, ImportPath: tc.ip, WorkDir: "/w", Workspace: tc.workspace}
+			if tc.workspace && (spec.SourceRoot() != "/w/gopath" || spec.GOPATHImportPath() != "" || !gopathMode(spec)) {
+				t.Errorf("source root %q, import path %q", spec.SourceRoot(), spec.GOPATHImportPath())
 			}
 		})
+	}
+}
+
+// What a repository's package imports is read inside the repository: a
+// symlink out of it (to another checkout, the Go installation) is not
+// followed, so whether a file elsewhere imports something never shows in
+// the build mode chosen (found by an attacker's review).
+func TestWorkspaceLayoutStaysInTheRepository(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "x.go"), []byte("package main\n\nimport \"tracker\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "src", "tracker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "src", "app")); err != nil {
+		t.Fatal(err)
+	}
+	if WorkspaceLayout(root, "./src/app", "github.com/acme/app") {
+		t.Fatal("read the imports of a directory outside the repository through a symlink")
+	}
+	// The same file inside the repository decides it.
+	if err := os.Remove(filepath.Join(root, "src", "app")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(root, "src", "app"), os.DirFS(outside)); err != nil {
+		t.Fatal(err)
+	}
+	if !WorkspaceLayout(root, "./src/app", "github.com/acme/app") {
+		t.Fatal("a workspace's own package not recognised")
 	}
 }
