@@ -201,9 +201,15 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// maxExpandedBody bounds the bodies Expand fills: a request naming an
+// upstream is small, and a 32 MiB body of placeholders would grow several
+// times over in memgate's own memory.
+const maxExpandedBody = 64 << 10
+
 // Expand returns targets with fill applied to their URLs, header values
 // and bodies (a JSON body naming an upstream: {"target": "{{dep.api.addr}}"}).
-// A body without "{{" is sent as it is, byte for byte.
+// A body without "{{", or larger than 64 KiB, is sent as it is, byte for
+// byte.
 func Expand(targets []Target, fill func(string) string) []Target {
 	out := make([]Target, len(targets))
 	for i, t := range targets {
@@ -214,7 +220,7 @@ func Expand(targets []Target, fill func(string) string) []Target {
 			}
 		}
 		body := t.Body
-		if bytes.Contains(body, []byte("{{")) {
+		if len(body) <= maxExpandedBody && bytes.Contains(body, []byte("{{")) {
 			body = []byte(fill(string(body)))
 		}
 		out[i] = Target{Method: t.Method, URL: fill(t.URL), Header: h, Body: body, Stream: t.Stream, Leave: t.Leave}

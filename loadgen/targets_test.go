@@ -112,6 +112,10 @@ func TestExpandFillsURLsHeadersAndBodies(t *testing.T) {
 	if !bytes.Equal(got[1].Body, binary) {
 		t.Fatalf("a body without a placeholder changed: %q", got[1].Body)
 	}
+	big := bytes.Repeat([]byte("{{dep.tls.addr}}"), 5000) // 80 KB
+	if got := Expand([]Target{{Method: "POST", URL: "/", Body: big}}, func(s string) string { return strings.ReplaceAll(s, "{{dep.tls.addr}}", "127.0.0.1:4443") }); !bytes.Equal(got[0].Body, big) {
+		t.Fatalf("a body over 64 KiB was filled: %d bytes", len(got[0].Body))
+	}
 	if tg[0].URL != "/probe?target={{dep.tls.addr}}" || tg[0].Header.Get("X-Up") != "{{dep.tls.addr}}" || string(tg[0].Body) != `{"target":"{{dep.tls.addr}}"}` {
 		t.Fatalf("the targets given were changed: %+v", tg[0])
 	}
