@@ -26,8 +26,12 @@ type Target struct {
 	URL    string
 	Header http.Header
 	Body   []byte
-	Stream *Stream // nil: an ordinary request
-	Leave  Leave   // zero: never left early
+	// FillBody: Expand fills the body's placeholders (a config's body);
+	// a targets file's bodies are sent as the file has them, as vegeta
+	// sends them.
+	FillBody bool
+	Stream   *Stream // nil: an ordinary request
+	Leave    Leave   // zero: never left early
 }
 
 // Bounds on what a targets file may make memgate read and hold: it comes
@@ -207,9 +211,9 @@ func truncate(s string, n int) string {
 const maxExpandedBody = 64 << 10
 
 // Expand returns targets with fill applied to their URLs, header values
-// and bodies (a JSON body naming an upstream: {"target": "{{dep.api.addr}}"}).
-// A body without "{{", or larger than 64 KiB, is sent as it is, byte for
-// byte.
+// and, where FillBody says, bodies (a JSON body naming an upstream:
+// {"target": "{{dep.api.addr}}"}). A body without "{{", or larger than
+// 64 KiB, is sent as it is, byte for byte.
 func Expand(targets []Target, fill func(string) string) []Target {
 	out := make([]Target, len(targets))
 	for i, t := range targets {
@@ -220,10 +224,10 @@ func Expand(targets []Target, fill func(string) string) []Target {
 			}
 		}
 		body := t.Body
-		if len(body) <= maxExpandedBody && bytes.Contains(body, []byte("{{")) {
+		if t.FillBody && len(body) <= maxExpandedBody && bytes.Contains(body, []byte("{{")) {
 			body = []byte(fill(string(body)))
 		}
-		out[i] = Target{Method: t.Method, URL: fill(t.URL), Header: h, Body: body, Stream: t.Stream, Leave: t.Leave}
+		out[i] = Target{Method: t.Method, URL: fill(t.URL), Header: h, Body: body, FillBody: t.FillBody, Stream: t.Stream, Leave: t.Leave}
 	}
 	return out
 }

@@ -102,8 +102,8 @@ func TestTargetsBodiesAreBounded(t *testing.T) {
 func TestExpandFillsURLsHeadersAndBodies(t *testing.T) {
 	binary := []byte{0xff, 0x00, '{', 0xfe}
 	tg := []Target{
-		{Method: "POST", URL: "/probe?target={{dep.tls.addr}}", Header: http.Header{"X-Up": []string{"{{dep.tls.addr}}"}}, Body: []byte(`{"target":"{{dep.tls.addr}}"}`)},
-		{Method: "POST", URL: "/raw", Body: binary},
+		{Method: "POST", URL: "/probe?target={{dep.tls.addr}}", Header: http.Header{"X-Up": []string{"{{dep.tls.addr}}"}}, Body: []byte(`{"target":"{{dep.tls.addr}}"}`), FillBody: true},
+		{Method: "POST", URL: "/raw", Body: binary, FillBody: true},
 	}
 	got := Expand(tg, func(s string) string { return strings.ReplaceAll(s, "{{dep.tls.addr}}", "127.0.0.1:4443") })
 	if got[0].URL != "/probe?target=127.0.0.1:4443" || got[0].Header.Get("X-Up") != "127.0.0.1:4443" || string(got[0].Body) != `{"target":"127.0.0.1:4443"}` {
@@ -113,7 +113,7 @@ func TestExpandFillsURLsHeadersAndBodies(t *testing.T) {
 		t.Fatalf("a body without a placeholder changed: %q", got[1].Body)
 	}
 	big := bytes.Repeat([]byte("{{dep.tls.addr}}"), 5000) // 80 KB
-	if got := Expand([]Target{{Method: "POST", URL: "/", Body: big}}, func(s string) string { return strings.ReplaceAll(s, "{{dep.tls.addr}}", "127.0.0.1:4443") }); !bytes.Equal(got[0].Body, big) {
+	if got := Expand([]Target{{Method: "POST", URL: "/", Body: big, FillBody: true}}, func(s string) string { return strings.ReplaceAll(s, "{{dep.tls.addr}}", "127.0.0.1:4443") }); !bytes.Equal(got[0].Body, big) {
 		t.Fatalf("a body over 64 KiB was filled: %d bytes", len(got[0].Body))
 	}
 	if tg[0].URL != "/probe?target={{dep.tls.addr}}" || tg[0].Header.Get("X-Up") != "{{dep.tls.addr}}" || string(tg[0].Body) != `{"target":"{{dep.tls.addr}}"}` {

@@ -33,7 +33,7 @@ func (r *run) readTargets(ctx context.Context) error {
 		for k, v := range t.Headers {
 			h.Set(k, v)
 		}
-		lt := loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body), Leave: leaveOf(t.LeaveEarly)}
+		lt := loadgen.Target{Method: t.Method, URL: t.Path, Header: h, Body: []byte(t.Body), FillBody: true, Leave: leaveOf(t.LeaveEarly)}
 		if s := t.Stream; s != nil {
 			lt.Stream = &loadgen.Stream{Hold: s.Hold, MaxBytes: int64(s.MaxBytes), MaxEvents: s.MaxEvents, Status: s.Status}
 		}
