@@ -35,7 +35,16 @@ type Dependency struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MemoryLimit caps its memory, counted apart from the service's.
 	MemoryLimit Bytes `yaml:"memory_limit"`
+	// Port, when set, is the port it listens on inside the sandbox's own
+	// network, for a service that hard-codes it (localhost:5432); by
+	// default memgate picks one.
+	Port int `yaml:"port"`
 }
+
+// PostgresIdentifier is what POSTGRES_USER and POSTGRES_DB may be for
+// kind postgres: a plain SQL identifier, so memgate's own commands can
+// use it without quoting anything.
+var PostgresIdentifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // DependencyReadiness is one of: tcp (the port accepts a connection), http
 // (GET path answers below 500), command (exits 0, run in the sandbox).
@@ -177,6 +186,9 @@ func (c Config) validateDependencies() error {
 			}
 		}
 	}
+	if err := c.checkDependencyPorts(order); err != nil {
+		return err
+	}
 	if circular != "" {
 		return keyErr(fmt.Sprintf("%s names %s, and they cannot all start first: a dependency can only name dependencies that start before it (no circle, not itself)",
 			circular, strings.Join(c.Dependencies[circular].names(), ", ")), "dependencies", circular)
@@ -228,10 +240,19 @@ func (d Dependency) validate(name string) error {
 		return keyErr(fmt.Sprintf("%q must be a directory of the repository: relative, starting with ./, without ..", d.Package), key("package")...)
 	case d.Program != "" && !programNameRe.MatchString(d.Program):
 		return keyErr(fmt.Sprintf("%q must be the name of a program installed on the worker (no path): it is looked up on the worker's system PATH", d.Program), key("program")...)
+	case d.Port < 0 || d.Port > 65535:
+		return keyErr("must be a port, 1 to 65535", key("port")...)
 	case d.Timeout < 0:
 		return keyErr("must be > 0", key("timeout")...)
 	case d.Timeout > MaxDependencyTimeout:
 		return keyErr(fmt.Sprintf("at most %s: a dependency that takes longer to be ready is not one a gate can wait for", MaxDependencyTimeout), key("timeout")...)
+	}
+	if d.Kind == "postgres" {
+		for _, k := range []string{"POSTGRES_USER", "POSTGRES_DB"} {
+			if v, ok := d.Env[k]; ok && !PostgresIdentifier.MatchString(v) {
+				return keyErr(fmt.Sprintf("%q must be a plain identifier (lower case letters, digits and _, starting with a letter or _)", v), key("env", k)...)
+			}
+		}
 	}
 	checks := 0
 	if d.Readiness.TCP {
@@ -251,6 +272,30 @@ func (d Dependency) validate(name string) error {
 	}
 	if checks > 1 {
 		return keyErr("give one of tcp, http or command", key("readiness")...)
+	}
+	return nil
+}
+
+// checkDependencyPorts: a fixed port needs the sandbox's own network (on
+// the host's it could be anything's), and is no other dependency's nor
+// the service's.
+func (c Config) checkDependencyPorts(order []string) error {
+	taken := map[int]string{}
+	if c.Run.Port != 0 {
+		taken[c.Run.Port] = "run.port"
+	}
+	for _, n := range order {
+		p := c.Dependencies[n].Port
+		if p == 0 {
+			continue
+		}
+		if c.Run.Network == "host" {
+			return keyErr("a fixed port needs the sandbox's own network: with run.network: host it is the machine's, where anything may hold it", "dependencies", n, "port")
+		}
+		if other, ok := taken[p]; ok {
+			return keyErr(fmt.Sprintf("%d is %s's too", p, other), "dependencies", n, "port")
+		}
+		taken[p] = "dependencies." + n + ".port"
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,17 +53,26 @@ func (r *run) dependencies(ctx context.Context, g *gateContainment) (*gateDepend
 		return nil, fmt.Errorf("%w: dependencies run only in the service's sandbox, and this machine cannot make one (%s; see memgate doctor)", service.ErrDependency, g.cont.Why)
 	}
 	path := workerPath()
+	for _, dc := range cfg.Dependencies {
+		if dc.Port != 0 {
+			used[dc.Port] = true // fixed: no other takes it
+		}
+	}
 	for _, name := range cfg.DependencyNames() {
 		dc := cfg.Dependencies[name]
-		port, err := freePortBut(used)
-		if err != nil {
-			return nil, err
+		port := dc.Port
+		if port == 0 {
+			var err error
+			if port, err = freePortBut(used); err != nil {
+				return nil, err
+			}
 		}
 		spec := service.Dependency{Name: name, Port: port, Timeout: dc.Timeout, Ready: readinessOf(dc.Readiness)}
 		url := ""
+		var err error
 		switch {
 		case dc.Kind != "":
-			url, err = kindRecipe(&spec, dc.Kind, path)
+			url, err = kindRecipe(&spec, dc.Kind, dc.Env, path)
 			spec.What = "kind " + dc.Kind + ": " + filepath.Base(spec.Program)
 		case dc.Program != "":
 			spec.Program, err = resolveProgram("dependencies."+name+".program", dc.Program, path)
@@ -106,8 +116,10 @@ func readinessOf(r config.DependencyReadiness) service.DependencyReadiness {
 	return service.DependencyReadiness{TCP: r.TCP, HTTPPath: r.HTTP}
 }
 
-// kindRecipe fills a ready-made dependency and returns its URL.
-func kindRecipe(spec *service.Dependency, kind string, path []string) (string, error) {
+// kindRecipe fills a ready-made dependency and returns its URL. A
+// postgres takes POSTGRES_USER and POSTGRES_DB from its env, as the
+// official image does (validated as plain identifiers by config).
+func kindRecipe(spec *service.Dependency, kind string, env map[string]string, path []string) (string, error) {
 	key := "dependencies." + spec.Name + ".kind"
 	port := strconv.Itoa(spec.Port)
 	dir := sandbox.CompanionsDir + "/" + spec.Name
@@ -133,7 +145,15 @@ func kindRecipe(spec *service.Dependency, kind string, path []string) (string, e
 		// loopback, no durability, no unix socket (there is no directory
 		// for one).
 		data := dir + "/data"
-		spec.Before = [][]string{{resolve("initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"}}
+		user, db := cmp.Or(env["POSTGRES_USER"], "postgres"), cmp.Or(env["POSTGRES_DB"], env["POSTGRES_USER"], "postgres")
+		spec.Before = [][]string{{resolve("initdb"), "-D", data, "-U", user, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"}}
+		if db != "postgres" {
+			// Made before the server starts, in single-user mode: the
+			// service may connect the moment the port opens.
+			spec.Before = append(spec.Before, []string{resolve("sh"), "-c",
+				`echo "CREATE DATABASE $1" | "$2" --single -D "$3" -c dynamic_shared_memory_type=sysv postgres >/dev/null`,
+				"sh", db, resolve("postgres"), data})
+		}
 		spec.Program = resolve("postgres")
 		spec.Args = []string{"-D", data, "-p", port, "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
 			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=32MB",
@@ -141,10 +161,10 @@ func kindRecipe(spec *service.Dependency, kind string, path []string) (string, e
 		if !spec.Ready.TCP && spec.Ready.HTTPPath == "" {
 			// Its port opens before it accepts sessions.
 			if isready, e := resolveProgram(key, "pg_isready", path); e == nil {
-				spec.Ready.Command = []string{isready, "-q", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-d", "postgres", "-t", "1"}
+				spec.Ready.Command = []string{isready, "-q", "-h", "127.0.0.1", "-p", port, "-U", user, "-d", db, "-t", "1"}
 			}
 		}
-		return "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable", err
+		return "postgres://" + user + "@127.0.0.1:" + port + "/" + db + "?sslmode=disable", err
 	}
 	return "", fmt.Errorf("%w: %s: unknown kind %q", service.ErrDependency, key, kind)
 }

@@ -188,3 +188,32 @@ func TestDependencyStartsAfterTheOneItNames(t *testing.T) {
 		t.Errorf("api's output %q, want %q", r.Dependencies[1].Output, want)
 	}
 }
+
+// A service that hard-codes its database (localhost:5432, user readonly,
+// database gis, as a real PostGIS API did) is gated with the config a
+// user writes: the dependency on that port in the sandbox's own network,
+// the user and database made as the official image makes them.
+func TestPostgresWhereTheServiceHardCodesIt(t *testing.T) {
+	needWorkerPrograms(t, "initdb", "postgres")
+	cfg, err := config.Parse([]byte(`
+load: {warmup: 2s, duration: 8s, cooldown: 3s, targets: [{method: GET, path: "/orders?customer=1"}]}
+dependencies:
+  db:
+    kind: postgres
+    port: 5432
+    env: {POSTGRES_USER: readonly, POSTGRES_DB: gis}
+run:
+  env:
+    DATABASE_URL: "postgres://readonly@localhost:5432/gis?sslmode=disable"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := gateRun(t, context.Background(), examples("postgres-cache-healthy"), cfg)
+	r := res.Report
+	want(t, r, gate.Pass)
+	assertDependenciesGone(t, r)
+	if len(r.Dependencies) != 1 || r.Dependencies[0].Port != 5432 {
+		t.Fatalf("dependencies %+v: want the db on 5432", r.Dependencies)
+	}
+}
