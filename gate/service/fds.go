@@ -221,35 +221,44 @@ func fdTargets(pid int) (map[string]int, error) {
 // tcpSockets describes the TCP sockets of pid's network namespace by inode.
 func tcpSockets(pid int) map[string]string {
 	out := map[string]string{}
+	eachTCPSocket(pid, func(inode, local, remote, state string) {
+		switch state {
+		case "0A":
+			out[inode] = "TCP listener on " + hexAddr(local)
+		case "01":
+			out[inode] = "TCP connection to " + hexAddr(remote)
+		case "08":
+			// The client went away and the service never closed its end:
+			// the mark of a handler that outlived its client.
+			out[inode] = "TCP connection its client closed (CLOSE_WAIT) on " + hexAddr(local)
+		default:
+			out[inode] = "TCP socket (closing)"
+		}
+	})
+	return out
+}
+
+// eachTCPSocket calls f with each TCP socket of pid's network namespace
+// (/proc/<pid>/net/tcp and tcp6): its inode, local and remote addresses
+// (hex, as the table has them) and state ("0A" listening, "01"
+// established, "08" CLOSE_WAIT).
+func eachTCPSocket(pid int, f func(inode, local, remote, state string)) {
 	for _, table := range []string{"tcp", "tcp6"} {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		file, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(f)
+		sc := bufio.NewScanner(file)
 		sc.Scan() // the header
 		for sc.Scan() {
 			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-			f := strings.Fields(sc.Text())
-			if len(f) < 10 {
-				continue
-			}
-			switch f[3] {
-			case "0A":
-				out[f[9]] = "TCP listener on " + hexAddr(f[1])
-			case "01":
-				out[f[9]] = "TCP connection to " + hexAddr(f[2])
-			case "08":
-				// The client went away and the service never closed its end:
-				// the mark of a handler that outlived its client.
-				out[f[9]] = "TCP connection its client closed (CLOSE_WAIT) on " + hexAddr(f[1])
-			default:
-				out[f[9]] = "TCP socket (closing)"
+			fs := strings.Fields(sc.Text())
+			if len(fs) >= 10 {
+				f(fs[9], fs[1], fs[2], fs[3])
 			}
 		}
-		f.Close()
+		file.Close()
 	}
-	return out
 }
 
 // hexAddr reads /proc/net/tcp's "0100007F:1F90" (IPv4, little-endian
@@ -286,6 +295,10 @@ func (p *Process) ClientSockets() (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return clientSockets(pid)
+}
+
+func clientSockets(pid int) (map[string]bool, error) {
 	links, err := fdLinks(pid)
 	if err != nil {
 		return nil, err
@@ -299,27 +312,16 @@ func (p *Process) ClientSockets() (map[string]bool, error) {
 	type conn struct{ local, state string }
 	conns := map[string]conn{}
 	listening := map[string]bool{} // local ports
-	for _, table := range []string{"tcp", "tcp6"} {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		if err != nil {
-			continue
+	eachTCPSocket(pid, func(inode, local, _, state string) {
+		if !own[inode] {
+			return
 		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // the header
-		for sc.Scan() {
-			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-			fs := strings.Fields(sc.Text())
-			if len(fs) < 10 || !own[fs[9]] {
-				continue
-			}
-			_, port, _ := strings.Cut(fs[1], ":")
-			if fs[3] == "0A" {
-				listening[port] = true
-			}
-			conns[fs[9]] = conn{port, fs[3]}
+		_, port, _ := strings.Cut(local, ":")
+		if state == "0A" {
+			listening[port] = true
 		}
-		f.Close()
-	}
+		conns[inode] = conn{port, state}
+	})
 	out := map[string]bool{}
 	for inode, c := range conns {
 		if c.state == "01" && !listening[c.local] && len(out) < maxSockets {

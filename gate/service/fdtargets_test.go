@@ -79,6 +79,58 @@ func TestFDTargetsNameFilesAndConnections(t *testing.T) {
 	}
 }
 
+// A process's outgoing connections are told from those it accepted by
+// the port: accepted ones are on a port it listens on.
+func TestClientSocketsAreTheOutgoingConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		defer (<-accepted).Close()
+	}
+	before, err := clientSockets(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 3 {
+		t.Fatalf("%d outgoing connections, want the 3 dialled (not the 3 accepted)", len(before))
+	}
+	// One more: the three are still the same sockets.
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer (<-accepted).Close()
+	after, _ := clientSockets(os.Getpid())
+	kept := 0
+	for s := range before {
+		if after[s] {
+			kept++
+		}
+	}
+	if len(after) != 4 || kept != 3 {
+		t.Fatalf("after one more dial: %d connections, %d of the first 3 kept", len(after), kept)
+	}
+}
+
 func TestHexAddr(t *testing.T) {
 	for in, want := range map[string]string{"0100007F:1F90": "127.0.0.1:8080", "00000000000000000000000001000000:0050": "[::1]:80", "bogus": "bogus"} {
 		if got := hexAddr(in); got != want {
