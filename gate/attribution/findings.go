@@ -287,11 +287,13 @@ func ClientConnections(gor []gate.GoroutineStack) (conns, goroutines int64) {
 	return conns, goroutines
 }
 
-// clientLoops: a stack in a client connection's read loop is one
-// connection and one of its goroutines; in its write loop, a goroutine.
+// clientLoops: a stack in an HTTP/1 client connection's read loop is one
+// connection and one of its goroutines, in its write loop one more
+// goroutine; an HTTP/2 client connection has a read loop alone (net/http's
+// bundled copy, or golang.org/x/net/http2's).
 func clientLoops(stack []string) (conns, goroutines int64) {
 	switch {
-	case has(stack, "net/http.(*persistConn).readLoop"):
+	case has(stack, "net/http.(*persistConn).readLoop", "net/http.(*http2ClientConn).readLoop", "golang.org/x/net/http2.(*ClientConn).readLoop"):
 		return 1, 1
 	case has(stack, "net/http.(*persistConn).writeLoop"):
 		return 0, 1

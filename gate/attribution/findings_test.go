@@ -343,3 +343,20 @@ func TestRequestsRetainedNamesTheCallIntoTheRegistry(t *testing.T) {
 		}
 	}
 }
+
+// Client connections are counted by their read loops, HTTP/1 (a read and
+// a write loop each) and HTTP/2 (a read loop), whatever the read loop
+// waits in; other stacks are not connections.
+func TestClientConnectionsCountsReadLoops(t *testing.T) {
+	gor := []gate.GoroutineStack{
+		{Delta: 5, Stack: []string{"internal/poll.runtime_pollWait", "net/http.(*persistConn).Read", "bufio.(*Reader).Peek", "net/http.(*persistConn).readLoop"}},
+		{Delta: 1, Stack: []string{"runtime.selectgo", "net/http.(*persistConn).readLoop"}},
+		{Delta: 6, Stack: []string{"runtime.selectgo", "net/http.(*persistConn).writeLoop"}},
+		{Delta: 2, Stack: []string{"internal/poll.runtime_pollWait", "net/http.(*http2ClientConn).readLoop"}},
+		{Delta: 3, Stack: []string{"internal/poll.runtime_pollWait", "golang.org/x/net/http2.(*ClientConn).readLoop"}},
+		{Delta: 40, Stack: []string{"runtime.chanrecv1", "main.worker"}},
+	}
+	if conns, goroutines := ClientConnections(gor); conns != 11 || goroutines != 17 {
+		t.Fatalf("conns %d, goroutines %d; want 11 and 17", conns, goroutines)
+	}
+}
