@@ -30,8 +30,12 @@ type PoolCheck struct {
 	// After the burst and its cooldown: the client connections opened
 	// beyond those before it, the change in all goroutines, and how many
 	// of the service's outgoing TCP connections open before it were
-	// closed (a pool keeps them: a client per call whose old connections
-	// time out while new ones open would look reused by counts alone).
+	// closed. That last is reported, not judged: a saturated pool churns
+	// (net/http closes a connection handed back to a full idle list, old
+	// or new: seen, 7 of 7 replaced in a pool that never grew), so it
+	// cannot tell a pool from a client per call whose old connections
+	// time out during the burst (90 s by default, past the default
+	// load.duration of 40 s, which the base commit's config sets).
 	BurstConnections int `json:"burst_connections"`
 	BurstGoroutines  int `json:"burst_goroutines"`
 	SocketsClosed    int `json:"sockets_closed"`
@@ -39,16 +43,14 @@ type PoolCheck struct {
 
 // Reused reports whether the connections are a pool: a valid burst of at
 // least half the window's requests left fewer than half as many new
-// connections per request as the window did, its goroutines came back
-// within tolerance, and at least half of the connections it found open
-// are still open after it.
+// connections per request as the window did, and its goroutines came back
+// within tolerance.
 func (p *PoolCheck) Reused(th Thresholds) bool {
 	if p == nil || !p.burstValid(th) || p.Connections <= 0 || p.WindowRequests == 0 || 2*p.Burst.Requests < p.WindowRequests {
 		return false
 	}
 	return 2*float64(p.BurstConnections)*float64(p.WindowRequests) < float64(p.Connections)*float64(p.Burst.Requests) &&
-		p.BurstGoroutines <= th.GoroutineSettleTolerance &&
-		2*p.SocketsClosed <= p.Connections
+		p.BurstGoroutines <= th.GoroutineSettleTolerance
 }
 
 func (p *PoolCheck) burstValid(th Thresholds) bool {
@@ -81,9 +83,6 @@ func (p *PoolCheck) notAPool(th Thresholds) string {
 		return ""
 	case !p.burstValid(th):
 		return fmt.Sprintf("; its %d new HTTP client connections were not left out: the second burst meant to tell a pool from a leak was not a valid load", p.Connections)
-	case 2*p.SocketsClosed > p.Connections:
-		return fmt.Sprintf("; its %d new HTTP client connections are not a pool: a second burst of %d requests closed %d of the connections open before it (%+d connections)",
-			p.Connections, p.Burst.Requests, p.SocketsClosed, p.BurstConnections)
 	case p.BurstGoroutines > 0 && 2*float64(p.BurstConnections)*float64(p.WindowRequests) < float64(p.Connections)*float64(p.Burst.Requests):
 		return fmt.Sprintf("; its %d new HTTP client connections are not a pool: after a second burst of %d requests the service held %+d goroutines more",
 			p.Connections, p.Burst.Requests, p.BurstGoroutines)

@@ -10,8 +10,9 @@ import (
 // pool widened from 1 to 6 idle connections in the window, +9 goroutines
 // and +5 descriptors after the cooldown. What a second burst then showed
 // decides: reused, the pool is left out and the run passes; grown again
-// as much per request, or its connections replaced, or other goroutines
-// left behind, it is a leak and fails.
+// as much per request, or other goroutines left behind, it is a leak and
+// fails. Connections replaced are reported, not judged: a saturated pool
+// churns them.
 func TestSettledPoolIsLeftOutLeakIsNot(t *testing.T) {
 	window := func(p *PoolCheck) Observation {
 		obs := series(noisy(1, 6<<20, 0.05*(6<<20)), noisy(2, 10, 2))
@@ -48,7 +49,7 @@ func TestSettledPoolIsLeftOutLeakIsNot(t *testing.T) {
 		{"half a burst, as much per request", pool(4000, 3), Fail, 9, 7, "left 3 more open"},
 		{"too short a burst to tell", pool(3000, 0), Fail, 9, 7, "not a pool"},
 		{"an invalid burst", pool(8000, 0, func(p *PoolCheck) { p.Burst = burst(8000, 0.5) }), Fail, 9, 7, "was not a valid load"},
-		{"its connections replaced", pool(8000, 0, func(p *PoolCheck) { p.SocketsClosed = 6 }), Fail, 9, 7, "closed 6 of the connections open before it"},
+		{"a saturated pool that churned its connections", pool(8000, 0, func(p *PoolCheck) { p.SocketsClosed = 6 }), Pass, 0, 1, "reused them (+0 connections, 6 closed)"},
 		{"other goroutines left behind", pool(8000, 0, func(p *PoolCheck) { p.BurstGoroutines = 9 }), Fail, 9, 7, "held +9 goroutines more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

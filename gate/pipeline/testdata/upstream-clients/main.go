@@ -3,10 +3,11 @@
 //
 //   - CLIENT=pool-widens: one shared client whose pool is bounded at 8 idle
 //     connections. Each request fans out to the upstream, one call at a
-//     time for its first 800 requests (a test's 3 s warm-up at 200/s is
-//     600), then wider, up to 8 at once from request 1,080 on: the pool
-//     widens to its bound during the measured window and stays there. Not
-//     a leak.
+//     time for its first 1,400 requests (a test's 3 s warm-up at 200/s is
+//     600: the window's first reading, taken while its load runs, has 4 s
+//     to come even on a busy machine), then wider, up to 8 at once from
+//     request 1,680 on: the pool widens to its bound during the measured
+//     window and stays there. Not a leak.
 //   - CLIENT=new-every-400: a new client (transport) for every 400th
 //     request, the old one never closed: its idle connection stays open for
 //     good. A slow leak: 3 connections (6 goroutines) in the last half of a
@@ -44,7 +45,7 @@ func get(c *http.Client, url string) error {
 // poolWidens fans out to the upstream, wider as requests go by.
 func poolWidens(url string) error {
 	n := requests.Add(1)
-	width := min(8, max(1, 1+int(n-800)/40))
+	width := min(8, max(1, 1+int(n-1400)/40))
 	errs := make(chan error, width)
 	for range width {
 		go func() { errs <- get(shared, url) }()
