@@ -49,8 +49,13 @@ func (p *PoolCheck) Reused(th Thresholds) bool {
 	if p == nil || !p.burstValid(th) || p.Connections <= 0 || p.WindowRequests == 0 || 2*p.Burst.Requests < p.WindowRequests {
 		return false
 	}
-	return 2*float64(p.BurstConnections)*float64(p.WindowRequests) < float64(p.Connections)*float64(p.Burst.Requests) &&
-		p.BurstGoroutines <= th.GoroutineSettleTolerance
+	return p.fewerPerRequest() && p.BurstGoroutines <= th.GoroutineSettleTolerance
+}
+
+// fewerPerRequest: the burst left fewer than half as many new connections
+// per request as the window did.
+func (p *PoolCheck) fewerPerRequest() bool {
+	return 2*float64(p.BurstConnections)*float64(p.WindowRequests) < float64(p.Connections)*float64(p.Burst.Requests)
 }
 
 func (p *PoolCheck) burstValid(th Thresholds) bool {
@@ -83,7 +88,7 @@ func (p *PoolCheck) notAPool(th Thresholds) string {
 		return ""
 	case !p.burstValid(th):
 		return fmt.Sprintf("; its %d new HTTP client connections were not left out: the second burst meant to tell a pool from a leak was not a valid load", p.Connections)
-	case p.BurstGoroutines > 0 && 2*float64(p.BurstConnections)*float64(p.WindowRequests) < float64(p.Connections)*float64(p.Burst.Requests):
+	case p.BurstGoroutines > 0 && p.fewerPerRequest():
 		return fmt.Sprintf("; its %d new HTTP client connections are not a pool: after a second burst of %d requests the service held %+d goroutines more",
 			p.Connections, p.Burst.Requests, p.BurstGoroutines)
 	}

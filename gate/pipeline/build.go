@@ -25,7 +25,7 @@ func (r *run) build(ctx context.Context, g *gateContainment) (service.Built, err
 	if g.copied != "" {
 		dirs = append(dirs, g.copied)
 	}
-	r.owner = repositoryOwner(g.dir, []string{spec.GOPATHImportPath()}, dirs...)
+	r.owner = repositoryOwner(g.dir, spec.GOPATHImportPath(), dirs...)
 	if built.Note != "" {
 		r.log.Info("reader", "note", built.Note)
 	}

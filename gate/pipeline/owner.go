@@ -30,18 +30,15 @@ var errOwnerWalkDone = errors.New("enough entries")
 
 // repositoryOwner says what code of the repository at root is its own, for
 // attribution to name: the module path of every go.mod in it (or
-// importPaths, a GOPATH-era repository's or a workspace's packages), the
-// modules its vendor directories hold, and the directories the build saw
-// the root at.
+// importPath, a GOPATH-era repository's), the modules its vendor
+// directories hold, and the directories the build saw the root at.
 // Symlinks are not followed, files are read only while regular and up to
 // ownerMaxFile, and a file that cannot be read is left out: the worst a
 // repository can do is have its own frames go unnamed.
-func repositoryOwner(root string, importPaths []string, buildDirs ...string) attribution.Owner {
+func repositoryOwner(root, importPath string, buildDirs ...string) attribution.Owner {
 	o := attribution.Owner{BuildDirs: buildDirs}
-	for _, ip := range importPaths {
-		if ip != "" {
-			o.Packages = append(o.Packages, attribution.Root{ImportPath: ip})
-		}
+	if importPath != "" {
+		o.Packages = append(o.Packages, attribution.Root{ImportPath: importPath})
 	}
 	seen := 0
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

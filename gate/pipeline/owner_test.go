@@ -35,7 +35,7 @@ func TestRepositoryOwnerReadsModulesAndVendor(t *testing.T) {
 	if err := os.Symlink(secret, filepath.Join(root, "linked", "go.mod")); err != nil {
 		t.Fatal(err)
 	}
-	got := repositoryOwner(root, nil, "/build/src", root)
+	got := repositoryOwner(root, "", "/build/src", root)
 	want := attribution.Owner{
 		Packages: []attribution.Root{{ImportPath: "github.com/acme/svc"}, {ImportPath: "github.com/acme/svc/tools", Dir: "tools"}},
 		Vendored: []attribution.Root{
@@ -48,7 +48,7 @@ func TestRepositoryOwnerReadsModulesAndVendor(t *testing.T) {
 		t.Errorf("owner\n got %+v\nwant %+v", got, want)
 	}
 	// A GOPATH-era repository: no go.mod, its import path given.
-	if got := repositoryOwner(t.TempDir(), []string{"github.com/acme/legacy", ""}); !reflect.DeepEqual(got.Packages, []attribution.Root{{ImportPath: "github.com/acme/legacy"}}) {
+	if got := repositoryOwner(t.TempDir(), "github.com/acme/legacy"); !reflect.DeepEqual(got.Packages, []attribution.Root{{ImportPath: "github.com/acme/legacy"}}) {
 		t.Errorf("GOPATH owner %+v", got)
 	}
 }

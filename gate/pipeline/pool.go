@@ -19,7 +19,7 @@ func (m *measurement) checkPool(ctx context.Context) error {
 		return nil
 	}
 	s := &m.report.Settle
-	conns, goroutines, ok := m.pooledExcess()
+	conns, goroutines, connsAtEnd, ok := m.pooledExcess()
 	if !ok {
 		return nil
 	}
@@ -50,7 +50,6 @@ func (m *measurement) checkPool(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the goroutine profile after the second burst: %w", err)
 	}
-	connsBefore, _, _ := attribution.CountClientConnections(m.profiles.gorEnd)
 	socketsAfter, err := m.proc.ClientSockets()
 	if err != nil {
 		m.log.Info("the service's sockets after the second burst", "err", err)
@@ -64,7 +63,7 @@ func (m *measurement) checkPool(ctx context.Context) error {
 	}
 	s.Pool = &gate.PoolCheck{
 		Connections: conns, Goroutines: goroutines, WindowRequests: m.report.Load.Requests, Burst: burst,
-		BurstConnections: int(connsAfter - connsBefore), BurstGoroutines: settled.Final - s.Final, SocketsClosed: closed,
+		BurstConnections: int(connsAfter) - connsAtEnd, BurstGoroutines: settled.Final - s.Final, SocketsClosed: closed,
 	}
 	m.evaluate()
 	return nil
@@ -88,26 +87,26 @@ func (m *measurement) failedOnSettleAlone() bool {
 // pooledExcess: the goroutines that did not settle, beyond the tolerance,
 // are all held by client connections opened since the window's start
 // (counted whole in each profile, busy or idle: a connection busy at the
-// start and idle at the end is no new one); their number and goroutines.
-// Not when anything else is left over too: then the settle fails whatever
-// the connections are.
-func (m *measurement) pooledExcess() (conns, goroutines int, ok bool) {
+// start and idle at the end is no new one); their number and goroutines,
+// and the connections open at the end. Not when anything else is left
+// over too: then the settle fails whatever the connections are.
+func (m *measurement) pooledExcess() (conns, goroutines, connsAtEnd int, ok bool) {
 	s := m.report.Settle
 	tolerance := m.opts.Config.Thresholds.GoroutineSettleTolerance
 	if s.Settled || s.Final-s.WindowStart <= tolerance || m.profiles.gorErr != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	c0, g0, err := attribution.CountClientConnections(m.profiles.gorWarm)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	c1, g1, err := attribution.CountClientConnections(m.profiles.gorEnd)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	c, g := int(c1-c0), int(g1-g0)
 	if c <= 0 || s.Final-s.WindowStart-g > tolerance {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return c, g, true
+	return c, g, int(c1), true
 }
